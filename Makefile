@@ -1,0 +1,49 @@
+# The README's two commands: `make run` and `make test`. Both set up everything they need.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint typecheck imports policy-test pytest bench bench-tools clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/maestro-gate serve
+
+test: $(STAMP) lint typecheck imports policy-test pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check service tests bench
+	$(BIN)/ruff format --check service tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+imports: $(STAMP)
+	$(BIN)/lint-imports
+
+policy-test: $(STAMP)
+	$(BIN)/maestro-gate policy check policies
+	$(BIN)/maestro-gate policy test policies
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+
+bench: $(STAMP) bench-tools
+	$(BIN)/python bench/engine_bench.py
+	$(BIN)/python bench/audit_bench.py
+	$(BIN)/python bench/service_bench.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

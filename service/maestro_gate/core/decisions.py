@@ -1,0 +1,127 @@
+"""The response contract of `POST /v1/decide` and the check of what a policy returned.
+
+A policy result that does not have the documented shape is itself a reason to deny:
+`check_policy_result` turns it into a deny with the `GATE.malformed_policy_result` rule.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Verdict = Literal["allow", "deny", "require_hitl"]
+Mode = Literal["enforce", "shadow"]
+LAYERS = (
+    "l1_foundation_models",
+    "l2_data_operations",
+    "l3_agent_frameworks",
+    "l4_deployment_infrastructure",
+    "l5_evaluation_observability",
+    "l6_security_compliance",
+    "l7_agent_ecosystem",
+    "cross_layer",
+)
+RULE_ID = re.compile(r"^(L[1-7]|CL|GATE)\.[a-z][a-z0-9_]*$")
+THREAT_ID = re.compile(r"^T[1-9][0-9]?$")
+
+
+class Wire(BaseModel):
+    """Base for response models."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Reason(Wire):
+    """Why a layer denied or escalated: a stable rule id, its layer and the MAESTRO threats."""
+
+    rule: str = Field(pattern=RULE_ID.pattern, examples=["L3.tool_not_allowlisted"])
+    layer: str
+    threats: list[str] = Field(default_factory=list)
+    message: str
+
+
+class Obligation(Reason):
+    """Something the caller must do if it proceeds (sandbox, redact, log)."""
+
+    type: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class PolicyResult(Wire):
+    """What `data.maestro.decision.result` must evaluate to."""
+
+    decision: Verdict
+    reasons: list[Reason] = Field(default_factory=list)
+    obligations: list[Obligation] = Field(default_factory=list)
+    layers: dict[str, Verdict] = Field(default_factory=dict)
+    approvers_required: int = Field(0, ge=0, le=10)
+
+
+class ApprovalTicket(Wire):
+    """The human approval a `require_hitl` decision waits for."""
+
+    id: str
+    approvers_required: int
+    expires_at: str
+    status: str = "pending"
+
+
+class PolicyRef(Wire):
+    """Which bundle and engine decided."""
+
+    revision: str
+    digest: str
+    engine: str
+    engine_decision_id: str | None = None
+
+
+class AuditRef(Wire):
+    """Where the decision sits in the audit log."""
+
+    index: int
+    leaf_hash: str
+
+
+class DecisionResponse(Wire):
+    """The answer to `POST /v1/decide`."""
+
+    decision_id: str
+    decision: Verdict
+    reasons: list[Reason]
+    obligations: list[Obligation]
+    layers: dict[str, Verdict]
+    approval: ApprovalTicket | None = None
+    policy: PolicyRef
+    audit: AuditRef
+    mode: Mode
+    evaluated_decision: Verdict | None = Field(
+        None, description="In shadow mode, what enforcement would have answered."
+    )
+
+
+def gate_reason(rule: str, message: str, threats: list[str] | None = None) -> Reason:
+    """A reason the gate itself raises (engine failure, malformed policy output)."""
+    return Reason(rule=f"GATE.{rule}", layer="gate", threats=threats or [], message=message)
+
+
+def check_policy_result(raw: Any) -> PolicyResult:
+    """Validate a policy's output; anything malformed or inconsistent becomes a deny."""
+    try:
+        result = PolicyResult.model_validate(raw)
+    except ValidationError as exc:
+        return _malformed(f"policy result has the wrong shape: {exc.error_count()} error(s)")
+    if result.decision == "deny" and not result.reasons:
+        return _malformed("policy denied without a reason")
+    for reason in result.reasons:
+        bad = [t for t in reason.threats if not THREAT_ID.match(t)]
+        if bad:
+            return _malformed(f"rule {reason.rule} cites malformed threat ids {bad}")
+    return result
+
+
+def _malformed(message: str) -> PolicyResult:
+    return PolicyResult(
+        decision="deny", reasons=[gate_reason("malformed_policy_result", message, ["T24"])]
+    )

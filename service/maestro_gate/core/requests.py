@@ -1,0 +1,187 @@
+"""The request contract of `POST /v1/decide` (version 1): three kinds, discriminated by `kind`.
+
+Field names follow AuthZEN where they fit (subject, action, resource as `target`, context) and
+DESIGN §4.1 otherwise. The Rego input document is `Request.model_dump(mode="json")` plus `state`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+
+AgentId = Annotated[
+    str,
+    StringConstraints(
+        min_length=3, max_length=512, pattern=r"^[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s]+$"
+    ),
+]
+"""An agent identity as a URI, SPIFFE style: `spiffe://corp.example/agent/analyst`."""
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Text = Annotated[str, StringConstraints(max_length=4096)]
+Classification = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+JsonObject = dict[str, Any]
+
+
+class Strict(BaseModel):
+    """Base for wire models: unknown fields are errors, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Subject(Strict):
+    """The acting agent."""
+
+    id: AgentId
+    session_id: Name | None = None
+    run_id: Name | None = None
+    on_behalf_of: Name | None = Field(None, description="The originating human or principal.")
+
+
+class DelegationHop(Strict):
+    """One hop of the delegation chain that led to this request."""
+
+    delegator: AgentId
+    delegatee: AgentId
+    scopes: list[Name] = Field(default_factory=list, max_length=256)
+    ttl_seconds: int | None = Field(None, ge=1, le=31_536_000)
+
+
+class PlanStep(Strict):
+    """A step of the agent's declared plan, checked against the goal's scopes (L3)."""
+
+    action: Name
+    scope: Name | None = None
+
+
+class Context(Strict):
+    """Where the request comes from: task, goal, trace and the delegation chain so far."""
+
+    task_id: Name | None = None
+    goal: Text | None = None
+    goal_scopes: list[Name] = Field(default_factory=list, max_length=256)
+    plan: list[PlanStep] = Field(default_factory=list, max_length=256)
+    trace_id: Name | None = None
+    reflection_depth: int = Field(0, ge=0, le=10_000)
+    delegation_chain: list[DelegationHop] = Field(default_factory=list, max_length=64)
+    timestamp: datetime | None = None
+    attributes: JsonObject = Field(default_factory=dict)
+
+
+class Resource(Strict):
+    """What an action touches."""
+
+    type: Name
+    id: Name
+    classification: Classification | None = None
+    tenant: Name | None = None
+
+
+class ModelRef(Strict):
+    """The foundation model behind the agent (L1 checks)."""
+
+    id: Name
+    digest: Name | None = Field(None, description="Content digest, e.g. `sha256:…`.")
+
+
+class Execution(Strict):
+    """Where and how the action runs (L4 checks)."""
+
+    sandbox: bool = False
+    location: Literal["local", "cloud"] | None = None
+    egress: list[Name] = Field(default_factory=list, max_length=256, description="Hosts reached.")
+    secrets: list[Name] = Field(default_factory=list, max_length=256, description="Secrets read.")
+
+
+class CodeArtifact(Strict):
+    """Code the action runs, and whether it passed a review gate (L3)."""
+
+    generated: bool = False
+    reviewed: bool = False
+    review_id: Name | None = None
+    digest: Name | None = None
+
+
+class ToolDescriptor(Strict):
+    """The tool as its server described it, e.g. an MCP tool description digest (L7)."""
+
+    server: Name | None = None
+    digest: Name
+
+
+class RequestBase(Strict):
+    """Fields every kind shares."""
+
+    subject: Subject
+    context: Context = Field(default_factory=Context)
+    request_id: Name | None = Field(None, description="Set by the caller for idempotent retries.")
+    approval_id: Name | None = Field(
+        None, description="An approval granted for this exact request, when re-submitting."
+    )
+
+
+class AgentAction(RequestBase):
+    """An agent calling a tool or performing an operation."""
+
+    kind: Literal["agent_action"]
+    action: Name
+    arguments: JsonObject = Field(default_factory=dict)
+    target: Resource | None = None
+    reversible: bool = True
+    side_effects: list[Name] = Field(default_factory=list, max_length=64)
+    model: ModelRef | None = None
+    execution: Execution | None = None
+    code: CodeArtifact | None = None
+    tool: ToolDescriptor | None = None
+
+
+class Data(Strict):
+    """The data that moves."""
+
+    classification: Classification
+    labels: list[Name] = Field(default_factory=list, max_length=256)
+    tenant: Name | None = None
+    provenance: list[Name] = Field(
+        default_factory=list, max_length=256, description="Agents and stores it passed through."
+    )
+    contains_pii: bool = False
+
+
+class Endpoint(Strict):
+    """One end of a data movement."""
+
+    type: Literal["agent", "store", "tool", "external"]
+    id: Name
+
+
+class DataMovement(RequestBase):
+    """Data with a classification crossing from a source to a destination."""
+
+    kind: Literal["data_movement"]
+    data: Data
+    source: Endpoint
+    destination: Endpoint
+    operation: Literal["read", "write", "copy", "export", "memory_write"]
+
+
+class Task(Strict):
+    """What a delegator hands over."""
+
+    goal: Text
+    scopes: list[Name] = Field(default_factory=list, max_length=256)
+
+
+class Delegation(RequestBase):
+    """The subject handing a task and scopes to another agent."""
+
+    kind: Literal["delegation"]
+    delegatee: AgentId
+    task: Task
+    ttl_seconds: int = Field(..., ge=1, le=31_536_000)
+
+
+Request = Annotated[AgentAction | DataMovement | Delegation, Field(discriminator="kind")]
+REQUEST_ADAPTER: TypeAdapter[AgentAction | DataMovement | Delegation] = TypeAdapter(Request)
+KINDS = ("agent_action", "data_movement", "delegation")
