@@ -15,7 +15,7 @@ GENESIS = "0" * 64
 
 
 def canonical(value: Any) -> bytes:
-    """RFC 8785 bytes of a JSON value; raises `rfc8785.CanonicalizationError` for floats it rejects."""
+    """RFC 8785 bytes of a JSON value; raises a ValueError for values JCS cannot represent."""
     return rfc8785.dumps(value)
 
 

@@ -1,17 +1,17 @@
 """One error tree with stable codes; the HTTP edge maps each code to a status once.
 
-    GateError
-    ├── InvalidRequest          invalid_parameter     400
-    │   ├── RequestTooLarge     request_too_large     413
-    │   └── RequestTooDeep      request_too_deep      400
-    ├── Unauthenticated         unauthorized          401
-    ├── Forbidden               forbidden             403
-    ├── NotFound                resource_not_found    404
-    ├── Conflict                resource_conflict     409
-    ├── EngineError             engine_error          (never surfaces: becomes a deny)
-    ├── BundleError             bundle_error          (load time; the active bundle stays)
-    ├── AuditUnavailable        audit_unavailable     503
-    └── NotReady                not_ready             503
+GateError
+├── InvalidRequest          invalid_parameter     400
+│   ├── RequestTooLarge     request_too_large     413
+│   └── RequestTooDeep      request_too_deep      400
+├── Unauthenticated         unauthorized          401
+├── Forbidden               forbidden             403
+├── NotFound                resource_not_found    404
+├── Conflict                resource_conflict     409
+├── EngineError             engine_error          (never surfaces: becomes a deny)
+├── BundleError             bundle_error          (load time; the active bundle stays)
+├── AuditUnavailable        audit_unavailable     503
+└── NotReady                not_ready             503
 """
 
 from __future__ import annotations

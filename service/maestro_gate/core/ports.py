@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -76,7 +77,7 @@ class DecisionMetrics(Protocol):
         mode: str,
         seconds: float,
         rules: list[str],
-        layers: dict[str, str],
+        layers: Mapping[str, str],
     ) -> None:
         """Count one decision and its latency."""
         ...

@@ -13,9 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 
 AgentId = Annotated[
     str,
-    StringConstraints(
-        min_length=3, max_length=512, pattern=r"^[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s]+$"
-    ),
+    StringConstraints(min_length=3, max_length=512, pattern=r"^[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s]+$"),
 ]
 """An agent identity as a URI, SPIFFE style: `spiffe://corp.example/agent/analyst`."""
 

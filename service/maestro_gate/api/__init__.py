@@ -1,0 +1,1 @@
+"""The FastAPI edge: app factory, routers, and the one error handler."""

@@ -1,0 +1,53 @@
+"""`create_app(settings)`: the FastAPI application; its lifespan owns every client and pool."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from maestro_gate import __version__
+from maestro_gate.api import decide, errors, operations
+from maestro_gate.config import Settings
+from maestro_gate.wiring import Gate, build
+
+
+def create_app(settings: Settings, gate: Gate | None = None) -> FastAPI:
+    """The service for `settings`; pass `gate` to run on parts built elsewhere."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        running = gate or build(settings)
+        await running.start()
+        app.state.gate = running
+        try:
+            yield
+        finally:
+            await running.close()
+
+    app = FastAPI(
+        title="MAESTRO Gate",
+        version=__version__,
+        summary="Policy decision point for multi-agent AI systems (MAESTRO layers).",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(decide.router)
+    app.include_router(operations.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                decide.request_schemas()
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,93 @@
+"""`POST /v1/decide`: validate the body, decide, answer with the audited decision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from maestro_gate.api.body import read_json
+from maestro_gate.api.errors import UnprocessableRequest, validation_details
+from maestro_gate.core.decisions import DecisionResponse
+from maestro_gate.core.requests import KINDS, REQUEST_ADAPTER
+from maestro_gate.wiring import Gate
+
+router = APIRouter(prefix="/v1", tags=["decisions"])
+
+_REQUEST_SCHEMA = REQUEST_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
+_ERROR = {
+    "description": "Error",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+
+
+@router.post(
+    "/decide",
+    response_model=DecisionResponse,
+    summary="Decide an agent action, data movement or delegation",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/DecisionRequest"}}
+            },
+        }
+    },
+    responses={400: _ERROR, 413: _ERROR, 422: _ERROR, 503: _ERROR},
+)
+async def decide(request: Request) -> Response:
+    """Decide one request; a deny is a 200 with `decision: deny`."""
+    gate: Gate = request.app.state.gate
+    settings = gate.settings
+    body = await read_json(request, settings.max_body_bytes, settings.max_depth)
+    parsed = parse_request(body)
+    response = await gate.point.decide(parsed)
+    return Response(response.model_dump_json(exclude_none=True), media_type="application/json")
+
+
+def parse_request(body: Any) -> Any:
+    """Validate a parsed body as one of the three request kinds, with a precise error."""
+    if not isinstance(body, dict):
+        raise UnprocessableRequest("request body must be a JSON object")
+    kind = body.get("kind")
+    if kind not in KINDS:
+        raise UnprocessableRequest(
+            f"`kind` must be one of {', '.join(KINDS)}; got {kind!r}"
+            if kind is not None
+            else f"`kind` is required: one of {', '.join(KINDS)}",
+            errors=[
+                {"code": "unknown_kind", "message": "unknown or missing kind", "location": "/kind"}
+            ],
+        )
+    try:
+        return REQUEST_ADAPTER.validate_python(body)
+    except ValidationError as exc:
+        raise UnprocessableRequest(
+            "request does not match the schema",
+            errors=validation_details([_untagged(e) for e in exc.errors(include_input=False)]),
+        ) from None
+
+
+def _untagged(error: Any) -> Any:
+    loc = tuple(error.get("loc", ()))
+    return {**error, "loc": loc[1:]} if loc and loc[0] in KINDS else error
+
+
+def request_schemas() -> dict[str, Any]:
+    """Component schemas for the request union, for the OpenAPI document."""
+    defs = dict(_REQUEST_SCHEMA.get("$defs", {}))
+    union = {k: v for k, v in _REQUEST_SCHEMA.items() if k != "$defs"}
+    defs["DecisionRequest"] = union
+    defs["Error"] = {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {
+            "code": {"type": "string"},
+            "message": {"type": "string"},
+            "errors": {"type": "array", "items": {"type": "object"}},
+            "decision_id": {"type": "string"},
+        },
+    }
+    return defs

@@ -1,0 +1,96 @@
+"""The single translation of errors to HTTP: `{code, message, errors?}`, as OPA shapes them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from maestro_gate.core import errors
+
+STATUS: dict[type[errors.GateError], int] = {
+    errors.RequestTooLarge: 413,
+    errors.InvalidRequest: 400,
+    errors.Unauthenticated: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.BundleError: 422,
+    errors.AuditUnavailable: 503,
+    errors.NotReady: 503,
+}
+
+
+class UnprocessableRequest(errors.InvalidRequest):
+    """The body is JSON but does not match the request schema."""
+
+    code = "invalid_request"
+
+
+STATUS[UnprocessableRequest] = 422
+
+
+def status_of(exc: errors.GateError) -> int:
+    """The HTTP status of a gate error: the nearest class in STATUS, else 500."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def error_body(
+    code: str, message: str, details: list[dict[str, Any]] | None = None, **extra: Any
+) -> dict[str, Any]:
+    """The error body shape every endpoint uses."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        body["errors"] = details
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return body
+
+
+def validation_details(raw: list[Any]) -> list[dict[str, Any]]:
+    """pydantic errors as `{code, message, location}` entries, with no echo of the input."""
+    return [
+        {
+            "code": str(e.get("type", "invalid")),
+            "message": str(e.get("msg", "")),
+            "location": "/" + "/".join(str(p) for p in e.get("loc", ())),
+        }
+        for e in raw[:50]
+    ]
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that give every error the same body shape."""
+    log = structlog.get_logger("maestro_gate.api")
+
+    @app.exception_handler(errors.GateError)
+    async def gate_error(_: Request, exc: errors.GateError) -> JSONResponse:
+        status = status_of(exc)
+        if status >= 500:
+            log.error("request_failed", code=exc.code, message=exc.message)
+        return JSONResponse(error_body(exc.code, exc.message, exc.errors), status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = validation_details(list(exc.errors()))
+        body = error_body("invalid_request", "request does not match the schema", details)
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        codes = {404: "resource_not_found", 405: "method_not_allowed"}
+        code = codes.get(exc.status_code, "invalid_parameter")
+        return JSONResponse(
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected_error", error=type(exc).__name__)
+        return JSONResponse(error_body("internal_error", "internal error"), status_code=500)

@@ -1,0 +1,64 @@
+"""Liveness, readiness, status and metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from maestro_gate.wiring import Gate
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", summary="Liveness: the process answers")
+async def health() -> dict[str, str]:
+    """Always `{"status": "ok"}` while the process serves requests."""
+    return {"status": "ok"}
+
+
+@router.get("/ready", summary="Readiness: a bundle is active and the audit log is writable")
+async def ready(request: Request) -> JSONResponse:
+    """200 when decisions can be made and recorded now, else 503 with the failing checks."""
+    gate: Gate = request.app.state.gate
+    checks = {
+        "bundle_active": gate.engine.active_bundle() is not None,
+        "engine_reachable": await gate.engine.ready(),
+        "audit_writable": await gate.audit.writable(),
+    }
+    ok = all(checks.values())
+    body: dict[str, Any] = {"status": "ready" if ok else "not_ready", "checks": checks}
+    if not ok:
+        body = {"code": "not_ready", "message": "the gate cannot decide yet", **body}
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+@router.get("/v1/status", summary="Bundle, engine and audit status")
+async def status(request: Request) -> dict[str, Any]:
+    """The active bundle, engine, audit size, mode and the last reload error."""
+    gate: Gate = request.app.state.gate
+    bundle = gate.engine.active_bundle()
+    return {
+        "engine": gate.engine.name,
+        "mode": gate.point.mode,
+        "bundle": (
+            {
+                "revision": bundle.revision,
+                "digest": bundle.digest,
+                "activated_at": bundle.activated_at,
+            }
+            if bundle
+            else None
+        ),
+        "last_reload_error": gate.last_reload_error,
+        "audit": {"records": await gate.audit.size(), "writable": await gate.audit.writable()},
+    }
+
+
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """The `maestro_*` metrics in Prometheus text format."""
+    gate: Gate = request.app.state.gate
+    return Response(generate_latest(gate.metrics.registry), media_type=CONTENT_TYPE_LATEST)

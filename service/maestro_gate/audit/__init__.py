@@ -1,0 +1,1 @@
+"""AuditLog adapters: `sqlite` (the embedded default) and `postgres`."""

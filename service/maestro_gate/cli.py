@@ -1,0 +1,132 @@
+"""The `maestro-gate` command line.
+
+Exit codes of `decide`: 0 allow, 2 deny, 3 require_hitl, 1 bad input, 4 could not decide.
+`audit verify` exits 0 when the log verifies and 1 naming the first bad record otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from maestro_gate.config import PREFIX, Settings
+from maestro_gate.core.errors import GateError, InvalidRequest
+
+DECISION_EXIT = {"allow": 0, "deny": 2, "require_hitl": 3}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit code."""
+    args = _parser().parse_args(argv)
+    settings = Settings.from_env(os.environ)
+    handler = args.handler
+    code: int = handler(args, settings)
+    return code
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from maestro_gate.api.app import create_app
+    from maestro_gate.logs import configure
+
+    configure(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
+    return 0
+
+
+def _decide(args: argparse.Namespace, settings: Settings) -> int:
+    from maestro_gate.api.decide import parse_request
+    from maestro_gate.logs import configure
+    from maestro_gate.wiring import build
+
+    configure("warning")
+    raw = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+    try:
+        request = parse_request(json.loads(raw))
+    except (ValueError, InvalidRequest) as exc:
+        print(json.dumps({"code": "invalid_request", "message": str(exc)}), file=sys.stderr)
+        return 1
+
+    async def run() -> int:
+        gate = build(settings)
+        await gate.start()
+        try:
+            response = await gate.point.decide(request)
+        except GateError as exc:
+            print(json.dumps({"code": exc.code, "message": exc.message}), file=sys.stderr)
+            return 4
+        finally:
+            await gate.close()
+        print(response.model_dump_json(indent=2, exclude_none=True))
+        return DECISION_EXIT[response.decision]
+
+    return asyncio.run(run())
+
+
+def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from maestro_gate.audit.sqlite import SqliteAuditLog
+    from maestro_gate.core.verify import verify_chain
+    from maestro_gate.wiring import sqlite_path
+
+    path = sqlite_path(args.dsn or settings.audit_dsn)
+    if not path.is_file():
+        print(f"no audit log at {path}", file=sys.stderr)
+        return 1
+    report = verify_chain(SqliteAuditLog(path).rows())
+    if report.ok:
+        print(f"ok: {report.checked} records verified, head {report.head}")
+        return 0
+    print(f"FAIL at index {report.bad_index}: {report.problem}")
+    return 1
+
+
+def _config(args: argparse.Namespace, settings: Settings) -> int:
+    print("| variable | default | meaning |\n|---|---|---|")
+    for name, field in Settings.model_fields.items():
+        default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+        shown = "" if default is None else f"`{default}`"
+        print(f"| `{PREFIX}{name.upper()}` | {shown} | {field.description or ''} |")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="maestro-gate", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(required=True, metavar="command")
+
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(handler=_serve)
+
+    decide = sub.add_parser("decide", help="decide one request from a JSON file or - for stdin")
+    decide.add_argument("file")
+    decide.set_defaults(handler=_decide)
+
+    audit = sub.add_parser("audit", help="audit log tools").add_subparsers(
+        required=True, metavar="action"
+    )
+    verify = audit.add_parser("verify", help="recompute the chain; name the first bad record")
+    verify.add_argument("--dsn", help="audit DSN (default: MAESTRO_GATE_AUDIT_DSN)")
+    verify.set_defaults(handler=_audit_verify)
+
+    config = sub.add_parser("config", help="print the environment variables as a Markdown table")
+    config.set_defaults(handler=_config)
+    return parser
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""Audit record bodies (schema version 1) and JSON-pointer masking of the recorded input.
+
+The log adds `index` and `prev` when it seals a body (`chain.seal`); everything else is fixed
+here, before the append, so the bytes are the same whichever store holds them.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from maestro_gate.core.chain import SCHEMA_VERSION
+
+MASK = "***"
+
+
+def decision_record(
+    *,
+    decision_id: str,
+    timestamp: str,
+    kind: str,
+    subject: str,
+    decision: str,
+    result: dict[str, Any],
+    policy: dict[str, Any],
+    mode: str,
+    approval: dict[str, Any] | None,
+    masked_input: dict[str, Any],
+    input_sha256: str,
+    trace_id: str | None,
+) -> dict[str, Any]:
+    """The body of a decision record, with the rule ids lifted out for search."""
+    return {
+        "schema": SCHEMA_VERSION,
+        "type": "decision",
+        "timestamp": timestamp,
+        "decision_id": decision_id,
+        "kind": kind,
+        "subject": subject,
+        "decision": decision,
+        "rules": sorted({r["rule"] for r in result.get("reasons", [])}),
+        "result": result,
+        "policy": policy,
+        "mode": mode,
+        "approval": approval,
+        "trace_id": trace_id,
+        "input": masked_input,
+        "input_sha256": input_sha256,
+    }
+
+
+def event_record(
+    *, event_id: str, timestamp: str, type: str, subject: str | None, detail: dict[str, Any]
+) -> dict[str, Any]:
+    """The body of a non-decision record: approvals, admin changes, refused callers."""
+    return {
+        "schema": SCHEMA_VERSION,
+        "type": type,
+        "timestamp": timestamp,
+        "decision_id": event_id,
+        "subject": subject,
+        "detail": detail,
+    }
+
+
+def mask(document: dict[str, Any], pointers: list[str]) -> dict[str, Any]:
+    """A copy of `document` with the value at each RFC 6901 pointer replaced by `***`."""
+    if not pointers:
+        return document
+    masked = copy.deepcopy(document)
+    for pointer in pointers:
+        _mask_one(masked, pointer)
+    return masked
+
+
+def _mask_one(node: Any, pointer: str) -> None:
+    if not pointer.startswith("/"):
+        return
+    tokens = [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
+    for token in tokens[:-1]:
+        node = _child(node, token)
+        if node is None:
+            return
+    last = tokens[-1]
+    if isinstance(node, dict) and last in node:
+        node[last] = MASK
+    elif isinstance(node, list) and last.isdigit() and int(last) < len(node):
+        node[int(last)] = MASK
+
+
+def _child(node: Any, token: str) -> Any:
+    if isinstance(node, dict):
+        return node.get(token)
+    if isinstance(node, list) and token.isdigit() and int(token) < len(node):
+        return node[int(token)]
+    return None

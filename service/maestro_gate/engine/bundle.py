@@ -1,0 +1,186 @@
+"""Reading an OPA-style policy bundle directory: manifest, modules, data, digest, built-in check.
+
+A bundle is refused here, before any engine sees it, when its manifest is missing or invalid,
+a data file is not JSON, or a module calls a built-in the embedded engine lacks: rego-cpp answers
+*undefined* for some missing built-ins, which would silently disable a deny.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from maestro_gate.core.errors import BundleError
+
+REGISTRY_PATH = ("maestro", "registry")
+DECISION_ENTRYPOINT = "maestro/decision/result"
+
+_COMMENT = re.compile(r"#[^\n]*")
+_STRING = re.compile(r'"(?:\\.|[^"\\])*"|`[^`]*`')
+_CALL = re.compile(r"(?<![\w.])([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)\s*\(")
+_FUNC_HEAD = re.compile(r"^\s*([A-Za-z_][\w]*)\s*\(", re.MULTILINE)
+_IMPORT = re.compile(r"^\s*import\s+(data|input)((?:\.[\w]+)*)(?:\s+as\s+(\w+))?", re.MULTILINE)
+_KEYWORDS = frozenset({"if", "contains", "not", "some", "every", "in", "with", "else", "default"})
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A bundle read from disk: modules by relative path, the merged data document, identity."""
+
+    root: Path
+    revision: str
+    roots: list[str]
+    modules: dict[str, str]
+    tests: dict[str, str]
+    data: dict[str, Any]
+    digest: str
+    registry_source: str = "bundle"
+    files: dict[str, bytes] = field(default_factory=dict, repr=False)
+
+
+def read_bundle(root: Path, registry_file: Path | None = None) -> Bundle:
+    """Read a bundle directory; `registry_file` replaces `data.maestro.registry` when given."""
+    if not root.is_dir():
+        raise BundleError(f"bundle directory {root} does not exist")
+    manifest = _read_manifest(root)
+    modules: dict[str, str] = {}
+    tests: dict[str, str] = {}
+    data: dict[str, Any] = {}
+    files: dict[str, bytes] = {".manifest": (root / ".manifest").read_bytes()}
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        rel = path.relative_to(root).as_posix()
+        raw = path.read_bytes()
+        if path.suffix == ".rego":
+            files[rel] = raw
+            (tests if path.stem.endswith("_test") else modules)[rel] = raw.decode()
+        elif path.name == "data.json":
+            files[rel] = raw
+            _place(data, path.parent.relative_to(root).parts, _json(raw, rel))
+    registry_source = "bundle"
+    if registry_file is not None:
+        raw = _read(registry_file)
+        _place(data, REGISTRY_PATH, _json(raw, str(registry_file)), replace=True)
+        files["<registry>"] = raw
+        registry_source = str(registry_file)
+    if not modules:
+        raise BundleError(f"bundle {root} has no policy modules")
+    return Bundle(
+        root=root,
+        revision=manifest["revision"],
+        roots=manifest["roots"],
+        modules=modules,
+        tests=tests,
+        data=data,
+        digest=digest_of(files),
+        registry_source=registry_source,
+        files=files,
+    )
+
+
+def digest_of(files: dict[str, bytes]) -> str:
+    """SHA-256 over every file's path and bytes, in path order: the bundle's identity."""
+    h = hashlib.sha256()
+    for name in sorted(files):
+        content = files[name]
+        h.update(f"{name}\0{len(content)}\0".encode())
+        h.update(content)
+    return "sha256:" + h.hexdigest()
+
+
+def unsupported_builtins(
+    modules: dict[str, str], is_builtin: Callable[[str], bool]
+) -> list[tuple[str, str]]:
+    """(file, name) for every call that is neither a user function, a data ref nor a built-in."""
+    defined = {name for src in modules.values() for name in _FUNC_HEAD.findall(_strip(src))}
+    missing: list[tuple[str, str]] = []
+    for file, src in sorted(modules.items()):
+        text = _strip(src)
+        aliases = _import_aliases(text)
+        for name in sorted(set(_CALL.findall(text))):
+            head = name.split(".", 1)[0]
+            if name in _KEYWORDS or name in defined or head in aliases or head == "data":
+                continue
+            if not is_builtin(name):
+                missing.append((file, name))
+    return missing
+
+
+def check_builtins(bundle: Bundle, is_builtin: Callable[[str], bool]) -> None:
+    """Raise BundleError naming each built-in the engine lacks and the file that calls it."""
+    missing = unsupported_builtins({**bundle.modules, **bundle.tests}, is_builtin)
+    if missing:
+        listed = ", ".join(f"{name} in {file}" for file, name in missing)
+        raise BundleError(
+            f"bundle calls built-ins the embedded engine lacks: {listed}",
+            errors=[
+                {"code": "unsupported_builtin", "message": name, "location": {"file": file}}
+                for file, name in missing
+            ],
+        )
+
+
+def _strip(src: str) -> str:
+    return _COMMENT.sub("", _STRING.sub('""', src))
+
+
+def _import_aliases(text: str) -> set[str]:
+    aliases: set[str] = set()
+    for root, path, alias in _IMPORT.findall(text):
+        parts = path.strip(".").split(".") if path else [root]
+        aliases.add(alias or parts[-1])
+    return aliases
+
+
+def _read_manifest(root: Path) -> dict[str, Any]:
+    path = root / ".manifest"
+    if not path.is_file():
+        raise BundleError(f"bundle {root} has no .manifest")
+    manifest = _json(path.read_bytes(), ".manifest")
+    revision = manifest.get("revision") if isinstance(manifest, dict) else None
+    roots = manifest.get("roots", [""]) if isinstance(manifest, dict) else None
+    if not isinstance(revision, str) or not revision:
+        raise BundleError(".manifest needs a non-empty string `revision`")
+    if not isinstance(roots, list) or not all(isinstance(r, str) for r in roots):
+        raise BundleError(".manifest `roots` must be a list of strings")
+    return {"revision": revision, "roots": roots}
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise BundleError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _json(raw: bytes, name: str) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{name} is not valid JSON: {exc}") from exc
+
+
+def _place(
+    data: dict[str, Any], parts: Iterable[str], value: Any, *, replace: bool = False
+) -> None:
+    keys = list(parts)
+    if not keys:
+        if not isinstance(value, dict):
+            raise BundleError("a root data.json must hold an object")
+        data.update(value)
+        return
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    if replace or keys[-1] not in node:
+        node[keys[-1]] = value
+    elif isinstance(node[keys[-1]], dict) and isinstance(value, dict):
+        node[keys[-1]].update(value)
+    else:
+        raise BundleError(f"data at {'/'.join(keys)} is defined twice")

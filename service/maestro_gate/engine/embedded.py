@@ -1,0 +1,137 @@
+"""The embedded engine: regopy (rego-cpp) evaluating a compiled bundle through its VM.
+
+Each worker thread owns an interpreter compiled from the active bundle; a reload compiles and
+checks the new bundle on a fresh interpreter first and swaps it in whole, so no decision ever
+sees a half-loaded bundle. regopy calls C through ctypes and releases the GIL, so a deadline
+on the event loop holds even while a worker is busy; a late result is discarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import regopy
+
+from maestro_gate.core.errors import BundleError, EngineError, EngineTimeout, NotReady
+from maestro_gate.core.ports import BundleInfo, EngineResult
+from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, Bundle, check_builtins
+
+
+@dataclass(frozen=True)
+class _Active:
+    bundle: Bundle
+    info: BundleInfo
+    generation: int
+
+
+@dataclass
+class _Compiled:
+    rego: regopy.Interpreter
+    program: Any
+    generation: int
+
+
+def compile_bundle(bundle: Bundle) -> tuple[regopy.Interpreter, Any]:
+    """Compile a bundle on a fresh interpreter with strict built-in errors; raise BundleError."""
+    rego = regopy.Interpreter()
+    rego.log_level = regopy.LogLevel.NONE
+    rego.strict_built_in_errors = True
+    check_builtins(bundle, rego.is_builtin)
+    for path, source in bundle.modules.items():
+        try:
+            rego.add_module(path, source)
+        except regopy.RegoError as exc:
+            raise BundleError(f"{path} does not compile: {_first_line(exc)}") from exc
+    try:
+        rego.add_data(bundle.data)
+        program = rego.build(None, [DECISION_ENTRYPOINT])
+    except regopy.RegoError as exc:
+        raise BundleError(f"bundle does not compile: {_first_line(exc)}") from exc
+    if not program.ok():
+        raise BundleError("bundle does not compile")
+    return rego, program
+
+
+class EmbeddedEngine:
+    """PolicyEngine running the bundle in process on a small pool of worker threads."""
+
+    name = "embedded"
+
+    def __init__(self, workers: int = 2) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rego")
+        self._local = threading.local()
+        self._active: _Active | None = None
+        self._lock = threading.Lock()
+
+    def load(self, bundle: Bundle) -> BundleInfo:
+        """Compile, check and activate a bundle; the active one stays if this raises."""
+        compile_bundle(bundle)
+        with self._lock:
+            generation = self._active.generation + 1 if self._active else 1
+            info = BundleInfo(
+                revision=bundle.revision,
+                digest=bundle.digest,
+                activated_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            )
+            self._active = _Active(bundle=bundle, info=info, generation=generation)
+        return info
+
+    def active_bundle(self) -> BundleInfo | None:
+        """The bundle decisions are made with now."""
+        active = self._active
+        return active.info if active else None
+
+    async def ready(self) -> bool:
+        """True when a bundle is active."""
+        return self._active is not None
+
+    async def evaluate(self, document: dict[str, Any], timeout_s: float) -> EngineResult:
+        """Evaluate `data.maestro.decision.result` within `timeout_s` seconds."""
+        active = self._active
+        if active is None:
+            raise NotReady("no policy bundle is active")
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._pool, self._evaluate, active, document)
+        try:
+            value = await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            raise EngineTimeout(
+                f"evaluation exceeded its {timeout_s * 1000:.0f} ms deadline"
+            ) from None
+        return EngineResult(value=value, bundle=active.info)
+
+    def close(self) -> None:
+        """Stop the workers without waiting for runaway evaluations."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _evaluate(self, active: _Active, document: dict[str, Any]) -> Any:
+        compiled: _Compiled | None = getattr(self._local, "compiled", None)
+        if compiled is None or compiled.generation != active.generation:
+            rego, program = compile_bundle(active.bundle)
+            compiled = _Compiled(rego=rego, program=program, generation=active.generation)
+            self._local.compiled = compiled
+        try:
+            compiled.rego.set_input(regopy.Input(document))
+            output = compiled.rego.query_bundle_entrypoint(compiled.program, DECISION_ENTRYPOINT)
+        except regopy.RegoError as exc:
+            raise EngineError(f"evaluation failed: {_first_line(exc)}") from exc
+        text = str(output)
+        if not output.ok():
+            raise EngineError(f"evaluation failed: {text[:500]}")
+        if text == "undefined":
+            raise EngineError("the decision document is undefined for this input")
+        expressions = json.loads(text).get("expressions") or []
+        if not expressions:
+            raise EngineError("the decision document is undefined for this input")
+        return expressions[0]
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return " ".join(lines[:6])[:500]

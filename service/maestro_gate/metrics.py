@@ -1,0 +1,118 @@
+"""Prometheus metrics (`maestro_*`), on a registry owned by the app, never the global one.
+
+No label carries an agent id: agent ids are unbounded and would explode cardinality.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class PrometheusMetrics:
+    """DecisionMetrics and the operational gauges, registered on one CollectorRegistry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.decisions = Counter(
+            "maestro_decisions", "Decisions made.", ["kind", "decision", "mode"], registry=r
+        )
+        self.decision_latency = Histogram(
+            "maestro_decision_latency_seconds",
+            "Time to decide, audit included.",
+            ["kind"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.engine_latency = Histogram(
+            "maestro_engine_latency_seconds",
+            "Policy evaluation time.",
+            ["engine"],
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.engine_errors = Counter(
+            "maestro_engine_errors", "Failed evaluations.", ["engine", "error"], registry=r
+        )
+        self.fail_closed = Counter(
+            "maestro_fail_closed",
+            "Denials the gate made because it could not evaluate.",
+            ["reason"],
+            registry=r,
+        )
+        self.layer_verdicts = Counter(
+            "maestro_layer_verdicts",
+            "Verdicts per MAESTRO layer.",
+            ["layer", "verdict"],
+            registry=r,
+        )
+        self.rule_hits = Counter(
+            "maestro_rule_hits", "Reasons cited, by rule.", ["rule"], registry=r
+        )
+        self.audit_latency = Histogram(
+            "maestro_audit_append_latency_seconds",
+            "Time to make one record durable.",
+            buckets=_LATENCY,
+            registry=r,
+        )
+        self.audit_failures = Counter(
+            "maestro_audit_append_failures", "Appends that failed.", registry=r
+        )
+        self.audit_records = Gauge("maestro_audit_records", "Records in the audit log.", registry=r)
+        self.bundle_info = Gauge(
+            "maestro_bundle_info",
+            "The active bundle (value 1).",
+            ["revision", "digest", "engine"],
+            registry=r,
+        )
+        self.bundle_failures = Counter(
+            "maestro_bundle_activation_failures", "Bundles refused at load.", registry=r
+        )
+        self.pending_approvals = Gauge(
+            "maestro_pending_approvals", "Approvals waiting for humans.", registry=r
+        )
+        self.refused_callers = Counter(
+            "maestro_refused_callers", "Callers refused, by code.", ["code"], registry=r
+        )
+
+    def decision(
+        self,
+        kind: str,
+        decision: str,
+        mode: str,
+        seconds: float,
+        rules: list[str],
+        layers: Mapping[str, str],
+    ) -> None:
+        """Count one decision, its latency, its rules and its layer verdicts."""
+        self.decisions.labels(kind, decision, mode).inc()
+        self.decision_latency.labels(kind).observe(seconds)
+        for rule in rules:
+            self.rule_hits.labels(rule).inc()
+            if rule.startswith("GATE."):
+                self.fail_closed.labels(rule[5:]).inc()
+        for layer, verdict in layers.items():
+            self.layer_verdicts.labels(layer, verdict).inc()
+
+    def engine(self, engine: str, seconds: float, error: str | None) -> None:
+        """Record one evaluation."""
+        self.engine_latency.labels(engine).observe(seconds)
+        if error is not None:
+            self.engine_errors.labels(engine, error).inc()
+
+    def audit_append(self, seconds: float, failed: bool) -> None:
+        """Record one append."""
+        if failed:
+            self.audit_failures.inc()
+        else:
+            self.audit_latency.observe(seconds)
+            self.audit_records.inc()
+
+    def bundle_activated(self, revision: str, digest: str, engine: str) -> None:
+        """Show the newly active bundle as the only one."""
+        self.bundle_info.clear()
+        self.bundle_info.labels(revision, digest, engine).set(1)
