@@ -74,7 +74,7 @@ class DecisionPoint:
         self._log = structlog.get_logger("maestro_gate.decision")
 
     async def decide(self, request: AnyRequest) -> DecisionResponse:
-        """Decide one request; on failure raise `InvalidRequest` or `AuditUnavailable`, never allow."""
+        """Decide one request; raise InvalidRequest or AuditUnavailable, never allow on error."""
         started = time.perf_counter()
         decision_id = str(uuid.uuid4())
         document = request.model_dump(mode="json", exclude_none=True)
