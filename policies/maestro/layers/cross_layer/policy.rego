@@ -1,0 +1,235 @@
+# Cross-Layer: threats that exist only because agents delegate to and feed each other —
+# delegation outside the declared topology, confused deputies, runaway or cyclic chains,
+# and sensitive data leaking across a chain of individually acceptable hops.
+package maestro.layers.cross_layer
+
+import rego.v1
+
+import data.maestro.lib
+
+layer := "cross_layer"
+
+reason(rule, threats, message) := {"rule": rule, "layer": layer, "threats": threats, "message": message}
+
+kinds := {"agent_action", "data_movement", "delegation"}
+
+# METADATA
+# title: Unknown request kind
+# description: The request is of a kind the policy does not decide; the default is deny.
+# custom:
+#   rule: CL.unknown_request_kind
+#   layer: cross_layer
+#   threats: [T24]
+#   mitigations: [policy_bound_autonomy]
+deny contains reason("CL.unknown_request_kind", ["T24"], msg) if {
+	not input.kind in kinds
+	msg := sprintf("request kind %v is not one the policy decides", [object.get(input, "kind", "(none)")])
+}
+
+chain := lib.chain
+
+# Every delegation edge in play: each hop of the chain and the requested delegation.
+edges contains [hop.delegator, hop.delegatee] if {
+	some hop in chain
+}
+
+edges contains [input.subject.id, input.delegatee] if lib.is_delegation
+
+# METADATA
+# title: Delegation outside the declared topology
+# description: A delegation edge (requested, or in the chain so far) is not among the delegator's declared delegatees.
+# custom:
+#   rule: CL.delegation_not_in_topology
+#   layer: cross_layer
+#   threats: [T12, T13, T3]
+#   mitigations: [policy_bound_autonomy, trust_scoring]
+deny contains reason("CL.delegation_not_in_topology", ["T12", "T13", "T3"], msg) if {
+	some [from, to] in edges
+	lib.registered(from)
+	not to in object.get(lib.agents, [from, "delegatees"], [])
+	msg := sprintf("agent %s may not delegate to %s: the edge is not in the declared topology", [from, to])
+}
+
+# The scopes the subject holds: its registered scopes, narrowed to what its parent hop granted.
+registered_scopes := {s | some s in object.get(lib.entry, "scopes", [])}
+
+held_scopes := registered_scopes & {s | some s in lib.parent_hop.scopes} if lib.parent_hop
+
+else := registered_scopes
+
+# METADATA
+# title: Delegated scopes not a subset of the delegator's
+# description: >-
+#   A delegation hands over scopes the delegator does not hold (registered scopes narrowed by
+#   its own parent hop), or a hop of the chain widened its parent's scopes: a confused deputy.
+# custom:
+#   rule: CL.scope_escalation
+#   layer: cross_layer
+#   threats: [T3]
+#   mitigations: [time_bounded_privilege, least_privilege_tool_scoping]
+deny contains reason("CL.scope_escalation", ["T3"], msg) if {
+	lib.is_delegation
+	extra := {s | some s in input.task.scopes} - held_scopes
+	count(extra) > 0
+	msg := sprintf("agent %s delegates scopes %v to %s that it does not hold itself", [input.subject.id, sort([s | some s in extra]), input.delegatee])
+}
+
+deny contains reason("CL.scope_escalation", ["T3"], msg) if {
+	some i, hop in chain
+	i > 0
+	extra := {s | some s in hop.scopes} - {s | some s in chain[i - 1].scopes}
+	count(extra) > 0
+	msg := sprintf("chain hop %d (%s to %s) widens its parent's scopes with %v", [i, hop.delegator, hop.delegatee, sort([s | some s in extra])])
+}
+
+max_chain := object.get(lib.thresholds, "max_chain_depth", 4)
+
+# The depth the request reaches: a delegation adds a hop to the chain.
+depth := count(chain) + 1 if lib.is_delegation
+
+else := count(chain)
+
+# METADATA
+# title: Delegation chain too deep
+# description: The chain exceeds the registry's maximum depth, or the delegator's own maximum delegation depth.
+# custom:
+#   rule: CL.chain_depth_exceeded
+#   layer: cross_layer
+#   threats: [T4, T3]
+#   mitigations: [quota_budgets]
+deny contains reason("CL.chain_depth_exceeded", ["T4", "T3"], msg) if {
+	depth > max_chain
+	msg := sprintf("delegation chain depth %d exceeds the maximum of %d", [depth, max_chain])
+}
+
+deny contains reason("CL.chain_depth_exceeded", ["T4", "T3"], msg) if {
+	lib.is_delegation
+	own := lib.agent.max_delegation_depth
+	depth > own
+	msg := sprintf("agent %s may delegate up to depth %d, and this delegation reaches depth %d", [input.subject.id, own, depth])
+}
+
+# The agents along the path, in order: the chain's root, each delegatee, and the new delegatee.
+path := array.concat([chain[0].delegator], [hop.delegatee | some hop in chain]) if count(chain) > 0
+
+else := [input.subject.id]
+
+full_path := array.concat(path, [input.delegatee]) if lib.is_delegation
+
+else := path
+
+# METADATA
+# title: Delegation cycle
+# description: An agent appears twice on the delegation path: work (and any injected content) is circling back.
+# custom:
+#   rule: CL.delegation_cycle
+#   layer: cross_layer
+#   threats: [T4, T12, T5]
+#   mitigations: [quota_budgets, multi_agent_consensus]
+deny contains reason("CL.delegation_cycle", ["T4", "T12", "T5"], msg) if {
+	count({a | some a in full_path}) < count(full_path)
+	repeated := {a | a := full_path[i]; full_path[j] == a; j > i}
+	msg := sprintf("delegation path %v revisits %v", [full_path, sort([a | some a in repeated])])
+}
+
+# METADATA
+# title: Delegation chain does not connect
+# description: Consecutive hops do not link, or the last hop's delegatee is not the subject: the chain was forged or spliced.
+# custom:
+#   rule: CL.chain_discontinuous
+#   layer: cross_layer
+#   threats: [T9, T12]
+#   mitigations: [message_signing, workload_identity]
+deny contains reason("CL.chain_discontinuous", ["T9", "T12"], msg) if {
+	some i, hop in chain
+	i > 0
+	hop.delegator != chain[i - 1].delegatee
+	msg := sprintf("chain hop %d starts at %s but the previous hop ended at %s", [i, hop.delegator, chain[i - 1].delegatee])
+}
+
+deny contains reason("CL.chain_discontinuous", ["T9", "T12"], msg) if {
+	last := lib.parent_hop.delegatee
+	last != input.subject.id
+	msg := sprintf("the chain ends at %s but the request comes from %s", [last, input.subject.id])
+}
+
+max_ttl := object.get(lib.thresholds, "max_delegation_ttl_seconds", 86400)
+
+parent_ttl := min({object.get(lib.parent_hop, "ttl_seconds", max_ttl), max_ttl}) if lib.parent_hop
+
+else := max_ttl
+
+# METADATA
+# title: Delegation outlives its parent
+# description: >-
+#   A delegation asks for a TTL longer than the hop that handed the delegator its task (or, at
+#   the root, longer than the registry maximum); a chain hop outlives its parent likewise.
+# custom:
+#   rule: CL.ttl_exceeds_parent
+#   layer: cross_layer
+#   threats: [T3]
+#   mitigations: [time_bounded_privilege]
+deny contains reason("CL.ttl_exceeds_parent", ["T3"], msg) if {
+	lib.is_delegation
+	input.ttl_seconds > parent_ttl
+	msg := sprintf("delegation to %s asks for %ds, longer than its parent's %ds", [input.delegatee, input.ttl_seconds, parent_ttl])
+}
+
+deny contains reason("CL.ttl_exceeds_parent", ["T3"], msg) if {
+	some i, hop in chain
+	i > 0
+	hop.ttl_seconds > chain[i - 1].ttl_seconds
+	msg := sprintf("chain hop %d lasts %ds, longer than its parent's %ds", [i, hop.ttl_seconds, chain[i - 1].ttl_seconds])
+}
+
+restricted_origins contains p if {
+	some p in lib.origins
+	lib.rank(lib.stores[p].classification) >= lib.restricted_rank
+}
+
+restricted_origins contains label if {
+	lib.is_movement
+	some label in object.get(input.data, "labels", [])
+	label == "restricted"
+}
+
+# METADATA
+# title: Restricted provenance flowing to an external destination
+# description: Data that passed through a restricted store (or is labelled restricted) is sent outside, whatever its current label says.
+# custom:
+#   rule: CL.restricted_provenance_to_external
+#   layer: cross_layer
+#   threats: [T28]
+#   mitigations: [output_egress_dlp, data_classification]
+deny contains reason("CL.restricted_provenance_to_external", ["T28"], msg) if {
+	lib.outbound_external
+	count(restricted_origins) > 0
+	msg := sprintf("%s sends data with restricted provenance %v to external destination %s", [input.subject.id, sort([p | some p in restricted_origins]), lib.outbound_to])
+}
+
+# Restricted reads earlier in the session (or chain) that the gate did not refuse.
+restricted_reads contains sprintf("%v %v", [object.get(e, "action", object.get(e, "kind", "request")), e.classification]) if {
+	some e in lib.recent
+	lib.rank(e.classification) >= lib.restricted_rank
+	object.get(e, "decision", "allow") != "deny"
+}
+
+# METADATA
+# title: External send after a restricted read in the session
+# description: >-
+#   The subject (typically a delegate) sends data to an external destination after something
+#   earlier in its session or chain read restricted data: a leak assembled from allowed steps.
+# custom:
+#   rule: CL.restricted_session_to_external
+#   layer: cross_layer
+#   threats: [T28, T3]
+#   mitigations: [output_egress_dlp]
+deny contains reason("CL.restricted_session_to_external", ["T28", "T3"], msg) if {
+	lib.outbound_external
+	count(restricted_reads) > 0
+	msg := sprintf("%s sends data to external %s after its session read restricted data: %v", [input.subject.id, lib.outbound_to, sort([r | some r in restricted_reads])])
+}
+
+hitl := set()
+
+obligations := set()

@@ -1,0 +1,135 @@
+# L6 Security & Compliance: autonomy boundaries per autonomy class, dual control for
+# irreversible actions, the emergency stop, and per-agent quotas and budgets.
+package maestro.layers.l6_security_compliance
+
+import rego.v1
+
+import data.maestro.lib
+
+layer := "l6_security_compliance"
+
+reason(rule, threats, message) := {"rule": rule, "layer": layer, "threats": threats, "message": message}
+
+autonomy := object.get(lib.entry, "autonomy", "directed")
+
+default_unattended := {"directed": ["read", "write"], "open_ended": ["read"]}
+
+# The risk classes the agent may exercise without a human: its own override, else its class's.
+unattended := object.get(lib.entry, "unattended_risks", object.get(lib.autonomy_classes, [autonomy, "unattended_risks"], object.get(default_unattended, autonomy, [])))
+
+# METADATA
+# title: Action beyond the agent's autonomy boundary
+# description: >-
+#   The tool's risk class is outside what the agent's autonomy class (directed or open-ended)
+#   may do unattended; a human decides. Irreversible actions are left to dual control.
+# custom:
+#   rule: L6.autonomy_boundary_exceeded
+#   layer: l6_security_compliance
+#   threats: [T7, T24]
+#   mitigations: [policy_bound_autonomy]
+hitl contains reason("L6.autonomy_boundary_exceeded", ["T7", "T24"], msg) if {
+	lib.agent
+	risk := lib.tool_risk
+	not lib.irreversible
+	not risk in unattended
+	msg := sprintf("%s agent %s may run only %v actions unattended; %s is %s", [autonomy, input.subject.id, unattended, input.action, risk])
+}
+
+# METADATA
+# title: Directed agent acting without a task
+# description: A directed agent works only on assigned tasks; a side-effecting request without a task id is refused.
+# custom:
+#   rule: L6.directed_task_required
+#   layer: l6_security_compliance
+#   threats: [T6, T7]
+#   mitigations: [policy_bound_autonomy]
+deny contains reason("L6.directed_task_required", ["T6", "T7"], msg) if {
+	lib.agent
+	autonomy == "directed"
+	lib.side_effecting
+	not lib.ctx.task_id
+	msg := sprintf("directed agent %s makes a %s request with side effects outside any task (no task id)", [input.subject.id, input.kind])
+}
+
+# METADATA
+# title: Irreversible action needs two approvers
+# description: An irreversible action (by the tool's risk class or the request's own flag) waits for two independent humans.
+# custom:
+#   rule: L6.irreversible_dual_control
+#   layer: l6_security_compliance
+#   threats: [T10, T15]
+#   mitigations: [human_dual_control]
+hitl contains object.union(reason("L6.irreversible_dual_control", ["T10", "T15"], msg), {"approvers": 2}) if {
+	lib.irreversible
+	msg := sprintf("%s by agent %s cannot be undone and needs two approvers", [input.action, input.subject.id])
+}
+
+# Every agent the request would set in motion: the subject and, for a delegation, the delegatee.
+actors contains input.subject.id
+
+actors contains input.delegatee if lib.is_delegation
+
+actors contains input.destination.id if input.destination.type == "agent"
+
+# METADATA
+# title: Agent under emergency stop
+# description: The subject, the delegatee or the receiving agent has been stopped by an operator.
+# custom:
+#   rule: L6.emergency_stop_agent
+#   layer: l6_security_compliance
+#   threats: [T13, T7]
+#   mitigations: [emergency_stop]
+deny contains reason("L6.emergency_stop_agent", ["T13", "T7"], msg) if {
+	some who in actors
+	who in lib.stopped_agents
+	msg := sprintf("agent %s is under emergency stop", [who])
+}
+
+# METADATA
+# title: Agent class under emergency stop
+# description: The class of the subject, the delegatee or the receiving agent has been stopped by an operator.
+# custom:
+#   rule: L6.emergency_stop_class
+#   layer: l6_security_compliance
+#   threats: [T13, T7]
+#   mitigations: [emergency_stop]
+deny contains reason("L6.emergency_stop_class", ["T13", "T7"], msg) if {
+	some who in actors
+	class := lib.agents[who].class
+	class in lib.stopped_classes
+	msg := sprintf("agent class %s (agent %s) is under emergency stop", [class, who])
+}
+
+rate_per_minute := object.get(lib.entry, "rate_limit_per_minute", object.get(lib.thresholds, "rate_limit_per_minute", 600))
+
+allowed_in_window := (rate_per_minute * lib.window_seconds) / 60
+
+# METADATA
+# title: Request rate above the agent's quota
+# description: The agent has already made as many requests in the current window as its quota allows.
+# custom:
+#   rule: L6.rate_limit_exceeded
+#   layer: l6_security_compliance
+#   threats: [T4]
+#   mitigations: [quota_budgets]
+deny contains reason("L6.rate_limit_exceeded", ["T4"], msg) if {
+	lib.requests_in_window >= allowed_in_window
+	msg := sprintf("agent %s made %d requests in %ds; its quota is %v per minute", [input.subject.id, lib.requests_in_window, lib.window_seconds, rate_per_minute])
+}
+
+budget := object.get(lib.entry, "budget_limit", object.get(lib.thresholds, "budget_limit", 100))
+
+# METADATA
+# title: Budget exhausted
+# description: The agent has spent its budget for the period.
+# custom:
+#   rule: L6.budget_exhausted
+#   layer: l6_security_compliance
+#   threats: [T4]
+#   mitigations: [quota_budgets]
+deny contains reason("L6.budget_exhausted", ["T4"], msg) if {
+	lib.budget_spent >= budget
+	msg := sprintf("agent %s has spent %v of its budget of %v", [input.subject.id, lib.budget_spent, budget])
+}
+
+obligations := set()
