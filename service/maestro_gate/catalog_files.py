@@ -50,7 +50,7 @@ def read_documents(directory: Path) -> dict[str, Any]:
 
 
 def load_catalog(directory: Path) -> Catalog:
-    """Read, schema-check and cross-check the catalog in `directory`; raise CatalogError if invalid."""
+    """Read, schema-check and cross-check the catalog in `directory`; raise CatalogError."""
     return Catalog.from_documents(read_documents(directory))
 
 

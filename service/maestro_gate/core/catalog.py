@@ -7,6 +7,7 @@ documents and hands them to `Catalog.from_documents`.
 
 from __future__ import annotations
 
+from collections import Counter
 from functools import cached_property
 from typing import Any, Literal, TypeVar
 
@@ -31,7 +32,7 @@ DOCUMENTS = ("layers", "threats", "mitigations", "crosswalk_concerns", "crosswal
 
 
 class CatalogError(ValueError):
-    """The catalog documents are malformed or refer to ids that do not exist; `problems` lists each."""
+    """The catalog documents are malformed or refer to missing ids; `problems` lists each."""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("invalid MAESTRO catalog:\n  " + "\n  ".join(problems))
@@ -84,7 +85,7 @@ class Mitigation(Entry):
 
 
 class ControlConcern(Entry):
-    """One of the CSA MAESTRO article's seven control concerns and the canonical layers it maps to."""
+    """One of the CSA MAESTRO article's seven control concerns and the layers it maps to."""
 
     id: str = Field(pattern=SNAKE_PATTERN)
     article_number: int = Field(ge=1, le=7)
@@ -148,16 +149,16 @@ class Catalog(Entry):
     def reference_problems(self) -> list[str]:
         """Every duplicate id, dangling reference or inconsistent flag in the catalog, as text."""
         problems: list[str] = []
-        for kind, ids in (
-            ("layer", [x.id for x in self.layers]),
-            ("threat", [x.id for x in self.threats]),
-            ("mitigation", [x.id for x in self.mitigations]),
-            ("concern", [x.id for x in self.concerns]),
-            ("ASI risk", [x.id for x in self.asi]),
-        ):
-            problems += [
-                f"duplicate {kind} id {i!r}" for i in sorted({i for i in ids if ids.count(i) > 1})
-            ]
+        id_lists: dict[str, list[str]] = {
+            "layer": [x.id for x in self.layers],
+            "threat": [x.id for x in self.threats],
+            "mitigation": [x.id for x in self.mitigations],
+            "concern": [x.id for x in self.concerns],
+            "ASI risk": [x.id for x in self.asi],
+        }
+        for kind, ids in id_lists.items():
+            counts = Counter(ids)
+            problems += [f"duplicate {kind} id {i!r}" for i in sorted(counts) if counts[i] > 1]
         layer_ids = {layer.id for layer in self.layers}
         threat_ids = {threat.id for threat in self.threats}
         for layer in self.layers:
