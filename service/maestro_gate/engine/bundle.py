@@ -1,8 +1,10 @@
-"""Reading an OPA-style policy bundle directory: manifest, modules, data, digest, built-in check.
+"""Reading an OPA-style policy bundle (a directory or a `.tar.gz`): manifest, modules, data,
+digest, signature, built-in check.
 
 A bundle is refused here, before any engine sees it, when its manifest is missing or invalid,
-a data file is not JSON, or a module calls a built-in the embedded engine lacks: rego-cpp answers
-*undefined* for some missing built-ins, which would silently disable a deny.
+a data file is not JSON, its signature does not verify (when a public key is configured), or a
+module calls a built-in the embedded engine lacks: rego-cpp answers *undefined* for some missing
+built-ins, which would silently disable a deny.
 """
 
 from __future__ import annotations
@@ -10,22 +12,28 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import tarfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from maestro_gate.core.errors import BundleError
+from maestro_gate.engine.signing import SIGNATURES_FILE, verify
 
 REGISTRY_PATH = ("maestro", "registry")
 DECISION_ENTRYPOINT = "maestro/decision/result"
+MAX_TARBALL_BYTES = 64 * 1024 * 1024
 
 _COMMENT = re.compile(r"#[^\n]*")
 _STRING = re.compile(r'"(?:\\.|[^"\\])*"|`[^`]*`')
 _CALL = re.compile(r"(?<![\w.])([A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*)\s*\(")
 _FUNC_HEAD = re.compile(r"^\s*([A-Za-z_][\w]*)\s*\(", re.MULTILINE)
 _IMPORT = re.compile(r"^\s*import\s+(data|input)((?:\.[\w]+)*)(?:\s+as\s+(\w+))?", re.MULTILINE)
-_KEYWORDS = frozenset({"if", "contains", "not", "some", "every", "in", "with", "else", "default"})
+# `set()` is the empty-set literal, not a call.
+_KEYWORDS = frozenset(
+    {"if", "contains", "not", "some", "every", "in", "with", "else", "default", "set"}
+)
 
 
 @dataclass(frozen=True)
@@ -43,26 +51,37 @@ class Bundle:
     files: dict[str, bytes] = field(default_factory=dict, repr=False)
 
 
-def read_bundle(root: Path, registry_file: Path | None = None) -> Bundle:
-    """Read a bundle directory; `registry_file` replaces `data.maestro.registry` when given."""
-    if not root.is_dir():
-        raise BundleError(f"bundle directory {root} does not exist")
-    manifest = _read_manifest(root)
+def read_bundle(
+    root: Path,
+    registry_file: Path | None = None,
+    *,
+    public_key: bytes | None = None,
+    scope: str | None = None,
+) -> Bundle:
+    """Read a bundle directory or `.tar.gz`; `registry_file` replaces `data.maestro.registry`.
+
+    With `public_key` (PEM), the bundle must carry a `.signatures.json` whose JWT verifies and
+    lists exactly its `.manifest`, `*.rego` and `data.json` files with their hashes.
+    """
+    files, signatures = bundle_files(root)
+    if public_key is not None:
+        verify(signatures, files, public_key, scope=scope)
+    if ".manifest" not in files:
+        raise BundleError(f"bundle {root} has no .manifest")
+    manifest = _manifest(files[".manifest"])
     modules: dict[str, str] = {}
     tests: dict[str, str] = {}
     data: dict[str, Any] = {}
-    files: dict[str, bytes] = {".manifest": (root / ".manifest").read_bytes()}
-    for path in sorted(root.rglob("*")):
-        if not path.is_file() or any(part.startswith(".") for part in path.relative_to(root).parts):
-            continue
-        rel = path.relative_to(root).as_posix()
-        raw = path.read_bytes()
-        if path.suffix == ".rego":
-            files[rel] = raw
-            (tests if path.stem.endswith("_test") else modules)[rel] = raw.decode()
-        elif path.name == "data.json":
-            files[rel] = raw
-            _place(data, path.parent.relative_to(root).parts, _json(raw, rel))
+    for rel, raw in sorted(files.items()):
+        if rel.endswith(".rego"):
+            try:
+                text = raw.decode()
+            except UnicodeDecodeError as exc:
+                raise BundleError(f"{rel} is not UTF-8: {exc}") from exc
+            (tests if rel.endswith("_test.rego") else modules)[rel] = text
+        elif rel.rsplit("/", 1)[-1] == "data.json":
+            _place(data, rel.split("/")[:-1], _json(raw, rel))
+    files = dict(files)
     registry_source = "bundle"
     if registry_file is not None:
         raw = _read(registry_file)
@@ -82,6 +101,60 @@ def read_bundle(root: Path, registry_file: Path | None = None) -> Bundle:
         registry_source=registry_source,
         files=files,
     )
+
+
+def bundle_files(root: Path) -> tuple[dict[str, bytes], bytes | None]:
+    """The files a bundle directory or tarball holds (`.manifest`, `*.rego`, `data.json`, by
+    relative path) and its `.signatures.json`, if any; every other file is ignored."""
+    if root.is_dir():
+        files: dict[str, bytes] = {}
+        for path in sorted(root.rglob("*")):
+            rel = path.relative_to(root).as_posix()
+            if path.is_file() and _is_bundle_file(rel):
+                files[rel] = _read(path)
+        signatures = root / SIGNATURES_FILE
+        return files, _read(signatures) if signatures.is_file() else None
+    if root.is_file():
+        return _tarball_files(root)
+    raise BundleError(f"bundle directory {root} does not exist")
+
+
+def _is_bundle_file(rel: str) -> bool:
+    if rel == ".manifest":
+        return True
+    if any(part.startswith(".") for part in rel.split("/")):
+        return False
+    return rel.endswith(".rego") or rel.rsplit("/", 1)[-1] == "data.json"
+
+
+def _tarball_files(path: Path) -> tuple[dict[str, bytes], bytes | None]:
+    files: dict[str, bytes] = {}
+    signatures: bytes | None = None
+    total = 0
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            for member in tar:
+                name = member.name.lstrip("/").removeprefix("./")
+                if not member.isfile():
+                    continue
+                if not name or any(part in ("", "..") for part in name.split("/")):
+                    raise BundleError(f"{path}: unsafe entry name {member.name!r}")
+                total += member.size
+                if total > MAX_TARBALL_BYTES:
+                    raise BundleError(f"{path}: more than {MAX_TARBALL_BYTES} bytes unpacked")
+                if name != SIGNATURES_FILE and not _is_bundle_file(name):
+                    continue
+                if name in files or (name == SIGNATURES_FILE and signatures is not None):
+                    raise BundleError(f"{path}: entry {name} appears twice")
+                extracted = tar.extractfile(member)
+                raw = extracted.read() if extracted is not None else b""
+                if name == SIGNATURES_FILE:
+                    signatures = raw
+                else:
+                    files[name] = raw
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise BundleError(f"{path} is not a readable .tar.gz bundle: {exc}") from exc
+    return files, signatures
 
 
 def digest_of(files: dict[str, bytes]) -> str:
@@ -138,11 +211,8 @@ def _import_aliases(text: str) -> set[str]:
     return aliases
 
 
-def _read_manifest(root: Path) -> dict[str, Any]:
-    path = root / ".manifest"
-    if not path.is_file():
-        raise BundleError(f"bundle {root} has no .manifest")
-    manifest = _json(path.read_bytes(), ".manifest")
+def _manifest(raw: bytes) -> dict[str, Any]:
+    manifest = _json(raw, ".manifest")
     revision = manifest.get("revision") if isinstance(manifest, dict) else None
     roots = manifest.get("roots", [""]) if isinstance(manifest, dict) else None
     if not isinstance(revision, str) or not revision:

@@ -1,0 +1,1 @@
+"""Policy authoring tools: `policy check`, `policy build`, `policy sign` and `policy test`."""
