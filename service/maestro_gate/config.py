@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     engine: Literal["embedded", "opa"] = Field("embedded", description="Policy engine.")
     engine_workers: int = Field(2, ge=1, le=64, description="Embedded engine worker threads.")
     opa_url: str = Field("http://127.0.0.1:8181", description="OPA server base URL (engine=opa).")
+    opa_bundle: str = Field(
+        "",
+        description="OPA bundle whose revision decisions record (engine=opa; empty: the only one).",
+    )
     decision_timeout_ms: int = Field(
         250, ge=1, le=60_000, description="Evaluation deadline; past it the answer is deny."
     )

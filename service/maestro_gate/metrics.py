@@ -5,7 +5,7 @@ No label carries an agent id: agent ids are unbounded and would explode cardinal
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -33,6 +33,12 @@ class PrometheusMetrics:
             "Policy evaluation time.",
             ["engine"],
             buckets=_LATENCY,
+            registry=r,
+        )
+        self.engine_up = Gauge(
+            "maestro_engine_up",
+            "1 when the policy engine can answer (OPA: its last call or health check succeeded).",
+            ["engine"],
             registry=r,
         )
         self.engine_errors = Counter(
@@ -111,6 +117,10 @@ class PrometheusMetrics:
         else:
             self.audit_latency.observe(seconds)
             self.audit_records.inc()
+
+    def watch_engine(self, engine: str, up: Callable[[], bool]) -> None:
+        """Read `maestro_engine_up{engine}` from `up()` at each scrape."""
+        self.engine_up.labels(engine).set_function(lambda: 1.0 if up() else 0.0)
 
     def bundle_activated(self, revision: str, digest: str, engine: str) -> None:
         """Show the newly active bundle as the only one."""

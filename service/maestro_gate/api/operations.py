@@ -23,9 +23,11 @@ async def health() -> dict[str, str]:
 async def ready(request: Request) -> JSONResponse:
     """200 when decisions can be made and recorded now, else 503 with the failing checks."""
     gate: Gate = request.app.state.gate
+    # Ask the engine first: an OPA engine learns its active revision when OPA becomes healthy.
+    engine_reachable = await gate.engine.ready()
     checks = {
         "bundle_active": gate.engine.active_bundle() is not None,
-        "engine_reachable": await gate.engine.ready(),
+        "engine_reachable": engine_reachable,
         "audit_writable": await gate.audit.writable(),
     }
     ok = all(checks.values())
@@ -42,6 +44,7 @@ async def status(request: Request) -> dict[str, Any]:
     bundle = gate.engine.active_bundle()
     return {
         "engine": gate.engine.name,
+        "engine_reachable": await gate.engine.ready(),
         "mode": gate.point.mode,
         "bundle": (
             {
@@ -53,7 +56,12 @@ async def status(request: Request) -> dict[str, Any]:
             else None
         ),
         "last_reload_error": gate.last_reload_error,
-        "audit": {"records": await gate.audit.size(), "writable": await gate.audit.writable()},
+        "audit": {
+            "records": await gate.audit.size(),
+            "writable": await gate.audit.writable(),
+            # No signed checkpoints exist yet; the field is reserved for the latest one.
+            "last_checkpoint": None,
+        },
     }
 
 
