@@ -7,58 +7,82 @@ package maestro.lib
 
 import rego.v1
 
-default registry := {}
+# Sections are referenced by path rather than copied out with object.get: rego-cpp copies a
+# value handed to a built-in, which for the whole registry costs hundreds of microseconds.
+agents := data.maestro.registry.agents
 
-registry := data.maestro.registry
+tools := data.maestro.registry.tools
 
-agents := object.get(registry, "agents", {})
+stores := data.maestro.registry.stores
 
-tools := object.get(registry, "tools", {})
+destinations := data.maestro.registry.destinations
 
-stores := object.get(registry, "stores", {})
+default thresholds := {}
 
-destinations := object.get(registry, "destinations", {})
+thresholds := data.maestro.registry.thresholds
 
-thresholds := object.get(registry, "thresholds", {})
+default autonomy_classes := {}
 
-autonomy_classes := object.get(registry, "autonomy_classes", {})
+autonomy_classes := data.maestro.registry.autonomy_classes
+
+default default_tenant := ""
+
+default_tenant := data.maestro.registry.default_tenant
 
 # The subject's registry entry; undefined for an unregistered subject.
 agent := agents[input.subject.id]
 
 # The same entry, or {} for an unregistered subject, for lookups with defaults.
-entry := object.get(agents, input.subject.id, {})
+default entry := {}
 
-registered(id) if agents[id]
+entry := agents[input.subject.id]
 
-trust_min := object.get(thresholds, "trust_score_min", 0.6)
+default trust_min := 0.6
 
-trust_of(id) := object.get(agents, [id, "trust_score"], 0)
+trust_min := thresholds.trust_score_min
+
+
 
 # --- classification ---------------------------------------------------------------------
 
-order := object.get(registry, "classification_order", ["public", "internal", "confidential", "restricted"])
+default order := ["public", "internal", "confidential", "restricted"]
+
+order := data.maestro.registry.classification_order
 
 ranks := {c: i | c := order[i]}
 
+unknown_rank := count(order)
+
+# Functions here never touch `data` directly: in rego-cpp a function that reads the registry
+# costs hundreds of microseconds per call, while a rule reading it is memoised.
 # A label the registry does not know ranks above the most sensitive level (fail safe) ...
-rank(c) := object.get(ranks, c, count(order))
+rank(c) := object.get(ranks, c, unknown_rank)
 
 # ... while a clearance it does not know ranks below the least sensitive one.
 clearance_rank(c) := object.get(ranks, c, -1)
 
 restricted_rank := rank("restricted")
 
-local_only_rank := rank(object.get(thresholds, "local_only_min_classification", "confidential"))
+default local_only_rank := 2
+
+local_only_rank := rank(thresholds.local_only_min_classification)
 
 # --- the request ------------------------------------------------------------------------
 
-ctx := object.get(input, "context", {})
+# Input fields are read by path with `default`s rather than through object.get, which copies
+# its argument in rego-cpp.
+default ctx := {}
 
-chain := object.get(ctx, "delegation_chain", [])
+ctx := input.context
+
+default chain := []
+
+chain := input.context.delegation_chain
+
+chain_length := count(chain)
 
 # The hop that handed the subject its task, when the chain ends at the subject.
-parent_hop := chain[count(chain) - 1]
+parent_hop := chain[chain_length - 1]
 
 is_action if input.kind == "agent_action"
 
@@ -69,7 +93,9 @@ is_delegation if input.kind == "delegation"
 # The risk class of the tool an agent_action calls; an unknown tool counts as irreversible.
 tool := tools[input.action] if is_action
 
-tool_risk := object.get(tools, [input.action, "risk_class"], "irreversible") if is_action
+tool_risk := tools[input.action].risk_class if is_action
+
+else := "irreversible" if is_action
 
 irreversible if {
 	is_action
@@ -120,12 +146,6 @@ outbound_external if outbound_to
 
 # --- provenance -------------------------------------------------------------------------
 
-# A provenance entry is trusted when it is a registered agent at or above the trust minimum,
-# or a registered store marked trusted_for_memory.
-trusted_origin(p) if trust_of(p) >= trust_min
-
-trusted_origin(p) if stores[p].trusted_for_memory == true
-
 origins contains p if {
 	is_movement
 	some p in object.get(input.data, "provenance", [])
@@ -133,33 +153,54 @@ origins contains p if {
 
 origins contains input.source.id if is_movement
 
+# A provenance entry is trusted when it is a registered agent at or above the trust minimum,
+# or a registered store marked trusted_for_memory.
 untrusted_origins contains p if {
 	some p in origins
-	not trusted_origin(p)
+	not object.get(agents, [p, "trust_score"], 0) >= trust_min
+	not stores[p].trusted_for_memory == true
 }
 
 # --- gate state -------------------------------------------------------------------------
 
-state := object.get(input, "state", {})
+default state := {}
 
-pending_approvals := object.get(state, "pending_approvals", 0)
+state := input.state
 
-requests_in_window := object.get(state, ["agent", "requests_in_window"], 0)
+default pending_approvals := 0
 
-window_seconds := object.get(state, ["agent", "window_seconds"], 60)
+pending_approvals := input.state.pending_approvals
 
-budget_spent := object.get(state, ["agent", "budget_spent"], 0)
+default requests_in_window := 0
 
-recent := object.get(state, ["session", "recent"], [])
+requests_in_window := input.state.agent.requests_in_window
 
-stopped_agents := object.get(state, ["emergency_stop", "agents"], [])
+default window_seconds := 60
 
-stopped_classes := object.get(state, ["emergency_stop", "classes"], [])
+window_seconds := input.state.agent.window_seconds
 
-approval_granted if state.approval.status == "granted"
+default budget_spent := 0
+
+budget_spent := input.state.agent.budget_spent
+
+default recent := []
+
+recent := input.state.session.recent
+
+default stopped_agents := []
+
+stopped_agents := input.state.emergency_stop.agents
+
+default stopped_classes := []
+
+stopped_classes := input.state.emergency_stop.classes
+
+approval_granted if input.state.approval.status == "granted"
 
 # A granted approval that does not say how many people approved counts as one approver.
-approvals_given := object.get(state, ["approval", "approvals"], 1)
+default approvals_given := 1
+
+approvals_given := input.state.approval.approvals
 
 # A granted approval for this exact request satisfies an escalation when enough people approved.
 satisfied(h) if {

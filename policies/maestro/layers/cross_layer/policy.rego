@@ -45,7 +45,7 @@ edges contains [input.subject.id, input.delegatee] if lib.is_delegation
 #   mitigations: [policy_bound_autonomy, trust_scoring]
 deny contains reason("CL.delegation_not_in_topology", ["T12", "T13", "T3"], msg) if {
 	some [from, to] in edges
-	lib.registered(from)
+	lib.agents[from]
 	not to in object.get(lib.agents, [from, "delegatees"], [])
 	msg := sprintf("agent %s may not delegate to %s: the edge is not in the declared topology", [from, to])
 }

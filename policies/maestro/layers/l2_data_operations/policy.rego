@@ -74,7 +74,7 @@ deny contains reason("L2.unregistered_store", ["T1", "T28"], msg) if {
 	msg := sprintf("store %s is not in the registry; its classification and tenant are unknown", [end.id])
 }
 
-agent_tenant := object.get(lib.agent, "tenant", object.get(lib.registry, "default_tenant", ""))
+agent_tenant := object.get(lib.entry, "tenant", lib.default_tenant)
 
 foreign(t) if {
 	t != agent_tenant

@@ -114,12 +114,12 @@ reflection_cap := object.get(lib.thresholds, "reflection_depth_cap", 5)
 #   threats: [T6, T4]
 #   mitigations: [reflection_depth_cap]
 deny contains reason("L3.reflection_depth_exceeded", ["T6", "T4"], msg) if {
-	depth := object.get(lib.ctx, "reflection_depth", 0)
+	depth := input.context.reflection_depth
 	depth > reflection_cap
 	msg := sprintf("agent %s is at reflection depth %d, above the cap of %d", [input.subject.id, depth, reflection_cap])
 }
 
-goal_scopes := {s | some s in object.get(lib.ctx, "goal_scopes", [])}
+goal_scopes := {s | some s in input.context.goal_scopes}
 
 # METADATA
 # title: Plan reaches outside the goal's scope
@@ -130,7 +130,7 @@ goal_scopes := {s | some s in object.get(lib.ctx, "goal_scopes", [])}
 #   threats: [T6, T2]
 #   mitigations: [plan_vs_goal_validation]
 deny contains reason("L3.plan_outside_goal_scope", ["T6", "T2"], msg) if {
-	some step in object.get(lib.ctx, "plan", [])
+	some step in input.context.plan
 	scope := step.scope
 	not scope in goal_scopes
 	msg := sprintf("plan step %s of agent %s uses scope %s, outside the goal's scopes %v", [step.action, input.subject.id, scope, sort([s | some s in goal_scopes])])

@@ -39,7 +39,7 @@ needs_trace contains "it carries personal data" if input.data.contains_pii == tr
 #   mitigations: [output_provenance_tracking]
 deny contains reason("L5.trace_id_required", ["T8", "T44"], msg) if {
 	count(needs_trace) > 0
-	not lib.ctx.trace_id
+	not input.context.trace_id
 	msg := sprintf("%s request from %s needs a trace id: %v", [input.kind, input.subject.id, sort([w | some w in needs_trace])])
 }
 
@@ -76,7 +76,7 @@ deny contains reason("L5.approval_queue_overloaded", ["T10"], msg) if {
 #   mitigations: [output_provenance_tracking]
 obligations contains object.union(reason("L5.propagate_trace", ["T8"], msg), {"type": "propagate_trace", "params": {"trace_id": trace}}) if {
 	lib.is_delegation
-	trace := lib.ctx.trace_id
+	trace := input.context.trace_id
 	msg := sprintf("pass trace id %s to %s with the task", [trace, input.delegatee])
 }
 

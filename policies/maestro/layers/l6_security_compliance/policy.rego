@@ -47,7 +47,7 @@ deny contains reason("L6.directed_task_required", ["T6", "T7"], msg) if {
 	lib.agent
 	autonomy == "directed"
 	lib.side_effecting
-	not lib.ctx.task_id
+	not input.context.task_id
 	msg := sprintf("directed agent %s makes a %s request with side effects outside any task (no task id)", [input.subject.id, input.kind])
 }
 

@@ -32,7 +32,7 @@ participants contains id if {
 #   mitigations: [workload_identity]
 deny contains reason("L7.unregistered_agent", ["T9", "T13"], msg) if {
 	some id in participants
-	not lib.registered(id)
+	not lib.agents[id]
 	msg := sprintf("agent %s is not registered", [id])
 }
 
@@ -47,7 +47,7 @@ deny contains reason("L7.unregistered_agent", ["T9", "T13"], "the request names 
 #   threats: [T9, T40]
 #   mitigations: [workload_identity, message_signing]
 deny contains reason("L7.impersonated_agent", ["T9", "T40"], msg) if {
-	authenticated := lib.state.caller.authenticated_subjects
+	authenticated := input.state.caller.authenticated_subjects
 	not input.subject.id in authenticated
 	msg := sprintf("the request claims to come from %s but the caller authenticated as %v", [input.subject.id, authenticated])
 }
@@ -62,8 +62,8 @@ deny contains reason("L7.impersonated_agent", ["T9", "T40"], msg) if {
 #   mitigations: [trust_scoring]
 deny contains reason("L7.trust_below_threshold", ["T13", "T16"], msg) if {
 	some id in participants
-	lib.registered(id)
-	score := lib.trust_of(id)
+	entry := lib.agents[id]
+	score := object.get(entry, "trust_score", 0)
 	score < lib.trust_min
 	msg := sprintf("agent %s has trust score %v, below the minimum %v", [id, score, lib.trust_min])
 }
