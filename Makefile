@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck imports policy-test pytest bench bench-tools clean
+.PHONY: run test lint typecheck imports policy-test pytest bench bench-tools test-tools clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON)"; exit 1; }
@@ -18,7 +18,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/maestro-gate serve
 
-test: $(STAMP) lint typecheck imports policy-test pytest
+test: $(STAMP) test-tools lint typecheck imports policy-test pytest
+
+# Debian tools the deployment tests drive: docker-compose validates the compose file offline,
+# promtool (package prometheus) checks the alert rules.
+test-tools:
+	@command -v docker-compose >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose prometheus >/dev/null; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check service tests bench

@@ -1,11 +1,15 @@
-"""Reading a JSON body safely: a size cap enforced while streaming, and a nesting cap."""
+"""Reading a JSON body safely: a size cap enforced while streaming, and a nesting cap.
+
+The stdlib parser is used on purpose: it keeps integers exact (a faster parser turned integers
+past 64 bits into floats, silently changing what was asked), and NaN/Infinity are refused.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
 from fastapi import Request
 
 from maestro_gate.core.errors import InvalidRequest, RequestTooDeep, RequestTooLarge
@@ -27,14 +31,18 @@ async def read_json(request: Request, max_bytes: int, max_depth: int) -> Any:
     if not raw.strip():
         raise InvalidRequest("request body is empty; a JSON object is required")
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        if "recursion" in str(exc).lower():
-            raise RequestTooDeep(f"request body nests deeper than {max_depth} levels") from None
+        value = json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError:
+        raise RequestTooDeep(f"request body nests deeper than {max_depth} levels") from None
+    except ValueError as exc:
         raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
     if depth_exceeds(value, max_depth):
         raise RequestTooDeep(f"request body nests deeper than {max_depth} levels")
     return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def depth_exceeds(value: Any, limit: int) -> bool:

@@ -40,6 +40,7 @@ class Reason(Wire):
     layer: str
     threats: list[str] = Field(default_factory=list)
     message: str
+    approvers: int | None = Field(None, ge=1, le=10, description="Approvers a hitl rule needs.")
 
 
 class Obligation(Reason):
@@ -66,6 +67,7 @@ class ApprovalTicket(Wire):
     approvers_required: int
     expires_at: str
     status: str = "pending"
+    approvals: int = Field(0, description="Distinct approvers who have approved so far.")
 
 
 class PolicyRef(Wire):

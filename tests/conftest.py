@@ -1,0 +1,116 @@
+"""Shared fixtures: small real bundles on disk, Settings pointing at tmp_path, a live TestClient."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from maestro_gate.api.app import create_app
+from maestro_gate.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICIES = ROOT / "policies"
+
+DECISION_REGO = """package maestro.decision
+
+import rego.v1
+
+deny contains r if {
+  input.action == "shell.exec"
+  r := {"rule": "L3.tool_not_allowlisted", "layer": "l3_agent_frameworks",
+        "threats": ["T2"], "message": sprintf("tool %s is not allowlisted", [input.action])}
+}
+
+hitl contains r if {
+  input.reversible == false
+  r := {"rule": "L6.irreversible_action", "layer": "l6_security_compliance",
+        "threats": ["T7"], "message": "irreversible action needs two approvers", "approvers": 2}
+}
+
+default result := {"decision": "deny", "reasons": [{"rule": "CL.unknown_request_kind",
+  "layer": "cross_layer", "threats": ["T24"], "message": "unknown kind"}],
+  "obligations": [], "layers": {}, "approvers_required": 0}
+
+result := {"decision": "deny", "reasons": [r | some r in deny], "obligations": [],
+  "layers": {"l3_agent_frameworks": "deny"}, "approvers_required": 0} if count(deny) > 0
+
+result := {"decision": "require_hitl", "reasons": [r | some r in hitl], "obligations": [],
+  "layers": {"l6_security_compliance": "require_hitl"}, "approvers_required": 2} if {
+  count(deny) == 0
+  count(hitl) > 0
+}
+
+result := {"decision": "allow", "reasons": [], "obligations": [], "layers": {},
+  "approvers_required": 0} if {
+  count(deny) == 0
+  count(hitl) == 0
+  input.kind in {"agent_action", "data_movement", "delegation"}
+}
+"""
+
+
+def write_bundle(
+    root: Path,
+    modules: dict[str, str] | None = None,
+    *,
+    revision: str = "test-1",
+    data: dict[str, Any] | None = None,
+) -> Path:
+    """Write a bundle directory: `.manifest`, the given modules, optional root data.json."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / ".manifest").write_text(json.dumps({"revision": revision, "roots": ["maestro"]}))
+    for rel, source in (modules or {"maestro/decision/decision.rego": DECISION_REGO}).items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source)
+    if data is not None:
+        (root / "data.json").write_text(json.dumps(data))
+    return root
+
+
+def make_settings(tmp_path: Path, bundle: Path, **overrides: Any) -> Settings:
+    """Settings on tmp_path: the given bundle, a fresh SQLite audit file."""
+    values: dict[str, Any] = {
+        "bundle_dir": bundle,
+        "audit_dsn": f"sqlite:///{tmp_path / 'audit.db'}",
+        "checkpoint_key_file": tmp_path / "checkpoint.key",
+        "audit_synchronous": "NORMAL",
+    }
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+@pytest.fixture
+def bundle(tmp_path: Path) -> Path:
+    """The small test bundle: denies shell.exec, escalates irreversible actions."""
+    return write_bundle(tmp_path / "bundle")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, bundle: Path) -> Settings:
+    """Settings for the small test bundle on tmp_path."""
+    return make_settings(tmp_path, bundle)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """A TestClient with the lifespan running (engine loaded, audit writer started)."""
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def action(tool: str = "web.search", **extra: Any) -> dict[str, Any]:
+    """An agent_action request body."""
+    body: dict[str, Any] = {
+        "kind": "agent_action",
+        "subject": {"id": "spiffe://corp.example/agent/analyst"},
+        "action": tool,
+        "context": {"trace_id": "trace-1"},
+    }
+    body.update(extra)
+    return body
