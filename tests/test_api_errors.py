@@ -48,7 +48,8 @@ def post_raw(client: TestClient, content: bytes) -> tuple[int, dict[str, object]
             "invalid_request",
         ),
         (
-            b'{"kind": "agent_action", "subject": {"id": "spiffe://a/b"}, "action": "x", "oops": 1}',
+            b'{"kind": "agent_action", "subject": {"id": "spiffe://a/b"}, "action": "x",'
+            b' "oops": 1}',
             422,
             "invalid_request",
         ),
