@@ -256,6 +256,9 @@ class OpaStandIn:
                 return _json(200, answer)
             error = {"code": "eval_builtin_error", "message": exc.message}
             return _json(500, {**_EVAL_ERROR, "errors": [error]})
+        except Exception as exc:  # what OPA does with any other failure: 500 internal_error
+            error = {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}
+            return _json(500, {**_EVAL_ERROR, "errors": [error]})
         answer["result"] = result.value
         return _json(200, answer)
 
