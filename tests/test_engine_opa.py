@@ -66,8 +66,13 @@ def test_opa_mode_never_compiles_the_local_bundle(gate: TestClient) -> None:
     assert ready.status_code == 200, ready.text
     status = gate.get("/v1/status").json()
     assert status["engine"] == "opa"
+    assert status["engine_reachable"] is True
     assert status["last_reload_error"] is None
     assert status["bundle"]["revision"] == "test-1"
+    assert status["bundle"]["digest"] == "opa:test-1"
+    assert status["bundle"]["activated_at"]
+    assert status["audit"]["records"] == 0
+    assert "last_checkpoint" in status["audit"]
 
 
 @pytest.mark.parametrize(
