@@ -103,6 +103,81 @@ def _config(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _policy_check(args: argparse.Namespace, settings: Settings) -> int:
+    from maestro_gate.authoring.check import main_check
+
+    catalog = Path(args.catalog) if args.catalog else settings.catalog_dir
+    return main_check(Path(args.dir) if args.dir else settings.bundle_dir, catalog)
+
+
+def _policy_build(args: argparse.Namespace, settings: Settings) -> int:
+    from maestro_gate.authoring.build import build_tarball
+
+    directory = Path(args.dir) if args.dir else settings.bundle_dir
+    try:
+        result = build_tarball(
+            directory,
+            Path(args.out),
+            revision=args.revision,
+            signing_key=Path(args.signing_key).read_bytes() if args.signing_key else None,
+            key_id=args.key_id,
+            scope=args.scope,
+            algorithm=args.signing_alg,
+        )
+    except (GateError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    signed = "signed" if result.signed else "unsigned"
+    print(
+        f"wrote {result.path}: revision {result.revision}, {len(result.files)} files, "
+        f"{signed}, digest {result.digest}"
+    )
+    return 0
+
+
+def _policy_sign(args: argparse.Namespace, settings: Settings) -> int:
+    from maestro_gate.authoring.build import sign_directory
+
+    try:
+        path = sign_directory(
+            Path(args.dir),
+            Path(args.signing_key).read_bytes(),
+            key_id=args.key_id,
+            scope=args.scope,
+            algorithm=args.signing_alg,
+        )
+    except (GateError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
+    return 0
+
+
+def _policy_commands(policy: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    check = policy.add_parser(
+        "check", help="parse, check built-ins and the reason contract; exit 1 on any problem"
+    )
+    check.add_argument("dir", nargs="?", help="bundle directory or .tar.gz (default: bundle dir)")
+    check.add_argument("--catalog", help="MAESTRO catalog directory (default: catalog dir)")
+    check.set_defaults(handler=_policy_check)
+
+    build = policy.add_parser("build", help="write a deterministic OPA bundle .tar.gz")
+    build.add_argument("dir", nargs="?", help="bundle directory (default: bundle dir)")
+    build.add_argument("-o", "--out", required=True, help="the .tar.gz to write")
+    build.add_argument("-r", "--revision", help="replace the manifest's revision")
+    signing = policy.add_parser("sign", help="write .signatures.json into a bundle directory")
+    signing.add_argument("dir", help="bundle directory")
+    for command, required in ((build, False), (signing, True)):
+        command.add_argument("--signing-key", required=required, help="PEM private key")
+        command.add_argument("--key-id", help="`kid` header and `keyid` claim")
+        command.add_argument("--scope", help="`scope` claim (verifiers must expect it)")
+        command.add_argument(
+            "--signing-alg", help="JWT algorithm (default from the key: RS256, ES256, EdDSA)"
+        )
+    build.set_defaults(handler=_policy_build)
+    signing.set_defaults(handler=_policy_sign)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="maestro-gate", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(required=True, metavar="command")
@@ -122,6 +197,11 @@ def _parser() -> argparse.ArgumentParser:
     verify = audit.add_parser("verify", help="recompute the chain; name the first bad record")
     verify.add_argument("--dsn", help="audit DSN (default: MAESTRO_GATE_AUDIT_DSN)")
     verify.set_defaults(handler=_audit_verify)
+
+    policy = sub.add_parser("policy", help="policy bundle tools").add_subparsers(
+        required=True, metavar="action"
+    )
+    _policy_commands(policy)
 
     config = sub.add_parser("config", help="print the environment variables as a Markdown table")
     config.set_defaults(handler=_config)

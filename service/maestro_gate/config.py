@@ -37,12 +37,26 @@ class Settings(BaseSettings):
     decision_timeout_ms: int = Field(
         250, ge=1, le=60_000, description="Evaluation deadline; past it the answer is deny."
     )
-    bundle_dir: Path = Field(Path("policies"), description="Policy bundle directory.")
+    bundle_dir: Path = Field(
+        Path("policies"), description="Policy bundle: a directory or an OPA `.tar.gz`."
+    )
     registry_file: Path | None = Field(
         None, description="Deployer's registry JSON; replaces `data.maestro.registry`."
     )
     bundle_public_key_file: Path | None = Field(
         None, description="PEM public key; when set, only bundles signed with it load."
+    )
+    bundle_signature_scope: str | None = Field(
+        None, description="The `scope` claim signed bundles must carry (unset: none)."
+    )
+    bundle_watch_s: float = Field(
+        0,
+        ge=0,
+        description="Seconds between polls of the bundle for changes to hot-reload (0: off).",
+    )
+    catalog_dir: Path | None = Field(
+        Path("catalog"),
+        description="MAESTRO catalog checked against cited threat ids (a missing dir: unchecked).",
     )
     audit_dsn: str = Field(
         "sqlite:///var/audit.db", description="`sqlite:///PATH` or `postgresql://…`."
@@ -63,7 +77,57 @@ class Settings(BaseSettings):
     checkpoint_interval_s: int = Field(
         60, ge=0, description="Seconds between scheduled checkpoints (0: on demand only)."
     )
-    mode: Literal["enforce", "shadow"] = Field("enforce", description="Global enforcement mode.")
+    mode: Literal["enforce", "shadow"] = Field(
+        "enforce", description="Initial global enforcement mode (a mode set by an admin persists)."
+    )
+    shadow_layers: list[str] = Field(
+        default_factory=list,
+        description="Initial layers whose reasons cannot block (JSON list of layer names).",
+    )
+    auth: Literal["required", "off"] = Field(
+        "required", description="Caller authentication; `off` is refused by profile production."
+    )
+    api_keys_file: Path | None = Field(
+        None, description="JSON file of hashed API keys (`maestro-gate auth add-key` writes it)."
+    )
+    dev_key_file: Path = Field(
+        Path("var/dev-api-key"),
+        description="Development key (all roles), made when the embedded profile has no others.",
+    )
+    jwks_file: Path | None = Field(
+        None, description="JWKS JSON whose keys verify JWT bearer tokens (EdDSA, ES256, RS256)."
+    )
+    jwt_issuer: str | None = Field(None, description="Required `iss` of JWT bearer tokens.")
+    jwt_audience: str | None = Field(None, description="Required `aud` of JWT bearer tokens.")
+    jwt_roles_claim: str = Field("roles", description="JWT claim listing the caller's roles.")
+    jwt_subjects_claim: str = Field(
+        "subjects", description="JWT claim listing the agent ids an agent token may ask for."
+    )
+    jwt_leeway_s: int = Field(30, ge=0, le=300, description="Clock skew allowed on `exp`/`nbf`.")
+    approval_ttl_s: int = Field(
+        3600, ge=1, description="Seconds an approval stays usable after the hitl decision."
+    )
+    redis_url: str | None = Field(
+        None, description="`redis://…`: share rate, budget and session state between replicas."
+    )
+    redis_prefix: str = Field("maestro:", description="Prefix of every Redis key the gate uses.")
+    rate_window_s: int = Field(
+        60, ge=1, description="Sliding window of `state.agent.requests_in_window`."
+    )
+    budget_window_s: int = Field(
+        3600, ge=1, description="Period over which `state.agent.budget_spent` accumulates."
+    )
+    session_recent: int = Field(
+        20, ge=1, le=1000, description="Entries kept in `state.session.recent`."
+    )
+    session_ttl_s: int = Field(
+        86_400, ge=60, description="Idle seconds before Redis forgets a session."
+    )
+    controls_refresh_s: float = Field(
+        1.0,
+        ge=0,
+        description="Seconds between re-reads of mode, stops and pending approvals (0: off).",
+    )
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest accepted request body (413 above)."
     )

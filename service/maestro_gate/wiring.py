@@ -9,16 +9,27 @@ from typing import Any
 
 import prometheus_client
 import structlog
+from redis.asyncio import Redis
 
+from maestro_gate.approvals.postgres import PostgresApprovalStore
+from maestro_gate.approvals.sql import SqlApprovalStore
+from maestro_gate.approvals.sqlite import SqliteApprovalStore
+from maestro_gate.approvals.sync import ControlsSync
 from maestro_gate.audit.sqlite import SqliteAuditLog
+from maestro_gate.auth.authenticator import Authenticator, build_authenticator
+from maestro_gate.authoring.check import refuse_unchecked
 from maestro_gate.config import Settings
+from maestro_gate.core.controls import Controls
 from maestro_gate.core.errors import BundleError, EngineError
-from maestro_gate.core.point import DecisionPoint
+from maestro_gate.core.point import DecisionPoint, StateSource
 from maestro_gate.core.ports import BundleInfo
 from maestro_gate.engine.bundle import read_bundle
 from maestro_gate.engine.embedded import EmbeddedEngine
 from maestro_gate.engine.opa import OpaEngine
+from maestro_gate.engine.watch import BundleWatcher, fingerprint
 from maestro_gate.metrics import PrometheusMetrics
+from maestro_gate.state.memory import MemoryState
+from maestro_gate.state.redis import RedisState
 
 # Both satisfy core.ports.PolicyEngine; they differ in how a bundle becomes active: the embedded
 # engine compiles the bundle directory here, OPA activates its own and is asked what it runs.
@@ -43,19 +54,41 @@ class Gate:
     point: DecisionPoint
     last_reload_error: str | None = None
     _log: Any = field(default_factory=lambda: structlog.get_logger("maestro_gate"))
+    _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    watcher: BundleWatcher | None = field(default=None, repr=False)
+    auth: Authenticator = field(default_factory=Authenticator)
+    controls: ControlsSync | None = field(default=None, repr=False)
+    redis: Any = field(default=None, repr=False)
+    agent_classes: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def agent_class(self, agent_id: str) -> str | None:
+        """The registry class of an agent in the active (embedded) bundle, for emergency stops."""
+        return self.agent_classes.get(agent_id)
 
     async def start(self) -> None:
         """Open the audit log and activate the configured bundle (a failure leaves none active)."""
         self.audit.start()
         self.metrics.audit_records.set(self.audit.count())
+        if self.controls is not None:
+            await self.controls.start()
         if isinstance(self.engine, OpaEngine):
             await self.engine.open()
+        watched = [self.settings.bundle_dir, self.settings.registry_file]
+        seen = await asyncio.to_thread(fingerprint, *watched)
         try:
             await self.reload()
         except (BundleError, EngineError) as exc:
             self._log.error(
                 "bundle_refused", error=exc.message, bundle_dir=str(self.settings.bundle_dir)
             )
+        if self.settings.bundle_watch_s > 0 and isinstance(self.engine, EmbeddedEngine):
+            self.watcher = BundleWatcher(watched, self.settings.bundle_watch_s, self.reload_bundle)
+            self.watcher.start(seen)
+
+    async def reload_bundle(self) -> BundleInfo:
+        """`reload`, one at a time: the watcher and the admin endpoint never race each other."""
+        async with self._reload_lock:
+            return await self.reload()
 
     async def reload(self) -> BundleInfo:
         """Read, check and activate the bundle; on failure keep the active one and raise."""
@@ -77,15 +110,30 @@ class Gate:
         return info
 
     def _load(self, engine: EmbeddedEngine) -> BundleInfo:
-        bundle = read_bundle(self.settings.bundle_dir, self.settings.registry_file)
-        return engine.load(bundle)
+        settings = self.settings
+        bundle = read_bundle(
+            settings.bundle_dir,
+            settings.registry_file,
+            public_key=_read_key(settings.bundle_public_key_file),
+            scope=settings.bundle_signature_scope,
+        )
+        refuse_unchecked(bundle, settings.catalog_dir)
+        info = engine.load(bundle)
+        self.agent_classes = agent_classes(bundle.data)
+        return info
 
     async def close(self) -> None:
-        """Stop the engine workers and drain the audit writer."""
+        """Stop the bundle watcher and the engine workers, and drain the audit writer."""
+        if self.watcher is not None:
+            await self.watcher.stop()
         if isinstance(self.engine, OpaEngine):
             await self.engine.close()
         else:
             self.engine.close()
+        if self.controls is not None:
+            await self.controls.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         await asyncio.to_thread(self.audit.close)
 
 
@@ -95,6 +143,9 @@ def build(settings: Settings) -> Gate:
     metrics = PrometheusMetrics()
     engine = _engine(settings, metrics)
     audit = SqliteAuditLog(sqlite_path(settings.audit_dsn), synchronous=settings.audit_synchronous)
+    approvals = _approval_store(settings)
+    state, redis = _state_source(settings, metrics)
+    initial = Controls(mode=settings.mode, shadow_layers=frozenset(settings.shadow_layers))
     point = DecisionPoint(
         engine,
         audit,
@@ -102,8 +153,71 @@ def build(settings: Settings) -> Gate:
         timeout_s=settings.decision_timeout_ms / 1000,
         mode=settings.mode,
         mask_pointers=settings.audit_mask,
+        state=state,
+        approvals=approvals,
+        approval_ttl_s=settings.approval_ttl_s,
+        controls=initial,
     )
-    return Gate(settings=settings, engine=engine, audit=audit, metrics=metrics, point=point)
+    controls = ControlsSync(
+        approvals,
+        initial,
+        apply=lambda c: setattr(point, "controls", c),
+        on_pending=metrics.pending_approvals.set,
+        interval_s=settings.controls_refresh_s,
+    )
+    gate = Gate(
+        settings=settings,
+        engine=engine,
+        audit=audit,
+        metrics=metrics,
+        point=point,
+        auth=build_authenticator(settings),
+        controls=controls,
+        redis=redis,
+    )
+    point.agent_class = gate.agent_class
+    return gate
+
+
+def agent_classes(data: dict[str, Any]) -> dict[str, str]:
+    """Agent id to registry `class`, from a bundle's data document."""
+    agents = data.get("maestro", {}).get("registry", {}).get("agents", {})
+    if not isinstance(agents, dict):
+        return {}
+    return {
+        agent: str(entry["class"])
+        for agent, entry in agents.items()
+        if isinstance(entry, dict) and entry.get("class") is not None
+    }
+
+
+def _approval_store(settings: Settings) -> SqlApprovalStore:
+    """Approvals and controls live in the audit database: the same SQLite file or PostgreSQL."""
+    if settings.audit_dsn.startswith(("postgresql://", "postgres://")):
+        return PostgresApprovalStore(settings.audit_dsn)
+    return SqliteApprovalStore(sqlite_path(settings.audit_dsn))
+
+
+def _state_source(settings: Settings, metrics: PrometheusMetrics) -> tuple[StateSource, Any]:
+    """In-process counters, or Redis ones shared by replicas when a Redis URL is set."""
+    if settings.redis_url is None:
+        memory = MemoryState(
+            window_s=settings.rate_window_s,
+            budget_window_s=settings.budget_window_s,
+            recent=settings.session_recent,
+        )
+        return memory, None
+    client = Redis.from_url(settings.redis_url, max_connections=64, socket_timeout=1.0)
+    shared = RedisState(
+        client,
+        prefix=settings.redis_prefix,
+        window_s=settings.rate_window_s,
+        budget_window_s=settings.budget_window_s,
+        recent=settings.session_recent,
+        session_ttl_s=settings.session_ttl_s,
+        on_error=lambda op: metrics.state_errors.labels(op).inc(),
+    )
+    return shared, client
 
 
 def _engine(settings: Settings, metrics: PrometheusMetrics) -> GateEngine:
@@ -119,3 +233,12 @@ def _engine(settings: Settings, metrics: PrometheusMetrics) -> GateEngine:
     embedded = EmbeddedEngine(workers=settings.engine_workers)
     metrics.watch_engine(embedded.name, lambda: embedded.active_bundle() is not None)
     return embedded
+
+
+def _read_key(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise BundleError(f"cannot read the bundle public key {path}: {exc.strerror}") from exc

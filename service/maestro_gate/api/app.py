@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from maestro_gate import __version__
-from maestro_gate.api import decide, errors, operations
+from maestro_gate.api import admin, decide, errors, operations
 from maestro_gate.config import Settings
 from maestro_gate.wiring import Gate, build
 
@@ -37,6 +37,7 @@ def create_app(settings: Settings, gate: Gate | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(decide.router)
     app.include_router(operations.router)
+    app.include_router(admin.router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

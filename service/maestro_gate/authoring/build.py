@@ -40,6 +40,7 @@ def build_tarball(
     signing_key: bytes | None = None,
     key_id: str | None = None,
     scope: str | None = None,
+    algorithm: str | None = None,
 ) -> BuildResult:
     """Write the bundle in `directory` to `out` as a deterministic `.tar.gz`, optionally signed.
 
@@ -51,7 +52,9 @@ def build_tarball(
         files[".manifest"] = _with_revision(files.get(".manifest"), revision)
     with_signature = dict(files)
     if signing_key is not None:
-        with_signature[SIGNATURES_FILE] = sign(files, signing_key, key_id=key_id, scope=scope)
+        with_signature[SIGNATURES_FILE] = sign(
+            files, signing_key, key_id=key_id, scope=scope, algorithm=algorithm
+        )
     payload = tarball_bytes(with_signature)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -96,6 +99,7 @@ def sign_directory(
     *,
     key_id: str | None = None,
     scope: str | None = None,
+    algorithm: str | None = None,
 ) -> Path:
     """Write `.signatures.json` into a bundle directory, signing the files the service loads."""
     if not directory.is_dir():
@@ -103,7 +107,7 @@ def sign_directory(
     read_bundle(directory)
     files, _ = bundle_files(directory)
     path = directory / SIGNATURES_FILE
-    path.write_bytes(sign(files, signing_key, key_id=key_id, scope=scope))
+    path.write_bytes(sign(files, signing_key, key_id=key_id, scope=scope, algorithm=algorithm))
     return path
 
 

@@ -263,3 +263,24 @@ def _scan_line(line: str, depth: int, raw: bool) -> tuple[str, int, bool, bool]:
             depth = max(0, depth - 1)
         i += 1
     return line, depth, raw, top
+
+
+def refuse_unchecked(bundle: Bundle, catalog_dir: Path | None) -> None:
+    """Raise BundleError listing every `check_bundle` problem; the service calls this before it
+    activates a bundle. A `catalog_dir` that does not exist skips the threat-id checks."""
+    catalog = None
+    if catalog_dir is not None and catalog_dir.is_dir():
+        try:
+            catalog = load_catalog(catalog_dir)
+        except CatalogError as exc:
+            raise BundleError(
+                f"the catalog in {catalog_dir} is invalid, so no bundle can be checked",
+                errors=[{"code": "catalog", "message": text} for text in exc.problems],
+            ) from exc
+    problems = check_bundle(bundle, catalog)
+    if problems:
+        raise BundleError(
+            f"bundle {bundle.revision} fails policy check with {len(problems)} problem(s); "
+            f"first: {problems[0]}",
+            errors=[problem.as_error() for problem in problems],
+        )

@@ -1,0 +1,40 @@
+"""Administrative operations: `POST /v1/admin/bundle/reload`.
+
+A reload activates the configured bundle only when it reads, verifies (when a public key is
+set), passes `policy check` and compiles; otherwise the active bundle stays, the failure is
+counted and shown in `/v1/status`, and the answer is 422 `{code: "bundle_error", message,
+errors}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from maestro_gate.core.ports import BundleInfo
+from maestro_gate.wiring import Gate
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+@router.post(
+    "/bundle/reload",
+    summary="Re-read the bundle and activate it if it passes every check",
+    responses={422: {"description": "The bundle was refused; the active one stays."}},
+)
+async def reload_bundle(request: Request) -> dict[str, Any]:
+    """The now active bundle and the one it replaced; 422 `bundle_error` when refused."""
+    gate: Gate = request.app.state.gate
+    previous = gate.engine.active_bundle()
+    info = await gate.reload_bundle()
+    return {
+        "status": "activated",
+        "changed": previous is None or previous.digest != info.digest,
+        "bundle": _bundle(info),
+        "previous": _bundle(previous) if previous else None,
+    }
+
+
+def _bundle(info: BundleInfo) -> dict[str, str]:
+    return {"revision": info.revision, "digest": info.digest, "activated_at": info.activated_at}
