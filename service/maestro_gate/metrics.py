@@ -84,6 +84,12 @@ class PrometheusMetrics:
         self.refused_callers = Counter(
             "maestro_refused_callers", "Callers refused, by code.", ["code"], registry=r
         )
+        self.state_errors = Counter(
+            "maestro_state_errors",
+            "State store calls that failed (snapshot: the decision was denied; observe: lost).",
+            ["op"],
+            registry=r,
+        )
 
     def decision(
         self,

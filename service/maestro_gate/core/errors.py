@@ -6,8 +6,12 @@ GateError
 │   └── RequestTooDeep      request_too_deep      400
 ├── Unauthenticated         unauthorized          401
 ├── Forbidden               forbidden             403
+│   ├── SubjectNotBound     subject_not_bound     403
+│   └── SelfApproval        self_approval         403
 ├── NotFound                resource_not_found    404
 ├── Conflict                resource_conflict     409
+│   ├── AlreadyVoted        already_voted         409
+│   └── ApprovalClosed      approval_closed       409
 ├── EngineError             engine_error          (never surfaces: becomes a deny)
 ├── BundleError             bundle_error          (load time; the active bundle stays)
 ├── AuditUnavailable        audit_unavailable     503
@@ -60,6 +64,18 @@ class Forbidden(GateError):
     code = "forbidden"
 
 
+class SubjectNotBound(Forbidden):
+    """An agent credential asked for a decision on behalf of a subject it is not bound to."""
+
+    code = "subject_not_bound"
+
+
+class SelfApproval(Forbidden):
+    """The requesting agent, or a principal bound to it, tried to approve its own action."""
+
+    code = "self_approval"
+
+
 class NotFound(GateError):
     """The named resource does not exist."""
 
@@ -70,6 +86,18 @@ class Conflict(GateError):
     """The request conflicts with the resource's current state."""
 
     code = "resource_conflict"
+
+
+class AlreadyVoted(Conflict):
+    """This approver has already voted on the approval."""
+
+    code = "already_voted"
+
+
+class ApprovalClosed(Conflict):
+    """The approval is no longer pending (granted, rejected, used or expired)."""
+
+    code = "approval_closed"
 
 
 class EngineError(GateError):

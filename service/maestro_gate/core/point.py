@@ -1,26 +1,44 @@
 """The DecisionPoint: build the Rego input, evaluate, check, audit, and only then answer.
 
-Fail closed: an engine error, a timeout, a missing bundle or a malformed policy result is a deny
-with a `GATE.*` reason; an audit append that fails raises `AuditUnavailable`, so no decision,
-and above all no allow, leaves without a durable record.
+Fail closed: an engine error, a timeout, a missing bundle, a malformed policy result or an
+unreadable state store is a deny with a `GATE.*` reason; an audit append that fails raises
+`AuditUnavailable`, so no decision, and above all no allow, leaves without a durable record.
+Three fail-safes act on the policy's result whatever the bundle says: an emergency stop denies
+(`L6.emergency_stop`), an approval id that is rejected, expired, used or does not match the
+request denies (`GATE.approval_<status>`), and a granted approval is consumed exactly once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
 
+from maestro_gate.core.approvals import (
+    UNUSABLE,
+    Approval,
+    ApprovalStore,
+    Status,
+    action_digest,
+    public_view,
+)
+from maestro_gate.core.callers import Caller
 from maestro_gate.core.chain import canonical, sha256_hex
+from maestro_gate.core.controls import Controls, answered, stop_reasons
 from maestro_gate.core.decisions import (
+    ApprovalTicket,
     AuditRef,
     DecisionResponse,
     Mode,
     PolicyRef,
     PolicyResult,
+    Reason,
+    Verdict,
     check_policy_result,
     gate_reason,
 )
@@ -31,23 +49,41 @@ from maestro_gate.core.errors import (
     InvalidRequest,
     NotReady,
 )
-from maestro_gate.core.ports import AuditLog, BundleInfo, DecisionMetrics, PolicyEngine
-from maestro_gate.core.records import decision_record, mask
+from maestro_gate.core.ports import (
+    AuditLog,
+    AuditReceipt,
+    BundleInfo,
+    DecisionMetrics,
+    PolicyEngine,
+)
+from maestro_gate.core.records import decision_record, event_record, mask
 from maestro_gate.core.requests import AgentAction, DataMovement, Delegation
 
 AnyRequest = AgentAction | DataMovement | Delegation
 
 
 class StateSource(Protocol):
-    """Supplies `input.state` (counters, session history, stops) and learns each outcome."""
+    """Supplies the `agent` and `session` parts of `input.state` and learns each outcome.
+
+    The DecisionPoint adds `now_ns`, `pending_approvals`, `emergency_stop`, `caller` and
+    `approval` itself, from the approval store, the controls and the authenticated caller.
+    """
 
     async def snapshot(self, request: AnyRequest) -> dict[str, Any]:
-        """The state document the policy sees for this request."""
+        """`{"agent": {...}, "session": {...}}` for this request."""
         ...
 
     async def observe(self, request: AnyRequest, decision: str) -> None:
-        """Record that this request was decided (for rates and session history)."""
+        """Record that this request was decided (for rates, budgets and session history)."""
         ...
+
+
+def empty_state(window_seconds: int = 0) -> dict[str, Any]:
+    """The `agent` and `session` parts when nothing has been observed."""
+    return {
+        "agent": {"requests_in_window": 0, "window_seconds": window_seconds, "budget_spent": 0},
+        "session": {"recent": []},
+    }
 
 
 class DecisionPoint:
@@ -63,17 +99,29 @@ class DecisionPoint:
         mode: Mode = "enforce",
         mask_pointers: list[str] | None = None,
         state: StateSource | None = None,
+        approvals: ApprovalStore | None = None,
+        approval_ttl_s: int = 3600,
+        controls: Controls | None = None,
+        agent_class: Callable[[str], str | None] | None = None,
     ) -> None:
         self.engine = engine
         self.audit = audit
         self.metrics = metrics
         self.timeout_s = timeout_s
-        self.mode: Mode = mode
+        self.controls = controls or Controls(mode=mode)
         self.mask_pointers = mask_pointers or []
         self.state = state
+        self.approvals = approvals
+        self.approval_ttl_s = approval_ttl_s
+        self.agent_class = agent_class
         self._log = structlog.get_logger("maestro_gate.decision")
 
-    async def decide(self, request: AnyRequest) -> DecisionResponse:
+    @property
+    def mode(self) -> Mode:
+        """The global enforcement mode in force."""
+        return self.controls.mode
+
+    async def decide(self, request: AnyRequest, caller: Caller | None = None) -> DecisionResponse:
         """Decide one request; raise InvalidRequest or AuditUnavailable, never allow on error."""
         started = time.perf_counter()
         decision_id = str(uuid.uuid4())
@@ -84,53 +132,249 @@ class DecisionPoint:
             raise InvalidRequest(
                 f"request cannot be canonicalised for the audit log: {exc}"
             ) from exc
-        state = await self.state.snapshot(request) if self.state else {}
+        controls = self.controls
+        now_ms = time.time_ns() // 1_000_000
+        state, state_error = await self._snapshot(request)
+        state["now_ns"] = time.time_ns()
+        state["pending_approvals"] = self.approvals.pending() if self.approvals else 0
+        state["emergency_stop"] = controls.state()
+        if caller is not None:
+            state["caller"] = caller.state(request.subject.id)
+        digest: str | None = None
+        held: Approval | None = None
+        status: Status | None = None
+        if request.approval_id is not None:
+            digest = action_digest(document)
+            held, status = await self._approval_status(request.approval_id, digest, now_ms)
+            state["approval"] = {
+                "id": request.approval_id,
+                "status": status,
+                "approvals": held.approvals if held else 0,
+            }
         result, policy = await self._evaluate({**document, "state": state})
+        result = self._fail_safes(result, request, controls, state_error, held, status)
+        event: str | None = None
+        if status in UNUSABLE:
+            event = "expired" if status == "expired" else "refused"
+        elif status == "granted" and held and digest and result.decision == "allow":
+            if await self._consume(held, digest, policy.revision, decision_id, now_ms):
+                event = "used"
+            else:
+                status, event = "used", "refused"
+                result = _deny("approval_used", "the approval was already used", ["T7"])
+        answer = answered(result, controls)
+        ticket = None
+        if answer == "require_hitl":
+            if status == "pending" and held is not None:
+                ticket = _ticket(held)
+            else:
+                held = await self._open(request, document, result, policy, decision_id, caller)
+                event = "created"
+                ticket = _ticket(held)
         evaluated = result.decision
-        answered = "allow" if self.mode == "shadow" else evaluated
-        result_doc = result.model_dump(mode="json")
+        approval_ref = None
+        if held is not None or request.approval_id is not None:
+            approval_ref = {
+                "id": held.id if held else request.approval_id,
+                "status": status or "pending",
+                "event": event,
+            }
         record = decision_record(
             decision_id=decision_id,
             timestamp=datetime.now(UTC).isoformat(timespec="microseconds"),
             kind=request.kind,
             subject=request.subject.id,
             decision=evaluated,
-            result=result_doc,
+            result=result.model_dump(mode="json"),
             policy=policy.model_dump(mode="json", exclude_none=True),
-            mode=self.mode,
-            approval=None,
+            mode=controls.mode,
+            approval=approval_ref,
             masked_input=mask(document, self.mask_pointers),
             input_sha256=input_sha256,
             trace_id=request.context.trace_id,
         )
+        if controls.shadow_layers:
+            record["shadow_layers"] = sorted(controls.shadow_layers)
         receipt = await self._append(record, decision_id)
+        if event is not None:
+            await self._approval_event(event, status, held, request, decision_id, now_ms)
         if self.state:
-            await self.state.observe(request, evaluated)
+            await self._observe(request, evaluated)
         seconds = time.perf_counter() - started
         rules = record["rules"]
-        self.metrics.decision(request.kind, evaluated, self.mode, seconds, rules, result.layers)
+        self.metrics.decision(request.kind, evaluated, controls.mode, seconds, rules, result.layers)
         self._log.info(
             "decision",
             decision_id=decision_id,
             trace_id=request.context.trace_id,
             kind=request.kind,
             decision=evaluated,
-            mode=self.mode,
+            answer=answer,
+            mode=controls.mode,
             rules=rules,
             latency_ms=round(seconds * 1000, 3),
             audit_index=receipt.index,
         )
         return DecisionResponse(
             decision_id=decision_id,
-            decision=answered,
+            decision=answer,
             reasons=result.reasons,
             obligations=result.obligations,
             layers=result.layers,
+            approval=ticket,
             policy=policy,
             audit=AuditRef(index=receipt.index, leaf_hash=receipt.leaf_hash),
-            mode=self.mode,
-            evaluated_decision=evaluated if self.mode == "shadow" else None,
+            mode=controls.mode,
+            evaluated_decision=(
+                evaluated if controls.mode == "shadow" or answer != evaluated else None
+            ),
         )
+
+    async def _snapshot(self, request: AnyRequest) -> tuple[dict[str, Any], str | None]:
+        if self.state is None:
+            return empty_state(), None
+        try:
+            snap = await asyncio.wait_for(self.state.snapshot(request), self.timeout_s)
+        except Exception as exc:
+            self._log.error("state_snapshot_failed", error=f"{type(exc).__name__}: {exc}")
+            return empty_state(), f"the state store could not be read: {type(exc).__name__}"
+        return dict(snap), None
+
+    async def _observe(self, request: AnyRequest, decision: str) -> None:
+        assert self.state is not None
+        try:
+            await asyncio.wait_for(self.state.observe(request, decision), self.timeout_s * 4)
+        except Exception as exc:
+            # The decision is audited already; adapters count their own failures in metrics.
+            self._log.error("state_observe_failed", error=f"{type(exc).__name__}: {exc}")
+
+    async def _approval_status(
+        self, approval_id: str, digest: str, now_ms: int
+    ) -> tuple[Approval | None, Status]:
+        if self.approvals is None:
+            return None, "mismatch"
+        held = await self.approvals.get(approval_id)
+        if held is None:
+            return None, "mismatch"
+        bundle = self.engine.active_bundle()
+        return held, held.status_for(digest, bundle.revision if bundle else None, now_ms)
+
+    def _fail_safes(
+        self,
+        result: PolicyResult,
+        request: AnyRequest,
+        controls: Controls,
+        state_error: str | None,
+        held: Approval | None,
+        status: Status | None,
+    ) -> PolicyResult:
+        forced: list[Reason] = []
+        if controls.agents or controls.classes:
+            actors = _actors(request)
+            classes = {a: self.agent_class(a) for a in actors} if self.agent_class else {}
+            forced += stop_reasons(controls, actors, classes)
+        if state_error is not None:
+            forced.append(gate_reason("state_unavailable", state_error, ["T4"]))
+        if status in UNUSABLE:
+            forced.append(
+                gate_reason(
+                    f"approval_{status}",
+                    f"approval {request.approval_id} is {status}; it cannot authorise this request",
+                    ["T7"],
+                )
+            )
+        if forced:
+            layers = dict(result.layers)
+            for reason in forced:
+                if reason.layer != "gate":
+                    layers[reason.layer] = "deny"
+            kept = result.reasons if result.decision == "deny" else []
+            return result.model_copy(
+                update={"decision": "deny", "reasons": [*forced, *kept], "layers": layers}
+            )
+        if status == "granted" and held is not None and result.decision == "require_hitl":
+            covered = {r.rule for r in result.reasons} <= set(held.rules)
+            if covered and held.approvals >= held.approvers_required:
+                layers = {k: _cleared(v) for k, v in result.layers.items()}
+                return result.model_copy(
+                    update={"decision": "allow", "reasons": [], "layers": layers}
+                )
+        return result
+
+    async def _consume(
+        self, held: Approval, digest: str, revision: str, decision_id: str, now_ms: int
+    ) -> bool:
+        assert self.approvals is not None
+        return await self.approvals.consume(held.id, digest, revision, decision_id, now_ms)
+
+    async def _open(
+        self,
+        request: AnyRequest,
+        document: dict[str, Any],
+        result: PolicyResult,
+        policy: PolicyRef,
+        decision_id: str,
+        caller: Caller | None,
+    ) -> Approval:
+        if self.approvals is None:
+            raise AuditUnavailable("no approval store is configured; a human cannot be asked")
+        required = max([1, result.approvers_required, *(r.approvers or 1 for r in result.reasons)])
+        now_ms = time.time_ns() // 1_000_000
+        approval = Approval(
+            id=str(uuid.uuid4()),
+            digest=action_digest(document),
+            subject=request.subject.id,
+            requested_by=caller.principal if caller else None,
+            kind=request.kind,
+            summary={
+                "request": mask(document, self.mask_pointers),
+                "reasons": [r.model_dump(mode="json", exclude_none=True) for r in result.reasons],
+            },
+            bundle_revision=policy.revision,
+            bundle_digest=policy.digest,
+            rules=sorted({r.rule for r in result.reasons}),
+            approvers_required=required,
+            status="pending",
+            created_at_ms=now_ms,
+            expires_at_ms=now_ms + self.approval_ttl_s * 1000,
+            decision_id=decision_id,
+        )
+        try:
+            await self.approvals.create(approval)
+        except Exception as exc:
+            self._log.error("approval_create_failed", decision_id=decision_id, error=str(exc))
+            raise AuditUnavailable("the approval could not be stored; nothing was decided") from exc
+        return approval
+
+    async def _approval_event(
+        self,
+        event: str,
+        status: Status | None,
+        held: Approval | None,
+        request: AnyRequest,
+        decision_id: str,
+        now_ms: int,
+    ) -> None:
+        detail: dict[str, Any] = {
+            "approval_id": held.id if held else request.approval_id,
+            "decision_id": decision_id,
+            "seen_status": status,
+        }
+        if held is not None:
+            fresh = await self.approvals.get(held.id) if self.approvals else None
+            detail = {**public_view(fresh or held, now_ms), **detail}
+        await self.event(f"approval_{event}", request.subject.id, detail)
+
+    async def event(self, type: str, subject: str | None, detail: dict[str, Any]) -> AuditReceipt:
+        """Append a non-decision event record (approvals, admin changes, refused callers)."""
+        record = event_record(
+            event_id=str(uuid.uuid4()),
+            timestamp=datetime.now(UTC).isoformat(timespec="microseconds"),
+            type=type,
+            subject=subject,
+            detail=detail,
+        )
+        return await self._append(record, record["decision_id"])
 
     async def _evaluate(self, document: dict[str, Any]) -> tuple[PolicyResult, PolicyRef]:
         engine = self.engine.name
@@ -157,7 +401,7 @@ class DecisionPoint:
         self.metrics.engine(engine, time.perf_counter() - started, error)
         return result, policy
 
-    async def _append(self, record: dict[str, Any], decision_id: str) -> Any:
+    async def _append(self, record: dict[str, Any], decision_id: str) -> AuditReceipt:
         started = time.perf_counter()
         try:
             receipt = await self.audit.append(record)
@@ -171,8 +415,34 @@ class DecisionPoint:
         return receipt
 
 
-def _deny(rule: str, message: str) -> PolicyResult:
-    return PolicyResult(decision="deny", reasons=[gate_reason(rule, message, ["T24"])])
+def _actors(request: AnyRequest) -> list[str]:
+    """The agents a request involves: the subject, a delegatee, a receiving agent."""
+    actors = [request.subject.id]
+    if isinstance(request, Delegation):
+        actors.append(request.delegatee)
+    elif isinstance(request, DataMovement) and request.destination.type == "agent":
+        actors.append(request.destination.id)
+    return actors
+
+
+def _cleared(verdict: Verdict) -> Verdict:
+    return "allow" if verdict == "require_hitl" else verdict
+
+
+def _ticket(approval: Approval) -> ApprovalTicket:
+    return ApprovalTicket(
+        id=approval.id,
+        approvers_required=approval.approvers_required,
+        expires_at=datetime.fromtimestamp(approval.expires_at_ms / 1000, UTC).isoformat(
+            timespec="milliseconds"
+        ),
+        status="pending",
+        approvals=approval.approvals,
+    )
+
+
+def _deny(rule: str, message: str, threats: list[str] | None = None) -> PolicyResult:
+    return PolicyResult(decision="deny", reasons=[gate_reason(rule, message, threats or ["T24"])])
 
 
 def _policy_ref(

@@ -1,0 +1,115 @@
+"""Human approvals: list them, read one, approve or reject (`/v1/approvals`).
+
+Listing needs `approver` or `auditor`; reading one also admits the agent it belongs to, so a
+runtime can wait for its approval; voting needs `approver`, and never the requesting agent or a
+principal bound to it (403 `self_approval`). A second vote by the same approver is 409
+`already_voted`; a vote on an approval that is no longer pending (granted, rejected, used,
+expired) is 409 `approval_closed`. Every vote is an `approval_approved` or `approval_rejected`
+event in the audit trail.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from maestro_gate.api.security import caller_of, require
+from maestro_gate.core.approvals import Approval, ApprovalStore, Status, Vote, now_ms, public_view
+from maestro_gate.core.callers import APPROVER, AUDITOR, Caller
+from maestro_gate.core.errors import Forbidden, NotFound, NotReady
+from maestro_gate.wiring import Gate
+
+router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
+
+
+class VoteBody(BaseModel):
+    """An optional note the approver leaves with the vote."""
+
+    model_config = ConfigDict(extra="forbid")
+    comment: str | None = Field(None, max_length=2000)
+
+
+@router.get("", summary="List approvals, newest first")
+async def list_approvals(
+    request: Request,
+    _: Annotated[Caller, Depends(require(APPROVER, AUDITOR))],
+    status: Status | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Approvals, optionally with one status (`pending`, `granted`, `expired`, …)."""
+    gate: Gate = request.app.state.gate
+    now = now_ms()
+    found = await _store(gate).find(status, limit, now)
+    return {"approvals": [public_view(a, now) for a in found]}
+
+
+@router.get("/{approval_id}", summary="Read one approval")
+async def get_approval(request: Request, approval_id: str) -> dict[str, Any]:
+    """The approval; for approvers, auditors and the agent it belongs to."""
+    gate: Gate = request.app.state.gate
+    caller = caller_of(request)
+    approval = await _get(gate, approval_id)
+    if caller.roles.isdisjoint({APPROVER, AUDITOR}) and not caller.may_act_for(approval.subject):
+        raise Forbidden("only approvers, auditors and the requesting agent may read an approval")
+    return public_view(approval, now_ms())
+
+
+@router.post("/{approval_id}/approve", summary="Approve, as a distinct approver")
+async def approve(
+    request: Request,
+    approval_id: str,
+    caller: Annotated[Caller, Depends(require(APPROVER))],
+    body: VoteBody | None = None,
+) -> dict[str, Any]:
+    """Record an approval; enough distinct approvers make the approval `granted`."""
+    return await _vote(request, approval_id, caller, "approve", body)
+
+
+@router.post("/{approval_id}/reject", summary="Reject; one rejection closes the approval")
+async def reject(
+    request: Request,
+    approval_id: str,
+    caller: Annotated[Caller, Depends(require(APPROVER))],
+    body: VoteBody | None = None,
+) -> dict[str, Any]:
+    """Record a rejection; a re-submission with this approval is then denied."""
+    return await _vote(request, approval_id, caller, "reject", body)
+
+
+async def _vote(
+    request: Request,
+    approval_id: str,
+    caller: Caller,
+    verdict: Literal["approve", "reject"],
+    body: VoteBody | None,
+) -> dict[str, Any]:
+    gate: Gate = request.app.state.gate
+    vote = Vote(
+        principal=caller.principal,
+        verdict=verdict,
+        at_ms=now_ms(),
+        comment=body.comment if body else None,
+    )
+    updated = await _store(gate).vote(approval_id, caller, vote)
+    view = public_view(updated, vote.at_ms)
+    event = "approval_approved" if verdict == "approve" else "approval_rejected"
+    await gate.point.event(
+        event, updated.subject, {**view, "approval_id": updated.id, "by": caller.principal}
+    )
+    gate.metrics.pending_approvals.set(_store(gate).pending())
+    return view
+
+
+async def _get(gate: Gate, approval_id: str) -> Approval:
+    approval = await _store(gate).get(approval_id)
+    if approval is None:
+        raise NotFound(f"no approval {approval_id}")
+    return approval
+
+
+def _store(gate: Gate) -> ApprovalStore:
+    if gate.point.approvals is None:
+        raise NotReady("no approval store is configured")
+    return gate.point.approvals

@@ -1,0 +1,1 @@
+"""Durable approvals and operator controls (mode, emergency stops), beside the audit log."""

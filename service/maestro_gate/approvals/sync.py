@@ -1,0 +1,68 @@
+"""Keeps the DecisionPoint's controls and pending-approval count in step with the database.
+
+The hot path reads both from memory; this re-reads them at start, after every local change,
+and every `MAESTRO_GATE_CONTROLS_REFRESH_S` so that other workers' and replicas' changes (and
+expiries) arrive within that interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import structlog
+
+from maestro_gate.approvals.sql import SqlApprovalStore
+from maestro_gate.core.controls import Controls
+
+
+class ControlsSync:
+    """Loads controls and counts pending approvals into callbacks, once now and periodically."""
+
+    def __init__(
+        self,
+        store: SqlApprovalStore,
+        default: Controls,
+        apply: Callable[[Controls], None],
+        on_pending: Callable[[int], None],
+        interval_s: float,
+    ) -> None:
+        self.store = store
+        self.default = default
+        self._apply = apply
+        self._on_pending = on_pending
+        self._interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+        self._log = structlog.get_logger("maestro_gate.controls")
+
+    async def start(self) -> None:
+        """Open the store, apply what it holds, and start the periodic refresh."""
+        await self.store.start()
+        await self.tick()
+        if self._interval_s > 0:
+            self._task = asyncio.create_task(self._loop(), name="controls-sync")
+
+    async def tick(self) -> Controls:
+        """Re-read and apply the controls and the pending count now."""
+        controls = await self.store.load(self.default)
+        self._apply(controls)
+        self._on_pending(await self.store.refresh())
+        return controls
+
+    async def close(self) -> None:
+        """Stop refreshing and close the store."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.store.close()
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                await self.tick()
+            except Exception as exc:
+                self._log.error("controls_refresh_failed", error=f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,120 @@
+"""Who is calling: an API key (`X-API-Key`, or `Authorization: Bearer mgk_…`) or a JWT bearer.
+
+`build_authenticator(settings)` applies the profile rules: `production` refuses
+`MAESTRO_GATE_AUTH=off` and refuses to start without an API keys file or a JWKS file; the
+embedded profile with neither creates a development key (all roles, any subject) under `var/`
+on first run and says, on stderr and in the log, how to use it.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import structlog
+
+from maestro_gate.auth.keys import KEY_PREFIX, KeyEntry, KeyRing, dev_key, key_hash, read_keys
+from maestro_gate.auth.tokens import JwtVerifier
+from maestro_gate.config import Settings
+from maestro_gate.core.callers import ANONYMOUS, ANY_SUBJECT, ROLES, Caller
+from maestro_gate.core.errors import Unauthenticated
+
+DEV_PRINCIPAL = "dev"
+
+
+class Authenticator:
+    """Turns request credentials into a Caller; raises Unauthenticated when none is valid."""
+
+    def __init__(
+        self,
+        *,
+        keys: KeyRing | None = None,
+        tokens: JwtVerifier | None = None,
+        required: bool = True,
+    ) -> None:
+        self.keys = keys
+        self.tokens = tokens
+        self.required = required
+
+    def authenticate(self, bearer: str | None, api_key: str | None) -> Caller:
+        """The caller named by a bearer credential or an `X-API-Key` value."""
+        if not self.required:
+            return ANONYMOUS
+        if api_key:
+            return self._key(api_key)
+        if not bearer:
+            raise Unauthenticated(
+                "a credential is required: `Authorization: Bearer <token or key>` or `X-API-Key`"
+            )
+        if bearer.startswith(KEY_PREFIX) or self.tokens is None:
+            return self._key(bearer)
+        return self.tokens.caller(bearer)
+
+    def _key(self, key: str) -> Caller:
+        caller = self.keys.caller(key.strip()) if self.keys is not None else None
+        if caller is None:
+            raise Unauthenticated("the API key is not valid")
+        return caller
+
+
+def build_authenticator(settings: Settings, log: Any = None) -> Authenticator:
+    """The authenticator `settings` describe; raise ValueError for a configuration to refuse."""
+    log = log or structlog.get_logger("maestro_gate.auth")
+    production = settings.profile == "production"
+    if settings.auth == "off":
+        if production:
+            raise ValueError("profile production refuses MAESTRO_GATE_AUTH=off")
+        log.warning("authentication_off", detail="every caller is anonymous with every role")
+        return Authenticator(required=False)
+    keys: KeyRing | None = None
+    tokens: JwtVerifier | None = None
+    if settings.api_keys_file is not None:
+        keys = KeyRing(read_keys(settings.api_keys_file))
+    if settings.jwks_file is not None:
+        if not settings.jwt_issuer or not settings.jwt_audience:
+            raise ValueError(
+                "MAESTRO_GATE_JWKS_FILE needs MAESTRO_GATE_JWT_ISSUER and MAESTRO_GATE_JWT_AUDIENCE"
+            )
+        tokens = JwtVerifier.from_file(
+            settings.jwks_file,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            roles_claim=settings.jwt_roles_claim,
+            subjects_claim=settings.jwt_subjects_claim,
+            leeway_s=settings.jwt_leeway_s,
+        )
+    if keys is None and tokens is None:
+        if production:
+            raise ValueError(
+                "profile production needs credentials: set MAESTRO_GATE_API_KEYS_FILE "
+                "(see `maestro-gate auth add-key`) or MAESTRO_GATE_JWKS_FILE"
+            )
+        keys = _dev_ring(settings, log)
+    return Authenticator(keys=keys, tokens=tokens)
+
+
+def _dev_ring(settings: Settings, log: Any) -> KeyRing:
+    path = settings.dev_key_file
+    key, created = dev_key(path)
+    entry = KeyEntry(
+        name=DEV_PRINCIPAL,
+        roles=frozenset(ROLES),
+        subjects=frozenset({ANY_SUBJECT}),
+        sha256=key_hash(key),
+    )
+    usage = (
+        f'curl -H "Authorization: Bearer $(cat {path})" '
+        f'http://{settings.host}:{settings.port}/v1/status   (or -H "X-API-Key: $(cat {path})")'
+    )
+    log.warning(
+        "development_api_key",
+        path=str(path),
+        created=created,
+        roles=list(ROLES),
+        usage=usage,
+        detail="development credential with every role; the production profile refuses it",
+    )
+    verb = "created" if created else "using"
+    print(f"maestro-gate: {verb} development API key in {path} (all roles)", file=sys.stderr)
+    print(f"maestro-gate: {usage}", file=sys.stderr)
+    return KeyRing([entry], method="dev_key")

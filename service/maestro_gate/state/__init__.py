@@ -1,0 +1,1 @@
+"""StateSource adapters: per-agent rate and budget counters and per-session recent actions."""
