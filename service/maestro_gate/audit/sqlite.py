@@ -1,24 +1,23 @@
 """The SQLite audit log: WAL, one writer thread, group commit, durable before acknowledging.
 
-Concurrent `append` calls queue their record bodies; the writer takes every waiting body, seals
-them in order after the current tail inside one `BEGIN IMMEDIATE` transaction, commits, and only
-then resolves the callers. The tail is read inside the transaction, so several worker processes
-sharing one file extend one chain; `idx` is the primary key, so a fork cannot be stored.
+Each batch runs in one `BEGIN IMMEDIATE` transaction, which takes the file's write lock before
+the tail is read, so several worker processes sharing one file extend one chain; `idx` is the
+primary key, so a fork cannot be stored. `audit_nodes` holds the hash of every complete subtree
+of level 1 and above (level 0 is `audit_records.leaf_hash`), written in the same transaction.
 """
 
 from __future__ import annotations
 
-import asyncio
-import queue
+import json
 import sqlite3
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from maestro_gate.core.chain import GENESIS, seal
+from maestro_gate.audit.store import Outcome, TreeLog, seal_batch, tail_of
+from maestro_gate.core import merkle
 from maestro_gate.core.errors import AuditUnavailable
-from maestro_gate.core.ports import AuditReceipt
+from maestro_gate.core.ports import AuditEntry, StoredCheckpoint
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_records (
@@ -28,165 +27,184 @@ CREATE TABLE IF NOT EXISTS audit_records (
     record BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_records_decision ON audit_records (decision_id);
+CREATE TABLE IF NOT EXISTS audit_nodes (
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    tree_size INTEGER PRIMARY KEY,
+    root BLOB NOT NULL,
+    note TEXT NOT NULL,
+    issued_at TEXT NOT NULL
+);
 """
 
-_Pending = tuple[dict[str, Any], asyncio.Future[AuditReceipt], asyncio.AbstractEventLoop]
-_STOP = object()
+_LEAVES = "SELECT idx, leaf_hash FROM audit_records WHERE idx IN (SELECT value FROM json_each(?))"
+_NODES = (
+    "SELECT n.level, n.idx, n.hash FROM json_each(?) AS k JOIN audit_nodes AS n "
+    "ON n.level = json_extract(k.value, '$[0]') AND n.idx = json_extract(k.value, '$[1]')"
+)
+_TAIL = "SELECT idx, leaf_hash FROM audit_records ORDER BY idx DESC LIMIT 1"
 
 
 def connect(path: Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
-    """A connection with WAL, the given durability and a generous busy timeout."""
+    """A connection with WAL, the given durability, a generous busy timeout and the schema."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(path, timeout=60.0, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.executescript(SCHEMA)
     return conn
 
 
-class SqliteAuditLog:
-    """AuditLog on a SQLite file; `append` returns once the record's transaction committed."""
+def read_nodes(conn: sqlite3.Connection, nodes: list[merkle.Node]) -> dict[merkle.Node, bytes]:
+    """Stored subtree hashes (level 0 from the records); KeyError names a missing one."""
+    leaves = [i for level, i in nodes if level == 0]
+    inner = [[level, i] for level, i in nodes if level > 0]
+    found: dict[merkle.Node, bytes] = {}
+    if leaves:
+        for idx, leaf in conn.execute(_LEAVES, (json.dumps(leaves),)):
+            found[(0, int(idx))] = bytes(leaf)
+    if inner:
+        for level, idx, value in conn.execute(_NODES, (json.dumps(inner),)):
+            found[(int(level), int(idx))] = bytes(value)
+    missing = [n for n in nodes if n not in found]
+    if missing:
+        raise KeyError(f"subtree hashes missing from the store: {missing[:4]}")
+    return found
+
+
+def write_batch(conn: sqlite3.Connection, bodies: list[dict[str, Any]]) -> list[Outcome]:
+    """Seal and insert `bodies` after the tail inside the caller's write transaction."""
+    size, prev = tail_of(conn.execute(_TAIL).fetchone())
+    frontier = read_nodes(conn, merkle.complete_nodes(0, size))
+    sealed = seal_batch(size, prev, frontier, bodies)
+    conn.executemany(
+        "INSERT INTO audit_records (idx, decision_id, leaf_hash, record) VALUES (?,?,?,?)",
+        sealed.rows,
+    )
+    conn.executemany(
+        "INSERT INTO audit_nodes (level, idx, hash) VALUES (?,?,?)",
+        [(level, idx, value) for (level, idx), value in sealed.nodes.items()],
+    )
+    return sealed.outcomes
+
+
+class SqliteAuditLog(TreeLog):
+    """AuditStore on a SQLite file; `append` returns once the record's transaction committed."""
 
     def __init__(self, path: Path, *, synchronous: str = "FULL", batch_max: int = 2048) -> None:
-        if synchronous not in {"FULL", "NORMAL", "EXTRA"}:
+        if synchronous not in {"FULL", "NORMAL", "EXTRA", "OFF"}:
             raise ValueError(f"unsupported synchronous mode {synchronous!r}")
+        super().__init__(batch_max=batch_max)
         self.path = path
         self._synchronous = synchronous
-        self._batch_max = batch_max
-        self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._failure: str | None = None
+        self._conn: sqlite3.Connection | None = None
 
-    def start(self) -> None:
-        """Open the file, create the schema and start the writer thread."""
-        conn = connect(self.path, synchronous=self._synchronous)
-        self._thread = threading.Thread(
-            target=self._run, args=(conn,), name="audit-writer", daemon=True
-        )
-        self._thread.start()
+    def _open(self) -> None:
+        self._conn = connect(self.path, synchronous=self._synchronous)
 
-    def close(self) -> None:
-        """Finish queued appends and stop the writer."""
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            self._thread.join(timeout=30)
-            self._thread = None
+    def _shutdown(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
-    async def append(self, record: dict[str, Any]) -> AuditReceipt:
-        """Seal and commit one record body; raise AuditUnavailable if it cannot be made durable."""
-        if self._thread is None or not self._thread.is_alive():
-            raise AuditUnavailable("the audit writer is not running")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[AuditReceipt] = loop.create_future()
-        self._queue.put((record, future, loop))
-        return await future
+    def _commit(self, bodies: list[dict[str, Any]]) -> list[Outcome]:
+        conn = self._conn
+        if conn is None:
+            raise AuditUnavailable("the audit log is not open")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            outcomes = write_batch(conn, bodies)
+            conn.execute("COMMIT")
+        except (sqlite3.Error, KeyError) as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise AuditUnavailable(f"audit commit failed: {exc}") from exc
+        return outcomes
 
-    async def size(self) -> int:
-        """Number of records in the file."""
-        return await asyncio.to_thread(self.count)
-
-    async def writable(self) -> bool:
-        """True while the writer runs and its last commit succeeded."""
-        return self._thread is not None and self._thread.is_alive() and self._failure is None
+    def _read(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            connect(self.path, synchronous=self._synchronous).close()
+        return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=60.0)
 
     def count(self) -> int:
         """Number of records, read on a fresh connection."""
-        with _reader(self.path) as conn:
+        conn = self._read()
+        try:
             row = conn.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_records").fetchone()
+        finally:
+            conn.close()
         return int(row[0])
 
-    def rows(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes, bytes]]:
+    def rows(self, start: int = 0, end: int | None = None) -> Iterator[AuditEntry]:
         """(index, leaf hash, record bytes) for `start <= index < end`, in index order."""
-        with _reader(self.path) as conn:
+        conn = self._read()
+        try:
             cursor = conn.execute(
                 "SELECT idx, leaf_hash, record FROM audit_records "
                 "WHERE idx >= ? AND idx < ? ORDER BY idx",
                 (start, end if end is not None else 2**62),
             )
             for idx, leaf, data in cursor:
-                yield int(idx), bytes(leaf), bytes(data)
-
-    def _run(self, conn: sqlite3.Connection) -> None:
-        try:
-            while True:
-                first = self._queue.get()
-                if first is _STOP:
-                    return
-                batch: list[_Pending] = [first]  # type: ignore[list-item]
-                stop = False
-                while len(batch) < self._batch_max:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is _STOP:
-                        stop = True
-                        break
-                    batch.append(item)  # type: ignore[arg-type]
-                self._write(conn, batch)
-                if stop:
-                    return
+                yield AuditEntry(int(idx), bytes(leaf), bytes(data))
         finally:
             conn.close()
 
-    def _write(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
-        outcomes: list[tuple[asyncio.Future[AuditReceipt], AuditReceipt | BaseException]] = []
+    def find(self, decision_id: str) -> AuditEntry | None:
+        """The first record with this decision id."""
+        conn = self._read()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            tail = conn.execute(
-                "SELECT idx, leaf_hash FROM audit_records ORDER BY idx DESC LIMIT 1"
+            row = conn.execute(
+                "SELECT idx, leaf_hash, record FROM audit_records WHERE decision_id = ? "
+                "ORDER BY idx LIMIT 1",
+                (decision_id,),
             ).fetchone()
-            index, prev = (tail[0] + 1, bytes(tail[1]).hex()) if tail else (0, GENESIS)
-            rows = []
-            for record, future, _ in batch:
-                try:
-                    _, data, leaf = seal(record, index, prev)
-                except ValueError as exc:
-                    outcomes.append((future, AuditUnavailable(f"record rejected: {exc}")))
-                    continue
-                rows.append((index, record["decision_id"], leaf, data))
-                outcomes.append((future, AuditReceipt(index=index, leaf_hash=leaf.hex())))
-                index, prev = index + 1, leaf.hex()
-            conn.executemany(
-                "INSERT INTO audit_records (idx, decision_id, leaf_hash, record) VALUES (?,?,?,?)",
-                rows,
+        finally:
+            conn.close()
+        return AuditEntry(int(row[0]), bytes(row[1]), bytes(row[2])) if row else None
+
+    def read_nodes(self, nodes: list[merkle.Node]) -> dict[merkle.Node, bytes]:
+        """Stored subtree hashes, on a fresh read connection."""
+        conn = self._read()
+        try:
+            return read_nodes(conn, nodes)
+        finally:
+            conn.close()
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        """Every stored checkpoint, smallest tree first."""
+        conn = self._read()
+        try:
+            rows = conn.execute(
+                "SELECT tree_size, root, note, issued_at FROM audit_checkpoints ORDER BY tree_size"
+            ).fetchall()
+        finally:
+            conn.close()
+        return [StoredCheckpoint(int(s), bytes(r), str(n), str(t)) for s, r, n, t in rows]
+
+    def last_checkpoint(self) -> StoredCheckpoint | None:
+        """The checkpoint with the largest tree size."""
+        conn = self._read()
+        try:
+            row = conn.execute(
+                "SELECT tree_size, root, note, issued_at FROM audit_checkpoints "
+                "ORDER BY tree_size DESC LIMIT 1"
+            ).fetchone()
+        finally:
+            conn.close()
+        return StoredCheckpoint(int(row[0]), bytes(row[1]), row[2], row[3]) if row else None
+
+    def keep_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
+        """Store a checkpoint unless one of that size exists."""
+        conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        try:
+            conn.execute(
+                "INSERT OR IGNORE INTO audit_checkpoints (tree_size, root, note, issued_at) "
+                "VALUES (?,?,?,?)",
+                (checkpoint.size, checkpoint.root, checkpoint.note, checkpoint.issued_at),
             )
-            conn.execute("COMMIT")
-            self._failure = None
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            self._failure = str(exc)
-            failure = AuditUnavailable(f"audit commit failed: {exc}")
-            outcomes = [(future, failure) for _, future, _ in batch]
-        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
-        for (_, _, loop), outcome in zip(batch, outcomes, strict=True):
-            by_loop.setdefault(loop, []).append(outcome)
-        for loop, items in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_settle, items)
-            except RuntimeError:
-                continue  # the caller's loop has closed; nobody is waiting any more
-
-
-def _settle(items: list[tuple[asyncio.Future[AuditReceipt], AuditReceipt | BaseException]]) -> None:
-    for future, outcome in items:
-        if future.done():
-            continue
-        if isinstance(outcome, BaseException):
-            future.set_exception(outcome)
-        else:
-            future.set_result(outcome)
-
-
-class _reader:
-    """A short-lived read connection used as a context manager."""
-
-    def __init__(self, path: Path) -> None:
-        self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self.conn
-
-    def __exit__(self, *exc: object) -> None:
-        self.conn.close()
+        finally:
+            conn.close()

@@ -26,7 +26,15 @@ SCHEMA_VERSION = 1
 GENESIS = "0" * 64
 MAX_SAFE_INTEGER = 2**53 - 1
 
-__all__ = ["GENESIS", "SCHEMA_VERSION", "canonical", "is_canonical", "leaf_hash", "seal"]
+__all__ = [
+    "GENESIS",
+    "SCHEMA_VERSION",
+    "canonical",
+    "is_canonical",
+    "leaf_hash",
+    "parse_canonical",
+    "seal",
+]
 
 # A byte 0xEE..0xF4 starts a character at or above U+E000, where code point order and UTF-16 order
 # may differ.
@@ -51,7 +59,15 @@ def canonical(value: Any) -> bytes:
 
 
 def is_canonical(data: bytes) -> bool:
-    """True when `data` is the RFC 8785 form of the JSON value it encodes.
+    """True when `data` is the RFC 8785 form of the JSON value it encodes."""
+    try:
+        return parse_canonical(data)[1]
+    except ValueError:
+        return False
+
+
+def parse_canonical(data: bytes) -> tuple[Any, bool]:
+    """The JSON value of `data` and whether `data` is its RFC 8785 form; ValueError if not JSON.
 
     Fast path: `data` is orjson's sorted compact form of its own value, and holds no float form,
     integer beyond 2**53 (OPT_STRICT_INTEGER raises) or character where the sort orders differ.
@@ -59,14 +75,16 @@ def is_canonical(data: bytes) -> bool:
     """
     if _sorts_alike(data) and not _has_divergent_float(data):
         try:
-            if orjson.dumps(orjson.loads(data), option=_STRICT) == data:
-                return True
+            value = orjson.loads(data)
+            if orjson.dumps(value, option=_STRICT) == data:
+                return value, True
         except (orjson.JSONDecodeError, orjson.JSONEncodeError):
             pass
+    value = json.loads(data, parse_int=_jcs_number)
     try:
-        return bytes(rfc8785.dumps(json.loads(data, parse_int=_jcs_number))) == data
+        return value, bytes(rfc8785.dumps(value)) == data
     except ValueError:
-        return False
+        return value, False
 
 
 def _jcs_number(token: str) -> int | float:

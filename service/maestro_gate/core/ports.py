@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +64,56 @@ class AuditLog(Protocol):
 
     async def writable(self) -> bool:
         """True when an append would succeed now."""
+        ...
+
+
+class AuditEntry(NamedTuple):
+    """One stored record: its index, stored leaf hash and exact canonical bytes."""
+
+    idx: int
+    leaf_hash: bytes
+    record: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    """A signed checkpoint as the log keeps it."""
+
+    size: int
+    root: bytes
+    note: str
+    issued_at: str
+
+
+class AuditStore(AuditLog, Protocol):
+    """An AuditLog that also serves its records, Merkle proofs and signed checkpoints."""
+
+    async def entries(self, start: int, end: int) -> list[AuditEntry]:
+        """Records with `start <= index < end`, in index order."""
+        ...
+
+    async def entry(self, decision_id: str) -> AuditEntry | None:
+        """The record of one decision (or event) id, or None."""
+        ...
+
+    async def root(self, size: int) -> bytes:
+        """The RFC 6962 root of the first `size` records."""
+        ...
+
+    async def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """The audit path of record `index` in the tree of `size` records."""
+        ...
+
+    async def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        """The proof that the tree of `first` records is a prefix of the tree of `second`."""
+        ...
+
+    async def latest_checkpoint(self) -> StoredCheckpoint | None:
+        """The checkpoint with the largest tree size, or None."""
+        ...
+
+    async def save_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
+        """Keep a signed checkpoint (one per tree size)."""
         ...
 
 

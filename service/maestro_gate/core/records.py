@@ -1,7 +1,8 @@
-"""Audit record bodies (schema version 1) and JSON-pointer masking of the recorded input.
+"""Audit record bodies (schema version 1), JSON-pointer masking, and the export line format.
 
 The log adds `index` and `prev` when it seals a body (`chain.seal`); everything else is fixed
-here, before the append, so the bytes are the same whichever store holds them.
+here, before the append, so the bytes are the same whichever store holds them. The record schema
+is published as JSON Schema in `record.schema.json` beside this module.
 """
 
 from __future__ import annotations
@@ -94,3 +95,44 @@ def _child(node: Any, token: str) -> Any:
     if isinstance(node, list) and token.isdigit() and int(token) < len(node):
         return node[int(token)]
     return None
+
+
+DECISION_PATH = "maestro/decision/result"
+OPA_FIELDS = ("decision_id", "path", "input", "result", "timestamp", "bundles", "labels")
+
+
+def opa_event(record: dict[str, Any]) -> dict[str, Any]:
+    """The OPA decision-log fields of a record, derived from it alone.
+
+    A decision record maps to `path` maestro/decision/result with the (masked) input and the
+    policy result; any other record type maps to `maestro/event/<type>` with its detail.
+    """
+    kind = record.get("type")
+    decision = kind == "decision"
+    policy = record.get("policy") or {}
+    labels = {"schema": str(record.get("schema")), "type": str(kind)}
+    if decision:
+        labels["mode"] = str(record.get("mode"))
+    return {
+        "decision_id": record.get("decision_id"),
+        "path": DECISION_PATH if decision else f"maestro/event/{kind}",
+        "input": record.get("input") if decision else None,
+        "result": record.get("result") if decision else record.get("detail"),
+        "timestamp": record.get("timestamp"),
+        "bundles": {"maestro": {"revision": policy.get("revision")}} if decision else {},
+        "labels": labels,
+    }
+
+
+def export_line(record: dict[str, Any], data: bytes, leaf: bytes) -> dict[str, Any]:
+    """One export line: OPA's decision-log fields plus `index`, `prev`, `leaf_hash`, `record`.
+
+    `record` is the exact canonical record text, so a verifier recomputes the leaf from it.
+    """
+    return {
+        **opa_event(record),
+        "index": record.get("index"),
+        "prev": record.get("prev"),
+        "leaf_hash": leaf.hex(),
+        "record": data.decode(),
+    }

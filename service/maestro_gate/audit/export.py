@@ -1,0 +1,70 @@
+"""Export as JSON Lines, and offline verification of an export file or a live store.
+
+An export line carries OPA's decision-log fields (`decision_id`, `path`, `input`, `result`,
+`timestamp`, `bundles`, `labels`) derived from the record, plus `index`, `prev`, `leaf_hash` and
+`record`, the exact canonical record text the verifier recomputes everything from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from maestro_gate.audit.signing import verify_note
+from maestro_gate.audit.store import TreeLog
+from maestro_gate.core.checkpoint import Checkpoint, NoteError, VerifierKey
+from maestro_gate.core.ports import AuditEntry
+from maestro_gate.core.records import OPA_FIELDS, export_line
+from maestro_gate.core.verify import ChainReport, Row, verify_log
+
+
+def export_entries(entries: Iterable[AuditEntry], out: IO[bytes]) -> int:
+    """Write one JSON line per record; return how many."""
+    count = 0
+    for entry in entries:
+        record = orjson.loads(entry.record)
+        out.write(orjson.dumps(export_line(record, entry.record, entry.leaf_hash)) + b"\n")
+        count += 1
+    return count
+
+
+def export_rows(path: Path) -> Iterator[Row]:
+    """Verifier rows from an export file; a malformed line becomes a row that fails."""
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                item: dict[str, Any] = orjson.loads(line)
+                data = item["record"].encode()
+                leaf = bytes.fromhex(item["leaf_hash"])
+                claims = {name: item[name] for name in OPA_FIELDS}
+                index = item["index"]
+            except (orjson.JSONDecodeError, KeyError, AttributeError, TypeError, ValueError):
+                yield (number, None, b"export line is not a valid export record", None)
+                continue
+            yield (index, leaf, data, claims)
+
+
+def store_rows(log: TreeLog) -> Iterator[Row]:
+    """Verifier rows from a store."""
+    for index, leaf, data in log.rows():
+        yield (index, leaf, data, None)
+
+
+def verify(
+    rows: Iterable[Row], key: VerifierKey | None, notes: list[tuple[str, str]]
+) -> ChainReport:
+    """Verify records and the (label, signed note) checkpoints against `key`."""
+    checkpoints: list[tuple[str, Checkpoint]] = []
+    for label, note in notes:
+        if key is None:
+            return ChainReport(0, "", None, f"{label} cannot be checked without --public-key")
+        try:
+            checkpoints.append((label, verify_note(note, key)))
+        except NoteError as exc:
+            return ChainReport(0, "", None, f"{label} is not valid: {exc}")
+    return verify_log(rows, checkpoints)

@@ -1,0 +1,204 @@
+"""The PostgreSQL audit log: several service instances extend one gap-free chain.
+
+Each group commit runs in one transaction that first takes a transaction-level advisory lock
+(`pg_advisory_xact_lock`, keyed by the schema) and only then reads the tail and the frontier, so
+appends from every replica are serialised; `idx` is the primary key, so a fork cannot be stored.
+The lock is released by COMMIT or ROLLBACK, never left behind by a crashed replica.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from maestro_gate.audit.store import Outcome, TreeLog, seal_batch, tail_of
+from maestro_gate.core import merkle
+from maestro_gate.core.errors import AuditUnavailable
+from maestro_gate.core.ports import AuditEntry, StoredCheckpoint
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_records (
+    idx BIGINT PRIMARY KEY,
+    decision_id TEXT NOT NULL,
+    leaf_hash BYTEA NOT NULL,
+    record BYTEA NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_records_decision ON audit_records (decision_id);
+CREATE TABLE IF NOT EXISTS audit_nodes (
+    level SMALLINT NOT NULL,
+    idx BIGINT NOT NULL,
+    hash BYTEA NOT NULL,
+    PRIMARY KEY (level, idx)
+);
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    tree_size BIGINT PRIMARY KEY,
+    root BYTEA NOT NULL,
+    note TEXT NOT NULL,
+    issued_at TEXT NOT NULL
+);
+"""
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_TAIL = "SELECT idx, leaf_hash FROM audit_records ORDER BY idx DESC LIMIT 1"
+_LEAVES = "SELECT idx, leaf_hash FROM audit_records WHERE idx = ANY(%s)"
+_NODES = (
+    "SELECT n.level, n.idx, n.hash FROM unnest(%s::smallint[], %s::bigint[]) AS k(level, idx) "
+    "JOIN audit_nodes AS n ON n.level = k.level AND n.idx = k.idx"
+)
+
+
+def lock_key(schema: str) -> int:
+    """The advisory lock id of the log in `schema` (a signed 64-bit integer)."""
+    digest = hashlib.sha256(f"maestro-gate/audit/{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def read_nodes(conn: psycopg.Connection[Any], nodes: list[merkle.Node]) -> dict[merkle.Node, bytes]:
+    """Stored subtree hashes (level 0 from the records); KeyError names a missing one."""
+    leaves = [i for level, i in nodes if level == 0]
+    inner = [(level, i) for level, i in nodes if level > 0]
+    found: dict[merkle.Node, bytes] = {}
+    if leaves:
+        for idx, leaf in conn.execute(_LEAVES, (leaves,)):
+            found[(0, int(idx))] = bytes(leaf)
+    if inner:
+        params = ([level for level, _ in inner], [i for _, i in inner])
+        for level, idx, value in conn.execute(_NODES, params):
+            found[(int(level), int(idx))] = bytes(value)
+    missing = [n for n in nodes if n not in found]
+    if missing:
+        raise KeyError(f"subtree hashes missing from the store: {missing[:4]}")
+    return found
+
+
+class PostgresAuditLog(TreeLog):
+    """AuditStore on PostgreSQL (psycopg 3, pooled); safe to run in several replicas at once."""
+
+    def __init__(
+        self, dsn: str, *, schema: str = "public", pool_size: int = 4, batch_max: int = 2048
+    ) -> None:
+        if not _IDENTIFIER.match(schema):
+            raise ValueError(f"schema name {schema!r} is not a plain lower-case identifier")
+        super().__init__(batch_max=batch_max)
+        self.dsn = dsn
+        self.schema = schema
+        self._lock = lock_key(schema)
+        self._pool_size = pool_size
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+        conn.commit()
+
+    def _open(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema))
+            )
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
+                self._configure(conn)
+                conn.execute(SCHEMA)
+        self._pool = ConnectionPool(
+            self.dsn,
+            min_size=1,
+            max_size=self._pool_size,
+            configure=self._configure,
+            open=True,
+            name=f"audit-{self.schema}",
+        )
+
+    def _shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def _connection(self) -> Any:
+        if self._pool is None:
+            self._open()
+        assert self._pool is not None
+        return self._pool.connection()
+
+    def _commit(self, bodies: list[dict[str, Any]]) -> list[Outcome]:
+        try:
+            with self._connection() as conn, conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
+                size, prev = tail_of(conn.execute(_TAIL).fetchone())
+                frontier = read_nodes(conn, merkle.complete_nodes(0, size))
+                sealed = seal_batch(size, prev, frontier, bodies)
+                with conn.cursor() as cur:
+                    with cur.copy(
+                        "COPY audit_records (idx, decision_id, leaf_hash, record) FROM STDIN"
+                    ) as copy:
+                        for row in sealed.rows:
+                            copy.write_row(row)
+                    with cur.copy("COPY audit_nodes (level, idx, hash) FROM STDIN") as copy:
+                        for (level, idx), value in sealed.nodes.items():
+                            copy.write_row((level, idx, value))
+        except (psycopg.Error, KeyError) as exc:
+            raise AuditUnavailable(f"audit commit failed: {exc}") from exc
+        return sealed.outcomes
+
+    def count(self) -> int:
+        """Number of records."""
+        with self._connection() as conn:
+            row = conn.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_records").fetchone()
+        return int(row[0])
+
+    def rows(self, start: int = 0, end: int | None = None) -> Iterator[AuditEntry]:
+        """(index, leaf hash, record bytes) for `start <= index < end`, streamed in index order."""
+        with self._connection() as conn, conn.transaction(), conn.cursor(name="audit_rows") as cur:
+            cur.itersize = 5000
+            cur.execute(
+                "SELECT idx, leaf_hash, record FROM audit_records "
+                "WHERE idx >= %s AND idx < %s ORDER BY idx",
+                (start, end if end is not None else 2**62),
+            )
+            for idx, leaf, data in cur:
+                yield AuditEntry(int(idx), bytes(leaf), bytes(data))
+
+    def find(self, decision_id: str) -> AuditEntry | None:
+        """The first record with this decision id."""
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT idx, leaf_hash, record FROM audit_records WHERE decision_id = %s "
+                "ORDER BY idx LIMIT 1",
+                (decision_id,),
+            ).fetchone()
+        return AuditEntry(int(row[0]), bytes(row[1]), bytes(row[2])) if row else None
+
+    def read_nodes(self, nodes: list[merkle.Node]) -> dict[merkle.Node, bytes]:
+        """Stored subtree hashes in one round trip per kind."""
+        with self._connection() as conn:
+            return read_nodes(conn, nodes)
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        """Every stored checkpoint, smallest tree first."""
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT tree_size, root, note, issued_at FROM audit_checkpoints ORDER BY tree_size"
+            ).fetchall()
+        return [StoredCheckpoint(int(s), bytes(r), str(n), str(t)) for s, r, n, t in rows]
+
+    def last_checkpoint(self) -> StoredCheckpoint | None:
+        """The checkpoint with the largest tree size."""
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT tree_size, root, note, issued_at FROM audit_checkpoints "
+                "ORDER BY tree_size DESC LIMIT 1"
+            ).fetchone()
+        return StoredCheckpoint(int(row[0]), bytes(row[1]), row[2], row[3]) if row else None
+
+    def keep_checkpoint(self, checkpoint: StoredCheckpoint) -> None:
+        """Store a checkpoint unless one of that size exists."""
+        with self._connection() as conn:
+            conn.execute(
+                "INSERT INTO audit_checkpoints (tree_size, root, note, issued_at) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (tree_size) DO NOTHING",
+                (checkpoint.size, checkpoint.root, checkpoint.note, checkpoint.issued_at),
+            )
