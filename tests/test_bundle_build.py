@@ -9,6 +9,7 @@ import shutil
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -19,10 +20,12 @@ from fastapi.testclient import TestClient
 from maestro_gate.api.app import create_app
 from maestro_gate.authoring.build import build_tarball, sign_directory
 from maestro_gate.cli import main
+from maestro_gate.config import Settings
 from maestro_gate.core.errors import BundleError
 from maestro_gate.engine.bundle import read_bundle
 from maestro_gate.engine.signing import file_hash
-from tests.conftest import POLICIES, action, make_settings, write_bundle
+from tests.conftest import POLICIES, action, write_bundle
+from tests.conftest import make_settings as conftest_settings
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 KEY_MAKERS: dict[str, Callable[[], PrivateKey]] = {
@@ -30,6 +33,11 @@ KEY_MAKERS: dict[str, Callable[[], PrivateKey]] = {
     "ES256": lambda: ec.generate_private_key(ec.SECP256R1()),
     "EdDSA": ed25519.Ed25519PrivateKey.generate,
 }
+
+
+def make_settings(tmp_path: Path, bundle: Path, **overrides: Any) -> Settings:
+    """Settings for `bundle` on tmp_path, caller authentication off (not under test here)."""
+    return conftest_settings(tmp_path, bundle, auth="off", **overrides)
 
 
 def private_pem(key: PrivateKey) -> bytes:
