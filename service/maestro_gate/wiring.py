@@ -15,7 +15,9 @@ from maestro_gate.approvals.postgres import PostgresApprovalStore
 from maestro_gate.approvals.sql import SqlApprovalStore
 from maestro_gate.approvals.sqlite import SqliteApprovalStore
 from maestro_gate.approvals.sync import ControlsSync
-from maestro_gate.audit.sqlite import SqliteAuditLog
+from maestro_gate.audit.backends import open_log
+from maestro_gate.audit.checkpoints import Checkpointer
+from maestro_gate.audit.store import TreeLog
 from maestro_gate.auth.authenticator import Authenticator, build_authenticator
 from maestro_gate.authoring.check import refuse_unchecked
 from maestro_gate.config import Settings
@@ -49,7 +51,7 @@ class Gate:
 
     settings: Settings
     engine: GateEngine
-    audit: SqliteAuditLog
+    audit: TreeLog
     metrics: PrometheusMetrics
     point: DecisionPoint
     last_reload_error: str | None = None
@@ -60,6 +62,7 @@ class Gate:
     controls: ControlsSync | None = field(default=None, repr=False)
     redis: Any = field(default=None, repr=False)
     agent_classes: dict[str, str] = field(default_factory=dict, repr=False)
+    checkpointer: Checkpointer | None = field(default=None, repr=False)
 
     def agent_class(self, agent_id: str) -> str | None:
         """The registry class of an agent in the active (embedded) bundle, for emergency stops."""
@@ -68,6 +71,8 @@ class Gate:
     async def start(self) -> None:
         """Open the audit log and activate the configured bundle (a failure leaves none active)."""
         self.audit.start()
+        if self.checkpointer is not None:
+            await self.checkpointer.start()
         self.metrics.audit_records.set(self.audit.count())
         if self.controls is not None:
             await self.controls.start()
@@ -134,6 +139,8 @@ class Gate:
             await self.controls.close()
         if self.redis is not None:
             await self.redis.aclose()
+        if self.checkpointer is not None:
+            await self.checkpointer.close()
         await asyncio.to_thread(self.audit.close)
 
 
@@ -142,7 +149,7 @@ def build(settings: Settings) -> Gate:
     prometheus_client.disable_created_metrics()
     metrics = PrometheusMetrics()
     engine = _engine(settings, metrics)
-    audit = SqliteAuditLog(sqlite_path(settings.audit_dsn), synchronous=settings.audit_synchronous)
+    audit = open_log(settings.audit_dsn, synchronous=settings.audit_synchronous)
     approvals = _approval_store(settings)
     state, redis = _state_source(settings, metrics)
     initial = Controls(mode=settings.mode, shadow_layers=frozenset(settings.shadow_layers))
@@ -174,6 +181,13 @@ def build(settings: Settings) -> Gate:
         auth=build_authenticator(settings),
         controls=controls,
         redis=redis,
+        checkpointer=Checkpointer(
+            audit,
+            settings.checkpoint_key_file,
+            settings.checkpoint_origin,
+            interval_s=settings.checkpoint_interval_s,
+            create_key=settings.profile == "embedded",
+        ),
     )
     point.agent_class = gate.agent_class
     return gate
