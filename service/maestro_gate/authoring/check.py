@@ -206,8 +206,20 @@ def _parse_problem(rel: str, source: str, text: str) -> Problem:
 def _located(text: str) -> Problem:
     match = _LOCATED.match(text)
     if match is None:
-        return Problem("contract", text)
-    return Problem("contract", match.group("rest"), match.group("file"), int(match.group("line")))
+        return Problem("contract", _one_line(text))
+    rest = _one_line(match.group("rest"))
+    return Problem("contract", rest, match.group("file"), int(match.group("line")))
+
+
+def _one_line(text: str) -> str:
+    """A (YAML) error message on one line: up to its `line N, column M`, without the excerpt."""
+    kept: list[str] = []
+    for line in text.splitlines():
+        if line.strip():
+            kept.append(line.strip())
+        if ", column " in line:
+            break
+    return " ".join(kept)
 
 
 def _bundle_problem(exc: BundleError) -> Problem:
