@@ -94,6 +94,31 @@ def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
     return 1
 
 
+def _auth_add_key(args: argparse.Namespace, settings: Settings) -> int:
+    from maestro_gate.auth.keys import add_key
+
+    path = Path(args.file) if args.file else settings.api_keys_file
+    if path is None:
+        print("set MAESTRO_GATE_API_KEYS_FILE or pass --file", file=sys.stderr)
+        return 1
+    roles = args.roles.split(",")
+    if "agent" in roles and not args.subject:
+        print("an agent key needs --subject (an agent id, or `*` for any)", file=sys.stderr)
+        return 1
+    try:
+        key = add_key(path, args.name, roles, args.subject)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(key)
+    print(
+        f"stored the SHA-256 of this key as {args.name!r} in {path}; it is not shown again. "
+        "Use it as `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _config(args: argparse.Namespace, settings: Settings) -> int:
     print("| variable | default | meaning |\n|---|---|---|")
     for name, field in Settings.model_fields.items():
@@ -202,6 +227,23 @@ def _parser() -> argparse.ArgumentParser:
         required=True, metavar="action"
     )
     _policy_commands(policy)
+
+    auth = sub.add_parser("auth", help="caller credentials").add_subparsers(
+        required=True, metavar="action"
+    )
+    add_key = auth.add_parser("add-key", help="create an API key; print it once, store its hash")
+    add_key.add_argument("--name", required=True, help="principal name (unique in the file)")
+    add_key.add_argument(
+        "--roles", required=True, help="comma-separated: agent, approver, auditor, policy_admin"
+    )
+    add_key.add_argument(
+        "--subject",
+        action="append",
+        default=[],
+        help="agent id an agent key may ask for (repeat; `*` for any)",
+    )
+    add_key.add_argument("--file", help="keys file (default: MAESTRO_GATE_API_KEYS_FILE)")
+    add_key.set_defaults(handler=_auth_add_key)
 
     config = sub.add_parser("config", help="print the environment variables as a Markdown table")
     config.set_defaults(handler=_config)

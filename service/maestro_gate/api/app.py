@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from maestro_gate import __version__
-from maestro_gate.api import admin, decide, errors, operations
+from maestro_gate.api import admin, admin_state, approvals, decide, errors, operations, security
 from maestro_gate.config import Settings
+from maestro_gate.core.callers import AGENT, POLICY_ADMIN
 from maestro_gate.wiring import Gate, build
 
 
@@ -35,9 +36,15 @@ def create_app(settings: Settings, gate: Gate | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    app.include_router(decide.router)
-    app.include_router(operations.router)
-    app.include_router(admin.router)
+    # Authentication and roles are applied here, per router, so no router module can forget them.
+    admins = [Depends(security.require(POLICY_ADMIN))]
+    app.include_router(decide.router, dependencies=[Depends(security.require(AGENT))])
+    public, protected = security.split(operations.router)
+    app.include_router(public)
+    app.include_router(protected, dependencies=[Depends(security.authenticated)])
+    app.include_router(admin.router, dependencies=admins)
+    app.include_router(admin_state.router, dependencies=admins)
+    app.include_router(approvals.router, dependencies=[Depends(security.authenticated)])
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from maestro_gate.api.body import read_json
 from maestro_gate.api.errors import UnprocessableRequest, validation_details
+from maestro_gate.api.security import caller_of, ensure_bound
 from maestro_gate.core.decisions import DecisionResponse
 from maestro_gate.core.requests import KINDS, REQUEST_ADAPTER
 from maestro_gate.wiring import Gate
@@ -35,7 +36,7 @@ _ERROR = {
             },
         }
     },
-    responses={400: _ERROR, 413: _ERROR, 422: _ERROR, 503: _ERROR},
+    responses={400: _ERROR, 401: _ERROR, 403: _ERROR, 413: _ERROR, 422: _ERROR, 503: _ERROR},
 )
 async def decide(request: Request) -> Response:
     """Decide one request; a deny is a 200 with `decision: deny`."""
@@ -43,7 +44,9 @@ async def decide(request: Request) -> Response:
     settings = gate.settings
     body = await read_json(request, settings.max_body_bytes, settings.max_depth)
     parsed = parse_request(body)
-    response = await gate.point.decide(parsed)
+    caller = caller_of(request)
+    await ensure_bound(gate, caller, parsed)
+    response = await gate.point.decide(parsed, caller=caller)
     return Response(response.model_dump_json(exclude_none=True), media_type="application/json")
 
 

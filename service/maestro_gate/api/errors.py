@@ -25,6 +25,10 @@ STATUS: dict[type[errors.GateError], int] = {
 }
 
 
+CHALLENGE = 'Bearer realm="maestro-gate", charset="UTF-8"'
+"""The `WWW-Authenticate` challenge of every 401 (RFC 6750; `X-API-Key` is also accepted)."""
+
+
 class UnprocessableRequest(errors.InvalidRequest):
     """The body is JSON but does not match the request schema."""
 
@@ -74,7 +78,10 @@ def install(app: FastAPI) -> None:
         status = status_of(exc)
         if status >= 500:
             log.error("request_failed", code=exc.code, message=exc.message)
-        return JSONResponse(error_body(exc.code, exc.message, exc.errors), status_code=status)
+        headers = {"WWW-Authenticate": CHALLENGE} if status == 401 else None
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.errors), status_code=status, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
