@@ -10,9 +10,18 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from maestro_gate import __version__
-from maestro_gate.api import admin, admin_state, approvals, decide, errors, operations, security
+from maestro_gate.api import (
+    admin,
+    admin_state,
+    approvals,
+    audit,
+    decide,
+    errors,
+    operations,
+    security,
+)
 from maestro_gate.config import Settings
-from maestro_gate.core.callers import AGENT, POLICY_ADMIN
+from maestro_gate.core.callers import AGENT, AUDITOR, POLICY_ADMIN
 from maestro_gate.wiring import Gate, build
 
 
@@ -45,6 +54,7 @@ def create_app(settings: Settings, gate: Gate | None = None) -> FastAPI:
     app.include_router(admin.router, dependencies=admins)
     app.include_router(admin_state.router, dependencies=admins)
     app.include_router(approvals.router, dependencies=[Depends(security.authenticated)])
+    app.include_router(audit.router, dependencies=[Depends(security.require(AUDITOR))])
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
