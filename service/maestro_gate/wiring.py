@@ -169,7 +169,6 @@ def build(settings: Settings) -> Gate:
         approvals,
         initial,
         apply=lambda c: setattr(point, "controls", c),
-        on_pending=metrics.pending_approvals.set,
         interval_s=settings.controls_refresh_s,
     )
     gate = Gate(
@@ -190,6 +189,7 @@ def build(settings: Settings) -> Gate:
         ),
     )
     point.agent_class = gate.agent_class
+    metrics.pending_approvals.set_function(approvals.pending)
     return gate
 
 

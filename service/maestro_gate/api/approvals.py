@@ -98,7 +98,6 @@ async def _vote(
     await gate.point.event(
         event, updated.subject, {**view, "approval_id": updated.id, "by": caller.principal}
     )
-    gate.metrics.pending_approvals.set(_store(gate).pending())
     return view
 
 

@@ -18,20 +18,18 @@ from maestro_gate.core.controls import Controls
 
 
 class ControlsSync:
-    """Loads controls and counts pending approvals into callbacks, once now and periodically."""
+    """Applies the stored controls and recounts pending approvals, once now and periodically."""
 
     def __init__(
         self,
         store: SqlApprovalStore,
         default: Controls,
         apply: Callable[[Controls], None],
-        on_pending: Callable[[int], None],
         interval_s: float,
     ) -> None:
         self.store = store
         self.default = default
         self._apply = apply
-        self._on_pending = on_pending
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
         self._log = structlog.get_logger("maestro_gate.controls")
@@ -47,7 +45,7 @@ class ControlsSync:
         """Re-read and apply the controls and the pending count now."""
         controls = await self.store.load(self.default)
         self._apply(controls)
-        self._on_pending(await self.store.refresh())
+        await self.store.refresh()
         return controls
 
     async def close(self) -> None:
