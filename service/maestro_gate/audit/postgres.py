@@ -92,8 +92,11 @@ class PostgresAuditLog(TreeLog):
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
-        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+        conn.execute(self._search_path())
         conn.commit()
+
+    def _search_path(self) -> sql.Composed:
+        return sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema))
 
     def _open(self) -> None:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
@@ -102,7 +105,7 @@ class PostgresAuditLog(TreeLog):
             )
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
-                self._configure(conn)
+                conn.execute(self._search_path())
                 conn.execute(SCHEMA)
         self._pool = ConnectionPool(
             self.dsn,
