@@ -44,7 +44,8 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 bench-tools:
-	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+	@command -v wrk >/dev/null 2>&1 && command -v hey >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk hey >/dev/null; }
 
 bench: $(STAMP) bench-tools
 	$(BIN)/python bench/engine_bench.py

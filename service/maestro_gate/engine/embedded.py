@@ -21,6 +21,7 @@ import regopy
 from maestro_gate.core.errors import BundleError, EngineError, EngineTimeout, NotReady
 from maestro_gate.core.ports import BundleInfo, EngineResult
 from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, Bundle, check_builtins
+from maestro_gate.engine.rego_input import to_input
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ class EmbeddedEngine:
             compiled = _Compiled(rego=rego, program=program, generation=active.generation)
             self._local.compiled = compiled
         try:
-            compiled.rego.set_input(regopy.Input(document))
+            compiled.rego.set_input(to_input(document))
             output = compiled.rego.query_bundle_entrypoint(compiled.program, DECISION_ENTRYPOINT)
         except regopy.RegoError as exc:
             raise EngineError(f"evaluation failed: {_first_line(exc)}") from exc

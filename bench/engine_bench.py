@@ -1,0 +1,58 @@
+"""Embedded engine: p50/p99 per decision for each request kind on the full MAESTRO bundle.
+
+Measures compile-once, evaluate-many through regopy's VM (set input + query the decision
+entrypoint + parse the JSON result), the work one engine worker does per decision.
+Usage: python bench/engine_bench.py [--n 5000] [--bundle policies]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import regopy
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from maestro_gate.core.requests import REQUEST_ADAPTER
+from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, read_bundle
+from maestro_gate.engine.embedded import compile_bundle
+from requests import BODIES
+
+
+def main() -> None:
+    """Print p50/p99 per kind and the decision each input got."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--bundle", type=Path, default=Path("policies"))
+    args = parser.parse_args()
+    bundle = read_bundle(args.bundle)
+    rego, program = compile_bundle(bundle)
+    print(f"engine bench: bundle {bundle.revision} ({len(bundle.modules)} modules), n={args.n}")
+    print(f"{'kind':<15} {'decision':<13} {'p50 µs':>8} {'p99 µs':>8} {'mean µs':>8}")
+    for kind, body in BODIES.items():
+        document = REQUEST_ADAPTER.validate_python(body).model_dump(mode="json", exclude_none=True)
+        document["state"] = {}
+        samples = []
+        decision = "?"
+        for i in range(args.n + 200):
+            started = time.perf_counter_ns()
+            rego.set_input(regopy.Input(document))
+            output = rego.query_bundle_entrypoint(program, DECISION_ENTRYPOINT)
+            value = json.loads(str(output))["expressions"][0]
+            elapsed = time.perf_counter_ns() - started
+            if i >= 200:
+                samples.append(elapsed / 1000)
+            decision = value["decision"]
+        samples.sort()
+        p50 = samples[len(samples) // 2]
+        p99 = samples[int(len(samples) * 0.99)]
+        print(f"{kind:<15} {decision:<13} {p50:8.1f} {p99:8.1f} {statistics.fmean(samples):8.1f}")
+    print("target: p50 <= 100 µs per decision")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""The embedded engine: input conversion, bundle reading, built-in refusal, atomic activation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import regopy
+
+from maestro_gate.core.errors import BundleError
+from maestro_gate.engine.bundle import read_bundle, unsupported_builtins
+from maestro_gate.engine.embedded import EmbeddedEngine
+from maestro_gate.engine.rego_input import to_input
+from tests.conftest import write_bundle
+
+DOCUMENTS: list[Any] = [
+    {},
+    {"a": 1, "b": -(2**53), "c": 1.5, "d": True, "e": False, "f": None},
+    {"nested": {"list": [1, "two", [3, {"four": 4}]], "empty": [], "obj": {}}},
+    {"unicode": "héllo ✓ 𝄞", "key ✓": "v", 'quote"d': "back\\slash"},
+    [1, 2, {"x": [None]}],
+    "just a string",
+]
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_input_reaches_the_policy_unchanged(document: Any) -> None:
+    """The policy sees exactly the document, whatever its strings contain."""
+    rego = regopy.Interpreter()
+    rego.set_input(to_input(document))
+    assert json.loads(str(rego.query("x := input")))["bindings"]["x"] == document
+
+
+@pytest.mark.parametrize("text", ['say "hi"', "back\\slash", "tab\tnew\nline", "hé ✓ 𝄞", "plain"])
+def test_input_strings_equal_the_same_rego_literal(text: str) -> None:
+    """A string from the input equals the Rego literal with the same characters."""
+    rego = regopy.Interpreter()
+    rego.set_input(to_input({"k": text}))
+    literal = json.dumps(text, ensure_ascii=False)
+    assert str(rego.query(f"input.k == {literal}")) == '{"expressions":[true]}'
+
+
+def test_read_bundle_places_data_by_directory(tmp_path: Path) -> None:
+    """data.json files land at the data path of their directory, as in OPA bundles."""
+    root = write_bundle(tmp_path / "b")
+    (root / "maestro" / "registry").mkdir(parents=True)
+    (root / "maestro" / "registry" / "data.json").write_text('{"agents": {"a": 1}}')
+    bundle = read_bundle(root)
+    assert bundle.data == {"maestro": {"registry": {"agents": {"a": 1}}}}
+    assert bundle.revision == "test-1"
+
+
+def test_registry_file_replaces_the_bundled_registry(tmp_path: Path) -> None:
+    """A deployer's registry file replaces data.maestro.registry and changes the digest."""
+    root = write_bundle(tmp_path / "b")
+    (root / "maestro" / "registry").mkdir(parents=True)
+    (root / "maestro" / "registry" / "data.json").write_text('{"agents": {"a": 1}}')
+    mine = tmp_path / "registry.json"
+    mine.write_text(json.dumps({"agents": {"b": 2}}))
+    swapped = read_bundle(root, mine)
+    assert swapped.data["maestro"]["registry"] == {"agents": {"b": 2}}
+    assert swapped.digest != read_bundle(root).digest
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({}, "has no .manifest"),
+        ({".manifest": "{"}, "not valid JSON"),
+        ({".manifest": '{"roots": ["maestro"]}'}, "revision"),
+        ({".manifest": '{"revision": "r"}', "x/data.json": "[oops"}, "x/data.json"),
+    ],
+)
+def test_bad_bundles_are_refused_with_a_reason(
+    tmp_path: Path, files: dict[str, str], message: str
+) -> None:
+    """A missing or invalid manifest or data file is a BundleError saying what is wrong."""
+    root = tmp_path / "b"
+    (root / "p").mkdir(parents=True)
+    (root / "p" / "p.rego").write_text("package p\n")
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    with pytest.raises(BundleError, match=message):
+        read_bundle(root)
+
+
+def test_builtin_scan_ignores_user_functions_imports_and_strings() -> None:
+    """Only calls that are no user function, import alias or data ref are checked."""
+    source = """package p
+import rego.v1
+import data.maestro.lib
+f(x) := x
+a := f(1)
+b := lib.g(2)
+c := data.q.h(3)
+d := "net.cidr_contains(1)"  # net.cidr_contains(2)
+e := count([1])
+g := net.cidr_contains("10.0.0.0/8", "10.0.0.1")
+"""
+    rego = regopy.Interpreter()
+    assert unsupported_builtins({"p.rego": source}, rego.is_builtin) == [
+        ("p.rego", "net.cidr_contains")
+    ]
+
+
+@pytest.mark.parametrize(
+    "rego",
+    [
+        "package maestro.decision\nresult := {",
+        "package maestro.decision\nimport rego.v1\nresult := rego.metadata.rule()",
+    ],
+)
+def test_a_broken_bundle_never_replaces_the_active_one(tmp_path: Path, rego: str) -> None:
+    """Loading a bundle that fails to compile or check raises and keeps the old bundle."""
+    engine = EmbeddedEngine(workers=1)
+    good = engine.load(read_bundle(write_bundle(tmp_path / "good", revision="good")))
+    broken = write_bundle(tmp_path / "bad", {"maestro/decision/decision.rego": rego})
+    with pytest.raises(BundleError):
+        engine.load(read_bundle(broken))
+    assert engine.active_bundle() == good
+    engine.close()
