@@ -146,7 +146,7 @@ class Gate:
 
 def build(settings: Settings) -> Gate:
     """Make the engine, audit log, metrics and decision point that `settings` describe."""
-    prometheus_client.disable_created_metrics()
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     metrics = PrometheusMetrics()
     engine = _engine(settings, metrics)
     audit = open_log(settings.audit_dsn, synchronous=settings.audit_synchronous)
