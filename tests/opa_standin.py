@@ -318,9 +318,13 @@ def _write(conn: h11.Connection, writer: asyncio.StreamWriter, response: _Respon
         ("content-type", response.content_type),
         ("content-length", str(len(response.body))),
     ]
-    writer.write(conn.send(h11.Response(status_code=response.status, headers=headers)) or b"")
-    writer.write(conn.send(h11.Data(data=response.body)) or b"")
-    writer.write(conn.send(h11.EndOfMessage()) or b"")
+    parts = (
+        conn.send(h11.Response(status_code=response.status, headers=headers)),
+        conn.send(h11.Data(data=response.body)),
+        conn.send(h11.EndOfMessage()),
+    )
+    # One write: a response split over segments meets the client's delayed ACK (~40 ms each).
+    writer.write(b"".join(part or b"" for part in parts))
 
 
 def _json(status: int, body: Any) -> _Response:
@@ -329,3 +333,22 @@ def _json(status: int, body: Any) -> _Response:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tests.opa_standin BUNDLE_DIR [PORT]`: serve until stdin closes or a signal."""
+    import sys
+    from pathlib import Path
+
+    from maestro_gate.engine.bundle import read_bundle
+
+    args = sys.argv[1:] if argv is None else argv
+    standin = OpaStandIn(read_bundle(Path(args[0])))
+    standin.port = int(args[1]) if len(args) > 1 else 0
+    with standin:
+        print(standin.url, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()

@@ -25,8 +25,8 @@ def opa(bundle: Path) -> Iterator[OpaStandIn]:
 
 
 def opa_settings(tmp_path: Path, opa: OpaStandIn, **overrides: Any) -> Settings:
-    """Settings for engine=opa against the stand-in; the local bundle dir does not exist."""
-    values: dict[str, Any] = {"engine": "opa", "opa_url": opa.url, **overrides}
+    """Settings for engine=opa against the stand-in, callers unauthenticated, no local bundle."""
+    values: dict[str, Any] = {"engine": "opa", "opa_url": opa.url, "auth": "off", **overrides}
     return make_settings(tmp_path, tmp_path / "no-local-bundle", **values)
 
 
