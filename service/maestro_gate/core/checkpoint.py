@@ -80,7 +80,7 @@ def key_id(name: str, public_key: bytes) -> bytes:
 
 def parse_verifier_key(text: str) -> VerifierKey:
     """Parse `<name>+<hex key id>+<base64 key>`; raise NoteError if malformed or inconsistent."""
-    parts = text.strip().split("+")
+    parts = text.strip().split("+", 2)
     if len(parts) != 3 or not _NAME.match(parts[0]):
         raise NoteError("a verifier key reads <name>+<hex key id>+<base64 key>")
     name, hex_id, encoded = parts
