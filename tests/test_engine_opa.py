@@ -9,18 +9,20 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.conftest import action, make_settings, write_bundle
-from tests.opa_standin import Misbehaviour, OpaStandIn
 
 from maestro_gate.api.app import create_app
 from maestro_gate.config import Settings
+from maestro_gate.core.ports import BundleInfo
 from maestro_gate.engine.bundle import read_bundle
+from maestro_gate.wiring import Gate
+from tests.conftest import action, make_settings, write_bundle
+from tests.opa_standin import Misbehaviour, OpaStandIn
 
 
 @pytest.fixture
 def opa(bundle: Path) -> Iterator[OpaStandIn]:
     """The stand-in OPA serving the small test bundle (revision test-1) as bundle `maestro`."""
-    with OpaStandIn(read_bundle(bundle), slow_s=2.0) as standin:
+    with OpaStandIn(read_bundle(bundle), slow_s=30.0) as standin:
         yield standin
 
 
@@ -32,8 +34,8 @@ def opa_settings(tmp_path: Path, opa: OpaStandIn, **overrides: Any) -> Settings:
 
 @pytest.fixture
 def gate(tmp_path: Path, opa: OpaStandIn) -> Iterator[TestClient]:
-    """The service with engine=opa, lifespan running, a 200 ms decision deadline."""
-    with TestClient(create_app(opa_settings(tmp_path, opa, decision_timeout_ms=200))) as client:
+    """The service with engine=opa, lifespan running, a 1 s decision deadline (slow_s is 30 s)."""
+    with TestClient(create_app(opa_settings(tmp_path, opa, decision_timeout_ms=1000))) as client:
         yield client
 
 
@@ -43,6 +45,13 @@ def decide(client: TestClient, body: dict[str, Any]) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     answer: dict[str, Any] = response.json()
     return answer
+
+
+def reload(client: TestClient) -> BundleInfo:
+    """Run `Gate.reload` on the running app's event loop."""
+    running: Gate = client.app.state.gate  # type: ignore[attr-defined]
+    assert client.portal is not None
+    return client.portal.call(running.reload)
 
 
 def test_decisions_come_from_opa_with_its_decision_id_and_revision(gate: TestClient) -> None:
@@ -137,7 +146,7 @@ def test_reload_asks_opa_status_for_the_active_revision(
 ) -> None:
     """Gate.reload in opa mode reads the revision and activation time OPA's status reports."""
     opa.activate(read_bundle(write_bundle(tmp_path / "b2", revision="test-2")))
-    info = gate.portal.call(gate.app.state.gate.reload)  # type: ignore[attr-defined,union-attr]
+    info = reload(gate)
     assert info.revision == "test-2"
     assert info.digest == "opa:test-2"
     assert gate.get("/v1/status").json()["bundle"]["activated_at"] == info.activated_at
@@ -158,7 +167,7 @@ def test_a_bundle_error_opa_reports_is_a_reload_error(gate: TestClient, opa: Opa
     """A bundle error in OPA's status is counted and shown; OPA's kept revision stays active."""
     opa.bundle_error = "bundle signature verification failed"
     with pytest.raises(Exception, match="signature verification failed"):
-        gate.portal.call(gate.app.state.gate.reload)  # type: ignore[attr-defined,union-attr]
+        reload(gate)
     status = gate.get("/v1/status").json()
     assert "signature verification failed" in status["last_reload_error"]
     assert status["bundle"]["revision"] == "test-1"
