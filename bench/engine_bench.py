@@ -1,26 +1,25 @@
 """Embedded engine: p50/p99 per decision for each request kind on the full MAESTRO bundle.
 
-Measures compile-once, evaluate-many through regopy's VM (set input + query the decision
-entrypoint + parse the JSON result), the work one engine worker does per decision.
+Measures compile-once, evaluate-many through regopy's VM with the service's own hot path
+(build the input, query the decision entrypoint, parse the JSON result): the work one engine
+worker does per decision.
 Usage: python bench/engine_bench.py [--n 5000] [--bundle policies]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
-import regopy
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bodies import BODIES
 from maestro_gate.core.requests import REQUEST_ADAPTER
 from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, read_bundle
 from maestro_gate.engine.embedded import compile_bundle
-from requests import BODIES
+from maestro_gate.engine.vm import query, to_input
 
 
 def main() -> None:
@@ -31,6 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     bundle = read_bundle(args.bundle)
     rego, program = compile_bundle(bundle)
+    entrypoint = DECISION_ENTRYPOINT.encode()
     print(f"engine bench: bundle {bundle.revision} ({len(bundle.modules)} modules), n={args.n}")
     print(f"{'kind':<15} {'decision':<13} {'p50 µs':>8} {'p99 µs':>8} {'mean µs':>8}")
     for kind, body in BODIES.items():
@@ -40,9 +40,8 @@ def main() -> None:
         decision = "?"
         for i in range(args.n + 200):
             started = time.perf_counter_ns()
-            rego.set_input(regopy.Input(document))
-            output = rego.query_bundle_entrypoint(program, DECISION_ENTRYPOINT)
-            value = json.loads(str(output))["expressions"][0]
+            rego.set_input(to_input(document))
+            value = query(rego, program, entrypoint)
             elapsed = time.perf_counter_ns() - started
             if i >= 200:
                 samples.append(elapsed / 1000)

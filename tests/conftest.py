@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from maestro_gate.api.app import create_app
+from maestro_gate.auth.testing import EVERYTHING, key_header, write_keys_file
 from maestro_gate.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,15 +75,36 @@ def write_bundle(
 
 
 def make_settings(tmp_path: Path, bundle: Path, **overrides: Any) -> Settings:
-    """Settings on tmp_path: the given bundle, a fresh SQLite audit file."""
+    """Settings on tmp_path: the given bundle, a fresh SQLite audit file, a tester API key.
+
+    The key (every role, any subject) is written beside the keys file as `tester.key`;
+    `live_client` sends it.
+    """
+    keys_file = tmp_path / "keys.json"
+    if not keys_file.exists():
+        keys = write_keys_file(keys_file, {"tester": EVERYTHING})
+        (tmp_path / "tester.key").write_text(keys["tester"])
     values: dict[str, Any] = {
         "bundle_dir": bundle,
         "audit_dsn": f"sqlite:///{tmp_path / 'audit.db'}",
         "checkpoint_key_file": tmp_path / "checkpoint.key",
         "audit_synchronous": "NORMAL",
+        "api_keys_file": keys_file,
+        "dev_key_file": tmp_path / "dev-api-key",
     }
     values.update(overrides)
     return Settings.model_validate(values)
+
+
+def tester_headers(settings: Settings) -> dict[str, str]:
+    """The tester's credential header for settings made by `make_settings`."""
+    assert settings.api_keys_file is not None
+    return key_header((settings.api_keys_file.parent / "tester.key").read_text())
+
+
+def live_client(settings: Settings) -> TestClient:
+    """A TestClient for `settings` that sends the tester credential; use it as a context manager."""
+    return TestClient(create_app(settings), headers=tester_headers(settings))
 
 
 @pytest.fixture
@@ -100,7 +122,7 @@ def settings(tmp_path: Path, bundle: Path) -> Settings:
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     """A TestClient with the lifespan running (engine loaded, audit writer started)."""
-    with TestClient(create_app(settings)) as test_client:
+    with live_client(settings) as test_client:
         yield test_client
 
 

@@ -7,11 +7,10 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from maestro_gate.api.app import create_app
 from maestro_gate.audit.sqlite import SqliteAuditLog
 from maestro_gate.core.verify import verify_chain
 from maestro_gate.wiring import sqlite_path
-from tests.conftest import action, make_settings, write_bundle
+from tests.conftest import action, live_client, make_settings, write_bundle
 
 SLOW_REGO = """package maestro.decision
 
@@ -132,7 +131,7 @@ def test_decision_is_in_the_record_with_input_hash(client: TestClient, settings)
 def test_masked_fields_are_hidden_in_the_record(tmp_path: Path, bundle: Path) -> None:
     """Configured JSON pointers are masked in the stored input; the hash covers the original."""
     settings = make_settings(tmp_path, bundle, audit_mask=["/arguments/password"])
-    with TestClient(create_app(settings)) as client:
+    with live_client(settings) as client:
         client.post("/v1/decide", json=action(arguments={"password": "hunter2", "user": "a"}))
     [(_, _, data)] = list(SqliteAuditLog(sqlite_path(settings.audit_dsn)).rows())
     record = json.loads(data)
@@ -144,7 +143,7 @@ def test_engine_timeout_denies_and_service_stays_responsive(tmp_path: Path) -> N
     """An evaluation past its deadline is a deny naming the timeout; health still answers."""
     bundle = write_bundle(tmp_path / "b", {"maestro/decision/decision.rego": SLOW_REGO})
     settings = make_settings(tmp_path, bundle, decision_timeout_ms=50)
-    with TestClient(create_app(settings)) as client:
+    with live_client(settings) as client:
         body = client.post("/v1/decide", json=action()).json()
         assert body["decision"] == "deny"
         assert body["reasons"][0]["rule"] == "GATE.engine_timeout"
@@ -155,7 +154,7 @@ def test_engine_timeout_denies_and_service_stays_responsive(tmp_path: Path) -> N
 def test_engine_error_denies_with_reason(tmp_path: Path) -> None:
     """A strict built-in error during evaluation is a deny naming the engine error."""
     bundle = write_bundle(tmp_path / "b", {"maestro/decision/decision.rego": ERROR_REGO})
-    with TestClient(create_app(make_settings(tmp_path, bundle))) as client:
+    with live_client(make_settings(tmp_path, bundle)) as client:
         body = client.post("/v1/decide", json=action("not-a-number")).json()
     assert body["decision"] == "deny"
     assert body["reasons"][0]["rule"] == "GATE.engine_error"
@@ -164,7 +163,7 @@ def test_engine_error_denies_with_reason(tmp_path: Path) -> None:
 def test_malformed_policy_result_denies(tmp_path: Path) -> None:
     """A policy result of the wrong shape is a deny, never an allow."""
     bundle = write_bundle(tmp_path / "b", {"maestro/decision/decision.rego": MALFORMED_REGO})
-    with TestClient(create_app(make_settings(tmp_path, bundle))) as client:
+    with live_client(make_settings(tmp_path, bundle)) as client:
         body = client.post("/v1/decide", json=action()).json()
     assert body["decision"] == "deny"
     assert body["reasons"][0]["rule"] == "GATE.malformed_policy_result"
@@ -172,7 +171,7 @@ def test_malformed_policy_result_denies(tmp_path: Path) -> None:
 
 def test_missing_bundle_denies_and_is_not_ready(tmp_path: Path) -> None:
     """With no bundle the gate is not ready and every decision is an audited deny."""
-    with TestClient(create_app(make_settings(tmp_path, tmp_path / "absent"))) as client:
+    with live_client(make_settings(tmp_path, tmp_path / "absent")) as client:
         ready = client.get("/ready")
         assert ready.status_code == 503
         assert ready.json()["checks"]["bundle_active"] is False
@@ -186,7 +185,7 @@ def test_unsupported_builtin_is_refused_naming_it_and_the_file(tmp_path: Path) -
     """A bundle calling a built-in the engine lacks never activates; status names it."""
     rego = DECISION_WITH_CIDR
     bundle = write_bundle(tmp_path / "b", {"maestro/decision/decision.rego": rego})
-    with TestClient(create_app(make_settings(tmp_path, bundle))) as client:
+    with live_client(make_settings(tmp_path, bundle)) as client:
         status = client.get("/v1/status").json()
         body = client.post("/v1/decide", json=action()).json()
     assert status["bundle"] is None

@@ -9,7 +9,6 @@ on the event loop holds even while a worker is busy; a late result is discarded.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,7 +20,9 @@ import regopy
 from maestro_gate.core.errors import BundleError, EngineError, EngineTimeout, NotReady
 from maestro_gate.core.ports import BundleInfo, EngineResult
 from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, Bundle, check_builtins
-from maestro_gate.engine.rego_input import to_input
+from maestro_gate.engine.vm import query, to_input
+
+_ENTRYPOINT = DECISION_ENTRYPOINT.encode()
 
 
 @dataclass(frozen=True)
@@ -119,18 +120,9 @@ class EmbeddedEngine:
             self._local.compiled = compiled
         try:
             compiled.rego.set_input(to_input(document))
-            output = compiled.rego.query_bundle_entrypoint(compiled.program, DECISION_ENTRYPOINT)
         except regopy.RegoError as exc:
-            raise EngineError(f"evaluation failed: {_first_line(exc)}") from exc
-        text = str(output)
-        if not output.ok():
-            raise EngineError(f"evaluation failed: {text[:500]}")
-        if text == "undefined":
-            raise EngineError("the decision document is undefined for this input")
-        expressions = json.loads(text).get("expressions") or []
-        if not expressions:
-            raise EngineError("the decision document is undefined for this input")
-        return expressions[0]
+            raise EngineError(f"the engine refused the input: {_first_line(exc)}") from exc
+        return query(compiled.rego, compiled.program, _ENTRYPOINT)
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,0 +1,114 @@
+"""The hot path into rego-cpp's C API: build the input, query the compiled bundle, read JSON.
+
+regopy's own `Input(value)` walks the value through Python wrappers that copy every string into
+a fresh ctypes buffer; on a decision's input that walk cost more than the evaluation itself.
+This drives the same C stack-machine calls (`regoInput*`) directly, passes bytes without extra
+copies and reuses the encodings of object keys, which repeat on every request.
+
+Strings go in raw, as regopy passes them. rego-cpp then does not escape them when it serialises
+a result: a result that echoes an input string holding a quote, backslash or control character
+is not valid JSON, and the engine adapter turns that into a deny (fail closed). Such a string
+also compares unequal to the Rego literal written with escapes. Both are rego-cpp limits,
+documented in the README; passing strings JSON-encoded fixes equality but breaks `sprintf`.
+
+`query` skips regopy's `Output`, which fetches and parses the result JSON up to three times.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+from typing import Any
+
+import regopy
+from regopy.rego_shared import rego as _lib
+
+from maestro_gate.core.errors import EngineError
+
+_KEY_CACHE: dict[str, bytes] = {}
+_KEY_CACHE_MAX = 4096
+
+
+def to_input(value: Any) -> regopy.Input:
+    """A regopy Input holding `value` (JSON types only); raise EngineError on a C API failure."""
+    handle = _lib.regoNewInput()
+    try:
+        _push(handle, value)
+    except BaseException:
+        _lib.regoFreeInput(handle)
+        raise
+    made = regopy.Input.__new__(regopy.Input)
+    made._impl = handle
+    return made
+
+
+def _key(text: str) -> bytes:
+    cached = _KEY_CACHE.get(text)
+    if cached is None:
+        cached = text.encode()
+        if len(_KEY_CACHE) < _KEY_CACHE_MAX:
+            _KEY_CACHE[text] = cached
+    return cached
+
+
+def _push(handle: int, value: Any) -> None:
+    string, item, obj, array = (
+        _lib.regoInputString,
+        _lib.regoInputObjectItem,
+        _lib.regoInputObject,
+        _lib.regoInputArray,
+    )
+    failed = 0
+    if isinstance(value, dict):
+        for key, child in value.items():
+            failed |= string(handle, _key(key))
+            _push(handle, child)
+            failed |= item(handle)
+        failed |= obj(handle, len(value))
+    elif isinstance(value, str):
+        failed |= string(handle, value.encode())
+    elif value is True or value is False:
+        failed |= _lib.regoInputBoolean(handle, value)
+    elif isinstance(value, int):
+        failed |= _lib.regoInputInt(handle, value)
+    elif isinstance(value, float):
+        failed |= _lib.regoInputFloat(handle, value)
+    elif value is None:
+        failed |= _lib.regoInputNull(handle)
+    elif isinstance(value, list | tuple):
+        for child in value:
+            _push(handle, child)
+        failed |= array(handle, len(value))
+    else:
+        raise EngineError(f"cannot pass a {type(value).__name__} to the policy engine")
+    if failed:
+        raise EngineError("the policy engine refused the input document")
+
+
+def query(rego: regopy.Interpreter, program: Any, entrypoint: bytes) -> Any:
+    """Evaluate `entrypoint` of a compiled bundle; the parsed value, or EngineError."""
+    output = _lib.regoBundleQueryEntrypoint(rego._impl, program._impl, entrypoint)
+    if not output:
+        raise EngineError("evaluation failed: the engine returned no output")
+    try:
+        size = _lib.regoOutputJSONSize(output)
+        buffer = ctypes.create_string_buffer(size)
+        if _lib.regoOutputJSON(output, buffer, size):
+            raise EngineError("evaluation failed: the engine's output could not be read")
+        text = buffer.value.decode()
+        if not _lib.regoOutputOk(output):
+            raise EngineError(f"evaluation failed: {' '.join(text.split())[:500]}")
+    finally:
+        _lib.regoFreeOutput(output)
+    if text == "undefined":
+        raise EngineError("the decision document is undefined for this input")
+    try:
+        expressions = json.loads(text).get("expressions") or []
+    except (ValueError, AttributeError):
+        raise EngineError(
+            "the engine's result is not valid JSON (rego-cpp does not escape quotes or "
+            "backslashes in input strings a policy echoes)"
+        ) from None
+    if not expressions:
+        raise EngineError("the decision document is undefined for this input")
+    return expressions[0]
