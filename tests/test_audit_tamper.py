@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 
 from maestro_gate.audit.checkpoints import issue
-from maestro_gate.audit.export import export_entries, export_rows, store_rows, verify
+from maestro_gate.audit.export import (
+    export_entries,
+    export_rows,
+    store_rows,
+    verify,
+    verify_store,
+)
 from maestro_gate.audit.signing import CheckpointSigner, load_signer
 from maestro_gate.audit.store import TreeLog
 from maestro_gate.cli import main
@@ -266,3 +272,31 @@ def test_cli_verify_names_the_first_bad_index(
     Database(store).execute("DELETE FROM audit_records WHERE idx = 7")
     assert main(["audit", "verify", "--dsn", dsn, *args]) == 1
     assert "FAIL at index 7" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("tamper", "index", "words"),
+    [
+        (None, None, ""),
+        ("DELETE FROM audit_records WHERE idx = 4", 4, "index 4 was expected"),
+        ("DELETE FROM audit_records WHERE idx = 6", 6, "stored at index 7 where index 6"),
+    ],
+)
+def test_parallel_verification_agrees_across_segment_boundaries(
+    log: TreeLog,
+    key: CheckpointSigner,
+    saved: str,
+    tamper: str | None,
+    index: int | None,
+    words: str,
+) -> None:
+    """Verifying in 4-record segments on 2 processes finds what the sequential pass finds."""
+    if tamper is not None:
+        Database(log).execute(tamper)
+    report = verify_store(
+        log, key.verifier_key, [("the saved checkpoint", saved)], workers=2, chunk=4
+    )
+    sequential = verify(store_rows(log), key.verifier_key, [("the saved checkpoint", saved)])
+    assert report.bad_index == sequential.bad_index == index
+    assert words in (report.problem or "")
+    assert report.ok is (tamper is None)

@@ -118,28 +118,25 @@ def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from maestro_gate.audit.export import export_rows, store_rows, verify
+    from maestro_gate.audit.export import export_rows, verify, verify_store
     from maestro_gate.audit.signing import read_verifier_key
 
     key = None
     if args.public_key:
         key = read_verifier_key(Path(args.public_key).read_text(), settings.checkpoint_origin)
     notes = [(f"saved checkpoint {name}", Path(name).read_text()) for name in args.checkpoint]
-    log = None
     if args.export:
-        rows = export_rows(Path(args.export))
+        report = verify(export_rows(Path(args.export)), key, notes)
     else:
         log = _audit_log(args, settings)
-        rows = store_rows(log)
-        latest = log.last_checkpoint()
-        if latest is not None and key is not None:
-            notes.append(("the latest stored checkpoint", latest.note))
-        elif latest is not None:
-            print("note: stored checkpoints not checked (no --public-key)", file=sys.stderr)
-    try:
-        report = verify(rows, key, notes)
-    finally:
-        if log is not None:
+        try:
+            latest = log.last_checkpoint()
+            if latest is not None and key is not None:
+                notes.append(("the latest stored checkpoint", latest.note))
+            elif latest is not None:
+                print("note: stored checkpoints not checked (no --public-key)", file=sys.stderr)
+            report = verify_store(log, key, notes)
+        finally:
             log.close()
     if report.ok:
         sizes = ", ".join(str(s) for s in report.checkpoints) or "none"

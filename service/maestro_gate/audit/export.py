@@ -7,18 +7,23 @@ An export line carries OPA's decision-log fields (`decision_id`, `path`, `input`
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
+from maestro_gate.audit.postgres import PostgresAuditLog
 from maestro_gate.audit.signing import verify_note
+from maestro_gate.audit.sqlite import SqliteAuditLog
 from maestro_gate.audit.store import TreeLog
 from maestro_gate.core.checkpoint import Checkpoint, NoteError, VerifierKey
 from maestro_gate.core.ports import AuditEntry
 from maestro_gate.core.records import OPA_FIELDS, export_line
-from maestro_gate.core.verify import ChainReport, Row, verify_log
+from maestro_gate.core.verify import ChainReport, Row, Segment, check_segment, join, verify_log
 
 
 def export_entries(entries: Iterable[AuditEntry], out: IO[bytes]) -> int:
@@ -51,14 +56,12 @@ def export_rows(path: Path) -> Iterator[Row]:
 
 def store_rows(log: TreeLog) -> Iterator[Row]:
     """Verifier rows from a store."""
-    for index, leaf, data in log.rows():
-        yield (index, leaf, data, None)
+    return log.verifier_rows()
 
 
-def verify(
-    rows: Iterable[Row], key: VerifierKey | None, notes: list[tuple[str, str]]
-) -> ChainReport:
-    """Verify records and the (label, signed note) checkpoints against `key`."""
+def _signed(
+    key: VerifierKey | None, notes: list[tuple[str, str]]
+) -> list[tuple[str, Checkpoint]] | ChainReport:
     checkpoints: list[tuple[str, Checkpoint]] = []
     for label, note in notes:
         if key is None:
@@ -67,4 +70,50 @@ def verify(
             checkpoints.append((label, verify_note(note, key)))
         except NoteError as exc:
             return ChainReport(0, "", None, f"{label} is not valid: {exc}")
+    return checkpoints
+
+
+def verify(
+    rows: Iterable[Row], key: VerifierKey | None, notes: list[tuple[str, str]]
+) -> ChainReport:
+    """Verify records and the (label, signed note) checkpoints against `key`."""
+    checkpoints = _signed(key, notes)
+    if isinstance(checkpoints, ChainReport):
+        return checkpoints
     return verify_log(rows, checkpoints)
+
+
+def verify_store(
+    log: TreeLog,
+    key: VerifierKey | None,
+    notes: list[tuple[str, str]],
+    *,
+    workers: int | None = None,
+    chunk: int = 100_000,
+) -> ChainReport:
+    """Verify a store like `verify`, checking index ranges in parallel worker processes."""
+    checkpoints = _signed(key, notes)
+    if isinstance(checkpoints, ChainReport):
+        return checkpoints
+    size = log.count()
+    workers = workers or os.cpu_count() or 1
+    if workers == 1 or size <= chunk:
+        return join([check_segment(log.verifier_rows(0, size), 0, size)], checkpoints)
+    bounds = [(start, min(start + chunk, size)) for start in range(0, size, chunk)]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        segments = list(pool.map(_segment, [log.spec()] * len(bounds), *zip(*bounds, strict=True)))
+    return join(segments, checkpoints)
+
+
+def _segment(spec: tuple[str, ...], start: int, end: int) -> Segment:
+    """Runs in a worker process: check records [start, end) of the store `spec` names."""
+    log: TreeLog
+    if spec[0] == "sqlite":
+        log = SqliteAuditLog(Path(spec[1]))
+    else:
+        log = PostgresAuditLog(spec[1], schema=spec[2], pool_size=1)
+    try:
+        return check_segment(log.verifier_rows(start, end), start, end)
+    finally:
+        log.close()

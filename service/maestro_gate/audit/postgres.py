@@ -165,6 +165,10 @@ class PostgresAuditLog(TreeLog):
             for idx, leaf, data in cur:
                 yield AuditEntry(int(idx), bytes(leaf), bytes(data))
 
+    def spec(self) -> tuple[str, ...]:
+        """("postgres", dsn, schema)."""
+        return ("postgres", self.dsn, self.schema)
+
     def find(self, decision_id: str) -> AuditEntry | None:
         """The first record with this decision id."""
         with self._connection() as conn:

@@ -18,6 +18,7 @@ from maestro_gate.audit.store import Outcome, TreeLog, seal_batch, tail_of
 from maestro_gate.core import merkle
 from maestro_gate.core.errors import AuditUnavailable
 from maestro_gate.core.ports import AuditEntry, StoredCheckpoint
+from maestro_gate.core.verify import Row
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_records (
@@ -152,6 +153,22 @@ class SqliteAuditLog(TreeLog):
                 yield AuditEntry(int(idx), bytes(leaf), bytes(data))
         finally:
             conn.close()
+
+    def verifier_rows(self, start: int = 0, end: int | None = None) -> Iterator[Row]:
+        """Rows for `core.verify`, straight from the cursor (no per-row Python work)."""
+        conn = self._read()
+        try:
+            yield from conn.execute(
+                "SELECT idx, leaf_hash, record, NULL FROM audit_records "
+                "WHERE idx >= ? AND idx < ? ORDER BY idx",
+                (start, end if end is not None else 2**62),
+            )
+        finally:
+            conn.close()
+
+    def spec(self) -> tuple[str, ...]:
+        """("sqlite", path)."""
+        return ("sqlite", str(self.path))
 
     def find(self, decision_id: str) -> AuditEntry | None:
         """The first record with this decision id."""

@@ -22,6 +22,7 @@ from maestro_gate.core import merkle
 from maestro_gate.core.chain import GENESIS, seal
 from maestro_gate.core.errors import AuditUnavailable
 from maestro_gate.core.ports import AuditEntry, AuditReceipt, StoredCheckpoint
+from maestro_gate.core.verify import Row
 
 _Pending = tuple[dict[str, Any], asyncio.Future[AuditReceipt], asyncio.AbstractEventLoop]
 _STOP = object()
@@ -95,6 +96,15 @@ class TreeLog(ABC):
     @abstractmethod
     def rows(self, start: int = 0, end: int | None = None) -> Iterator[AuditEntry]:
         """Records with `start <= index < end`, in index order."""
+
+    def verifier_rows(self, start: int = 0, end: int | None = None) -> Iterator[Row]:
+        """Rows for `core.verify` (index, leaf hash, record bytes, None) in index order."""
+        for idx, leaf, data in self.rows(start, end):
+            yield (idx, leaf, data, None)
+
+    @abstractmethod
+    def spec(self) -> tuple[str, ...]:
+        """What another process needs to open this store read-only (picklable)."""
 
     @abstractmethod
     def find(self, decision_id: str) -> AuditEntry | None:

@@ -41,14 +41,13 @@ class ChainReport:
         return self.problem is None
 
 
-class _Failed(Exception):
-    def __init__(self, index: int, problem: str) -> None:
-        super().__init__(problem)
-        self.index = index
-        self.problem = problem
+_BROKEN_LINK = (
+    "record's prev does not match the previous record's leaf hash "
+    "(this or the previous record altered, or a record removed or reordered)"
+)
 
 
-def _record_problem(expected: int, prev: str, index: int, record: Any) -> str | None:
+def _record_problem(expected: int, prev: str | None, index: int, record: Any) -> str | None:
     if index != expected:
         return (
             f"record stored at index {index} where index {expected} was expected "
@@ -62,49 +61,81 @@ def _record_problem(expected: int, prev: str, index: int, record: Any) -> str | 
             f"(records swapped, moved or renumbered)"
         )
     if record.get("prev") != prev:
-        return (
-            "record's prev does not match the previous record's leaf hash "
-            "(this or the previous record altered, or a record removed or reordered)"
-        )
+        return _BROKEN_LINK
     return None
 
 
-def chain_leaves(rows: Iterable[Row]) -> tuple[list[bytes], str]:
-    """Check every record in order and return the leaf hashes and head; raise _Failed."""
+@dataclass
+class Segment:
+    """Records `[start, end)` checked on their own: leaves, the first `prev`, the first problem.
+
+    A log can be checked in segments (in parallel); `join` then checks the links between them.
+    """
+
+    start: int
+    end: int
+    leaves: list[bytes]
+    first_prev: str | None
+    failure: tuple[int, str] | None = None
+
+
+def check_segment(rows: Iterable[Row], start: int = 0, end: int | None = None) -> Segment:
+    """Check records expected at `start, start + 1, …` (up to `end`, if given) in stored order."""
     sha = hashlib.sha256
     leaves: list[bytes] = []
     append = leaves.append
-    prev = GENESIS
-    for expected, (index, stored_leaf, data, claims) in enumerate(rows):
+    prev: str | None = None
+    first_prev: str | None = None
+    leaf = b""
+    expected = start
+    for index, stored_leaf, data, claims in rows:
         try:
             record, canonical = parse_canonical(data)
         except ValueError:
-            raise _Failed(expected, "record bytes are not JSON") from None
+            return Segment(
+                start, expected, leaves, first_prev, (expected, "record bytes are not JSON")
+            )
         if not canonical:
-            raise _Failed(expected, "record bytes are not in RFC 8785 canonical form (altered)")
+            altered = "record bytes are not in RFC 8785 canonical form (altered)"
+            return Segment(start, expected, leaves, first_prev, (expected, altered))
+        if prev is None and type(record) is dict:
+            claimed = record.get("prev")
+            prev = first_prev = claimed if isinstance(claimed, str) else ""
         problem = _record_problem(expected, prev, index, record)
         if problem is None and claims is not None and claims != opa_event(record):
             problem = "the export line's decision-log fields differ from its record (altered)"
+        if problem is None:
+            leaf = sha(b"\x00" + data).digest()
+            if stored_leaf is not None and leaf != stored_leaf:
+                problem = "stored leaf hash does not match the record bytes (altered)"
         if problem is not None:
-            raise _Failed(expected, problem)
-        leaf = sha(b"\x00" + data).digest()
-        if stored_leaf is not None and leaf != stored_leaf:
-            raise _Failed(expected, "stored leaf hash does not match the record bytes (altered)")
+            return Segment(start, expected, leaves, first_prev, (expected, problem))
         append(leaf)
         prev = leaf.hex()
-    return leaves, prev
+        expected += 1
+    if end is not None and expected < end:
+        missing = f"record {expected} is missing (records removed)"
+        return Segment(start, expected, leaves, first_prev, (expected, missing))
+    return Segment(start, expected, leaves, first_prev)
 
 
-def verify_log(
-    rows: Iterable[Row], checkpoints: Sequence[tuple[str, Checkpoint]] = ()
+def join(
+    segments: Iterable[Segment], checkpoints: Sequence[tuple[str, Checkpoint]] = ()
 ) -> ChainReport:
-    """Verify records and that each (label, signature-checked checkpoint) is a prefix of them."""
-    try:
-        leaves, head = chain_leaves(rows)
-    except _Failed as failed:
-        return ChainReport(
-            checked=failed.index, head="", bad_index=failed.index, problem=failed.problem
-        )
+    """Link consecutive segments, rebuild the tree, and check every checkpoint is a prefix."""
+    leaves: list[bytes] = []
+    head = GENESIS
+    for segment in segments:
+        if segment.start != len(leaves):
+            return _failed(len(leaves), f"record {len(leaves)} is missing (records removed)")
+        first_passed = segment.failure is None or segment.failure[0] > segment.start
+        if first_passed and segment.first_prev is not None and segment.first_prev != head:
+            return _failed(segment.start, _BROKEN_LINK)
+        if segment.failure is not None:
+            return _failed(*segment.failure)
+        leaves.extend(segment.leaves)
+        if leaves:
+            head = leaves[-1].hex()
     size = len(leaves)
     tree = merkle.levels(leaves) if leaves else [[]]
     root = merkle.root_from_levels(tree, size) if size else merkle.EMPTY_ROOT
@@ -116,6 +147,17 @@ def verify_log(
             return ChainReport(size, head, bad, problem, root)
         matched = checkpoint.size
     return ChainReport(size, head, root=root, checkpoints=[c.size for _, c in checkpoints])
+
+
+def verify_log(
+    rows: Iterable[Row], checkpoints: Sequence[tuple[str, Checkpoint]] = ()
+) -> ChainReport:
+    """Verify records and that each (label, signature-checked checkpoint) is a prefix of them."""
+    return join([check_segment(rows)], checkpoints)
+
+
+def _failed(index: int, problem: str) -> ChainReport:
+    return ChainReport(checked=index, head="", bad_index=index, problem=problem)
 
 
 def _checkpoint_problem(
