@@ -2,18 +2,21 @@
 
 `rfc8785` is the reference encoder. It costs ~55 µs per record, so writing and verifying go
 through `orjson` (a pure function library, like `rfc8785`: no I/O) wherever the two provably
-agree, and fall back to `rfc8785` everywhere else. They agree on values made only of objects with
-string keys, arrays, strings, booleans, null and integers within ±(2**53 - 1) whose text has no
-character at or above U+E000: orjson escapes strings exactly as ECMAScript does (`\\b \\t \\n \\f
-\\r \\" \\\\`, other controls as lowercase `\\u00xx`, nothing else), prints such integers the same
-way, and sorts keys by code point, which equals RFC 8785's UTF-16 order below U+E000. A
-differential test against `rfc8785` pins this (tests/test_audit_canonical.py).
+agree, and fall back to `rfc8785` everywhere else. They agree on values made only of objects
+with string keys, arrays, strings, booleans, null, integers within ±(2**53 - 1) and finite
+floats that orjson prints without an exponent or a bare `.0` (both print the shortest
+round-trip digits), with no character at or above U+E000: orjson escapes strings exactly as
+ECMAScript does (`\\b \\t \\n \\f \\r \\" \\\\`, other controls as lowercase `\\u00xx`, nothing
+else), prints such numbers the same way, and sorts keys by code point, which equals RFC 8785's
+UTF-16 order below U+E000. A differential test against `rfc8785` pins this
+(tests/test_audit_canonical.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from typing import Any
 
@@ -51,9 +54,10 @@ _STRICT = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 
 def canonical(value: Any) -> bytes:
     """RFC 8785 bytes of a JSON value; raises a ValueError for values JCS cannot represent."""
-    if _fast_domain(value):
+    domain = _fast_domain(value)
+    if domain:
         data = orjson.dumps(value, option=_SORTED)
-        if _sorts_alike(data):
+        if _sorts_alike(data) and (domain is _EXACT or not _has_divergent_float(data)):
             return data
     return bytes(rfc8785.dumps(value))
 
@@ -119,8 +123,14 @@ def _has_divergent_float(data: bytes) -> bool:
     return False
 
 
-def _fast_domain(value: Any) -> bool:
-    """True when every node is a dict with str keys, list, str, bool, None or safe int."""
+_EXACT = 1
+_WITH_FLOATS = 2
+
+
+def _fast_domain(value: Any) -> int:
+    """_EXACT when every node is a dict with str keys, list, str, bool, None or safe int;
+    _WITH_FLOATS when finite floats occur too; 0 otherwise (rfc8785 decides or raises)."""
+    found = _EXACT
     stack = [value]
     pop, push = stack.pop, stack.extend
     while stack:
@@ -131,16 +141,18 @@ def _fast_domain(value: Any) -> bool:
         if kind is dict:
             for key in node:
                 if type(key) is not str:
-                    return False
+                    return 0
             push(node.values())
         elif kind is list:
             push(node)
         elif kind is int:
             if not -MAX_SAFE_INTEGER <= node <= MAX_SAFE_INTEGER:
-                return False
+                return 0
+        elif kind is float and math.isfinite(node):
+            found = _WITH_FLOATS
         else:
-            return False
-    return True
+            return 0
+    return found
 
 
 def sha256_hex(data: bytes) -> str:
