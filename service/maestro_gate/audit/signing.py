@@ -67,7 +67,10 @@ def load_signer(path: Path, origin: str, *, create: bool) -> tuple[CheckpointSig
             raise ValueError(f"{path} is not an Ed25519 private key")
         return CheckpointSigner(origin, key), False
     if not create:
-        raise FileNotFoundError(f"no checkpoint signing key at {path}")
+        raise FileNotFoundError(
+            f"no checkpoint signing key at {path} (MAESTRO_GATE_CHECKPOINT_KEY_FILE); "
+            "only the embedded profile creates one"
+        )
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
