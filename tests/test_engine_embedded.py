@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import regopy
 
-from maestro_gate.core.errors import BundleError, EngineError
+from maestro_gate.core.errors import BundleError, EngineError, EngineTimeout
 from maestro_gate.engine.bundle import read_bundle, unsupported_builtins
 from maestro_gate.engine.embedded import EmbeddedEngine
 from maestro_gate.engine.vm import to_input
@@ -141,3 +141,35 @@ def test_a_broken_bundle_never_replaces_the_active_one(tmp_path: Path, rego: str
         engine.load(read_bundle(broken))
     assert engine.active_bundle() == good
     engine.close()
+
+
+SLOW_FOR_ONE_TOOL = """package maestro.decision
+
+import rego.v1
+
+slow if {
+  input.action == "slow"
+  count([1 | some i in numbers.range(1, 1000000)]) > 0
+}
+
+result := {"decision": "allow", "reasons": [], "obligations": [], "layers": {}} if not slow
+"""
+
+
+@pytest.mark.anyio
+async def test_overrunning_evaluations_do_not_block_later_decisions(tmp_path: Path) -> None:
+    """With its only worker held past a deadline, the engine still decides the next request."""
+    bundle = write_bundle(tmp_path / "b", {"maestro/decision/decision.rego": SLOW_FOR_ONE_TOOL})
+    engine = EmbeddedEngine(workers=1)
+    engine.load(read_bundle(bundle))
+    with pytest.raises(EngineTimeout):
+        await engine.evaluate({"action": "slow"}, timeout_s=0.05)
+    result = await engine.evaluate({"action": "fast"}, timeout_s=5.0)
+    assert result.value["decision"] == "allow"
+    engine.close()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Run async tests on asyncio."""
+    return "asyncio"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -60,13 +60,28 @@ def compile_bundle(bundle: Bundle) -> tuple[regopy.Interpreter, Any]:
     return rego, program
 
 
+@dataclass
+class _Workers:
+    """A pool and how many of its threads are still busy with evaluations past their deadline."""
+
+    pool: ThreadPoolExecutor
+    size: int
+    overrunning: int = 0
+
+
 class EmbeddedEngine:
-    """PolicyEngine running the bundle in process on a small pool of worker threads."""
+    """PolicyEngine running the bundle in process on a small pool of worker threads.
+
+    rego-cpp cannot be interrupted, so an evaluation past its deadline keeps its thread until it
+    ends. When every thread of the pool is held that way, new evaluations go to a fresh pool:
+    the gate keeps deciding while the overrunning ones finish and their threads end.
+    """
 
     name = "embedded"
 
     def __init__(self, workers: int = 2) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rego")
+        self._size = workers
+        self._workers = self._new_workers()
         self._local = threading.local()
         self._active: _Active | None = None
         self._lock = threading.Lock()
@@ -98,11 +113,13 @@ class EmbeddedEngine:
         active = self._active
         if active is None:
             raise NotReady("no policy bundle is active")
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, self._evaluate, active, document)
+        workers = self._workers
+        running = workers.pool.submit(self._evaluate, active, document)
         try:
-            value = await asyncio.wait_for(future, timeout_s)
+            value = await asyncio.wait_for(asyncio.wrap_future(running), timeout_s)
         except TimeoutError:
+            if not running.cancelled():
+                self._overran(workers, running)
             raise EngineTimeout(
                 f"evaluation exceeded its {timeout_s * 1000:.0f} ms deadline"
             ) from None
@@ -110,7 +127,23 @@ class EmbeddedEngine:
 
     def close(self) -> None:
         """Stop the workers without waiting for runaway evaluations."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._workers.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _new_workers(self) -> _Workers:
+        pool = ThreadPoolExecutor(max_workers=self._size, thread_name_prefix="rego")
+        return _Workers(pool=pool, size=self._size)
+
+    def _overran(self, workers: _Workers, running: Future[Any]) -> None:
+        with self._lock:
+            workers.overrunning += 1
+            if workers is self._workers and workers.overrunning >= workers.size:
+                self._workers = self._new_workers()
+                workers.pool.shutdown(wait=False)
+        running.add_done_callback(lambda _: self._settled(workers))
+
+    def _settled(self, workers: _Workers) -> None:
+        with self._lock:
+            workers.overrunning -= 1
 
     def _evaluate(self, active: _Active, document: dict[str, Any]) -> Any:
         compiled: _Compiled | None = getattr(self._local, "compiled", None)
