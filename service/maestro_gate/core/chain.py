@@ -108,8 +108,6 @@ def _has_divergent_float(data: bytes) -> bool:
     """
     if _INTEGRAL_FLOAT.search(data):
         return True
-    if b"e-" not in data and b"e+" not in data:
-        return False
     for mark in _EXPONENT_MARK.finditer(data):
         at = mark.start()
         i = at - 1
