@@ -30,33 +30,48 @@ default result := {
 	"approvers_required": 0,
 }
 
-result := {
-	"decision": decision,
-	"reasons": reasons,
-	"obligations": sort([o | some o in obligations]),
-	"layers": layers,
-	"approvers_required": approvers_required,
+result := outcome(denies, open_escalations, obligations, verdicts)
+
+# The combination, as a pure function of the layers' sets so it can be unit-tested directly.
+outcome(denied, escalated, obliged, layer_verdicts) := {
+	"decision": verdict(denied, escalated),
+	"reasons": reasons_for(denied, escalated),
+	"obligations": sort([o | some o in obliged]),
+	"layers": layer_verdicts,
+	"approvers_required": approvers_for(denied, escalated),
 }
+
+verdict(denied, escalated) := "deny" if {
+	count(denied) > 0
+} else := "require_hitl" if {
+	count(escalated) > 0
+} else := "allow"
+
+reasons_for(denied, escalated) := sort([r | some r in denied]) if {
+	count(denied) > 0
+} else := sort([r | some r in escalated]) if {
+	count(escalated) > 0
+} else := []
+
+# The most approvers any open escalation asks for (1 unless it says otherwise); 0 unless escalating.
+approvers_for(denied, escalated) := max({object.get(h, "approvers", 1) | some h in escalated}) if {
+	count(denied) == 0
+	count(escalated) > 0
+} else := 0
+
+# Escalations a granted approval for this exact request does not already cover.
+open_of(escalations) := {h | some h in escalations; not lib.satisfied(h)}
 
 verdicts := {
-	"l1_foundation_models": verdict(l1.deny, l1.hitl),
-	"l2_data_operations": verdict(l2.deny, l2.hitl),
-	"l3_agent_frameworks": verdict(l3.deny, l3.hitl),
-	"l4_deployment_infrastructure": verdict(l4.deny, l4.hitl),
-	"l5_evaluation_observability": verdict(l5.deny, l5.hitl),
-	"l6_security_compliance": verdict(l6.deny, l6.hitl),
-	"l7_agent_ecosystem": verdict(l7.deny, l7.hitl),
-	"cross_layer": verdict(cross_layer.deny, cross_layer.hitl),
+	"l1_foundation_models": verdict(l1.deny, open_of(l1.hitl)),
+	"l2_data_operations": verdict(l2.deny, open_of(l2.hitl)),
+	"l3_agent_frameworks": verdict(l3.deny, open_of(l3.hitl)),
+	"l4_deployment_infrastructure": verdict(l4.deny, open_of(l4.hitl)),
+	"l5_evaluation_observability": verdict(l5.deny, open_of(l5.hitl)),
+	"l6_security_compliance": verdict(l6.deny, open_of(l6.hitl)),
+	"l7_agent_ecosystem": verdict(l7.deny, open_of(l7.hitl)),
+	"cross_layer": verdict(cross_layer.deny, open_of(cross_layer.hitl)),
 }
-
-layers := verdicts
-
-verdict(denies, escalations) := "deny" if {
-	count(denies) > 0
-} else := "require_hitl" if {
-	some h in escalations
-	not lib.satisfied(h)
-} else := "allow"
 
 denies := (((l1.deny | l2.deny) | (l3.deny | l4.deny)) | ((l5.deny | l6.deny) | (l7.deny | cross_layer.deny)))
 
@@ -64,23 +79,4 @@ escalations := (((l1.hitl | l2.hitl) | (l3.hitl | l4.hitl)) | ((l5.hitl | l6.hit
 
 obligations := (((l1.obligations | l2.obligations) | (l3.obligations | l4.obligations)) | ((l5.obligations | l6.obligations) | (l7.obligations | cross_layer.obligations)))
 
-open_escalations contains h if {
-	some h in escalations
-	not lib.satisfied(h)
-}
-
-decision := "deny" if {
-	count(denies) > 0
-} else := "require_hitl" if {
-	count(open_escalations) > 0
-} else := "allow"
-
-reasons := sort([r | some r in denies]) if {
-	decision == "deny"
-} else := sort([r | some r in open_escalations]) if {
-	decision == "require_hitl"
-} else := []
-
-approvers_required := max({object.get(h, "approvers", 1) | some h in open_escalations}) if {
-	decision == "require_hitl"
-} else := 0
+open_escalations := open_of(escalations)

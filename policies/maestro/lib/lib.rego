@@ -69,6 +69,7 @@ local_only_rank := rank(thresholds.local_only_min_classification)
 
 # --- the request ------------------------------------------------------------------------
 
+
 # Input fields are read by path with `default`s rather than through object.get, which copies
 # its argument in rego-cpp.
 default ctx := {}

@@ -1,4 +1,4 @@
-"""`maestro-gate policy test`: run the `test_*` rules of a bundle's `*_test.rego` files, like `opa test`.
+"""`maestro-gate policy test`: run the `test_*` rules of `*_test.rego` files, like `opa test`.
 
 Every module, test file and `data.json` of the directory is loaded into one regopy interpreter
 (data placed at the path of its directory, as OPA does; `.manifest` is not needed). Each test
@@ -8,7 +8,7 @@ not compile, or a call to a built-in the engine lacks, is an error of the whole 
 
 A test file that replaces the whole input (`with input as ...`) is not run: regopy 1.5.2 kills
 the process (SIGSEGV) when a policy then compares an input value. Its tests are reported as
-errors; set the input one key at a time instead (`with input.kind as ... with input.subject as ...`).
+errors; set the input one key at a time (`with input.kind as ... with input.subject as ...`).
 """
 
 from __future__ import annotations
@@ -88,31 +88,48 @@ class TestReport:
 
 
 def run_tests(policy_dir: Path, pattern: str | None = None) -> TestReport:
-    """Run every `test_*` rule under `policy_dir` whose query matches the `pattern` regex."""
+    """Run every `test_*` rule under `policy_dir` whose query matches the `pattern` regex.
+
+    Each test file gets its own interpreter (all modules, the test files that define no tests,
+    and the file itself): rego-cpp compiles every `with` by copying the rules it touches, so one
+    interpreter for all files would hold every copy at once.
+    """
     modules, tests, data = _load(policy_dir)
-    rego = regopy.Interpreter()
-    rego.strict_built_in_errors = True
+    probe = regopy.Interpreter()
     load_errors = [
         f"{_shown(policy_dir, file)}: calls {name}, a built-in the embedded engine lacks"
-        for file, name in unsupported_builtins({**modules, **tests}, rego.is_builtin)
+        for file, name in unsupported_builtins({**modules, **tests}, probe.is_builtin)
     ]
     for rel, source in sorted({**modules, **tests}.items()):
         try:
-            rego.add_module(rel, source)
+            probe.add_module(rel, source)
         except regopy.RegoError as exc:
             load_errors.append(f"{_shown(policy_dir, rel)}: does not compile: {_first_line(exc)}")
+    del probe
     if any("does not compile" in e for e in load_errors):
         return TestReport(root=policy_dir, load_errors=load_errors)
-    rego.add_data(data)
     selector = re.compile(pattern) if pattern else None
-    unsafe = {rel for rel, source in tests.items() if _WHOLE_INPUT.search(_uncommented(source))}
-    results = [
-        _refused(_shown(policy_dir, rel), package, name)
-        if rel in unsafe
-        else _run_one(rego, _shown(policy_dir, rel), package, name)
+    found = [
+        (rel, package, name)
         for rel, package, name in discover(tests)
         if selector is None or selector.search(f"data.{package}.{name}")
     ]
+    with_tests = {rel for rel, _, _ in discover(tests)}
+    helpers = {rel: src for rel, src in tests.items() if rel not in with_tests}
+    results: list[TestResult] = []
+    for rel in sorted({rel for rel, _, _ in found}):
+        names = [(package, name) for file, package, name in found if file == rel]
+        shown = _shown(policy_dir, rel)
+        if _WHOLE_INPUT.search(_uncommented(tests[rel])):
+            results.extend(_refused(shown, package, name) for package, name in names)
+            continue
+        rego = regopy.Interpreter()
+        rego.strict_built_in_errors = True
+        for module, source in sorted({**modules, **helpers, rel: tests[rel]}.items()):
+            rego.add_module(module, source)
+        rego.add_data(data)
+        results.extend(_run_one(rego, shown, package, name) for package, name in names)
+        del rego
     return TestReport(root=policy_dir, results=results, load_errors=load_errors)
 
 
@@ -129,7 +146,7 @@ def discover(tests: dict[str, str]) -> list[tuple[str, str, str]]:
 
 
 def format_report(report: TestReport, verbose: bool = False) -> str:
-    """Render a report like `opa test`: failures and errors named by file and query, then the summary."""
+    """Render a report like `opa test`: failures and errors by file and query, then the summary."""
     lines = [f"ERROR: {problem}" for problem in report.load_errors]
     for result in report.results:
         if result.outcome == "pass" and not verbose:
