@@ -2,7 +2,12 @@
 #
 # Tests set the input one top-level key at a time (`with input.kind as ...`): regopy 1.5.2
 # (rego-cpp) crashes the process on `with input as <object>` once a policy compares an input
-# value, so the project's runner refuses whole-input replacement.
+# value, so the project's runner refuses whole-input replacement. A `with` value must be a
+# literal (or contain references inside a literal): a bare rule reference such as
+# `with input.delegatee as t.reporter` evaluates as undefined there. Every `with` also makes
+# rego-cpp copy the rules it touches, so tests keep to few `with` clauses and the decision's
+# combination is tested as a pure function; whole-bundle decisions are covered by the
+# scenario tests (tests/scenarios), which set the input through the engine instead.
 package maestro.testing
 
 import rego.v1
@@ -30,9 +35,6 @@ mcp_gateway := "spiffe://corp.example/agent/mcp-gateway"
 partner := "spiffe://corp.example/agent/partner-summarizer"
 
 stranger := "spiffe://corp.example/agent/analyst-security-2"
-
-# A context with a task and a trace, so L5/L6 attribution rules stay quiet.
-traced := {"task_id": "task-1", "trace_id": "trace-1"}
 
 # Whether a set of reasons contains one with the given rule id.
 fires(reasons, id) if {

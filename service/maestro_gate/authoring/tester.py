@@ -14,8 +14,11 @@ errors; set the input one key at a time (`with input.kind as ... with input.subj
 from __future__ import annotations
 
 import json
+import multiprocessing
 import re
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -90,9 +93,10 @@ class TestReport:
 def run_tests(policy_dir: Path, pattern: str | None = None) -> TestReport:
     """Run every `test_*` rule under `policy_dir` whose query matches the `pattern` regex.
 
-    Each test file gets its own interpreter (all modules, the test files that define no tests,
-    and the file itself): rego-cpp compiles every `with` by copying the rules it touches, so one
-    interpreter for all files would hold every copy at once.
+    Each test file runs in its own short-lived process and interpreter (all modules, the test
+    files that define no tests, and the file itself): rego-cpp compiles every `with` by copying
+    the rules it touches and does not give that memory back, and a crash of the engine must
+    not take the runner down with it.
     """
     modules, tests, data = _load(policy_dir)
     probe = regopy.Interpreter()
@@ -123,13 +127,8 @@ def run_tests(policy_dir: Path, pattern: str | None = None) -> TestReport:
         if _WHOLE_INPUT.search(_uncommented(tests[rel])):
             results.extend(_refused(shown, package, name) for package, name in names)
             continue
-        rego = regopy.Interpreter()
-        rego.strict_built_in_errors = True
-        for module, source in sorted({**modules, **helpers, rel: tests[rel]}.items()):
-            rego.add_module(module, source)
-        rego.add_data(data)
-        results.extend(_run_one(rego, shown, package, name) for package, name in names)
-        del rego
+        sources = {**modules, **helpers, rel: tests[rel]}
+        results.extend(_run_isolated(sources, data, shown, names))
     return TestReport(root=policy_dir, results=results, load_errors=load_errors)
 
 
@@ -181,6 +180,30 @@ def _run_one(rego: regopy.Interpreter, file: str, package: str, name: str) -> Te
         return TestResult(file, package, name, "pass", elapsed)
     detail = "undefined" if not values else f"evaluated to {values[0]!r}, not true"
     return TestResult(file, package, name, "fail", elapsed, detail)
+
+
+def _run_isolated(
+    sources: dict[str, str], data: dict[str, Any], shown: str, names: list[tuple[str, str]]
+) -> list[TestResult]:
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        try:
+            return pool.submit(_run_file, sources, data, shown, names).result()
+        except BrokenProcessPool:
+            detail = "the policy engine crashed while evaluating this file"
+            return [TestResult(shown, package, name, "error", 0, detail) for package, name in names]
+
+
+def _run_file(
+    sources: dict[str, str], data: dict[str, Any], shown: str, names: list[tuple[str, str]]
+) -> list[TestResult]:
+    """Compile one test file with the modules and run its tests (in a worker process)."""
+    rego = regopy.Interpreter()
+    rego.strict_built_in_errors = True
+    for module, source in sorted(sources.items()):
+        rego.add_module(module, source)
+    rego.add_data(data)
+    return [_run_one(rego, shown, package, name) for package, name in names]
 
 
 def _refused(file: str, package: str, name: str) -> TestResult:

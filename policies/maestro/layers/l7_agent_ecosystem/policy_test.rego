@@ -1,0 +1,124 @@
+package maestro.layers.l7_agent_ecosystem_test
+
+import rego.v1
+
+import data.maestro.layers.l7_agent_ecosystem as l7
+import data.maestro.testing as t
+
+jira_digest := data.maestro.registry.tools.jira_create_issue.description_digest
+
+test_unregistered_agent_denies_subject if {
+	t.fires(l7.deny, "L7.unregistered_agent") with input.kind as "agent_action"
+		with input.subject as {"id": t.stranger}
+		with input.action as "kb_search"
+}
+
+test_unregistered_agent_denies_delegatee if {
+	t.fires(l7.deny, "L7.unregistered_agent") with input.kind as "delegation"
+		with input.subject as {"id": t.orchestrator}
+		with input.delegatee as "spiffe://corp.example/agent/analyst-security-2"
+}
+
+test_unregistered_agent_allows_registered_participants if {
+	not t.fires(l7.deny, "L7.unregistered_agent") with input.kind as "delegation"
+		with input.subject as {"id": t.orchestrator}
+		with input.delegatee as "spiffe://corp.example/agent/analyst-security"
+}
+
+test_unregistered_agent_denies_empty_registry if {
+	t.fires(l7.deny, "L7.unregistered_agent") with input.kind as "agent_action"
+		with input.subject as {"id": t.orchestrator}
+		with input.action as "task_dispatch"
+		with data.maestro.registry as {}
+}
+
+test_impersonated_agent_denies if {
+	t.fires(l7.deny, "L7.impersonated_agent") with input.kind as "agent_action"
+		with input.subject as {"id": t.orchestrator}
+		with input.action as "routing_graph_read"
+		with input.state as {"caller": {"authenticated_subjects": [t.collector_web]}}
+}
+
+test_impersonated_agent_allows_authenticated_subject if {
+	not t.fires(l7.deny, "L7.impersonated_agent") with input.kind as "agent_action"
+		with input.subject as {"id": t.orchestrator}
+		with input.action as "routing_graph_read"
+		with input.state as {"caller": {"authenticated_subjects": [t.orchestrator]}}
+	not t.fires(l7.deny, "L7.impersonated_agent") with input.kind as "agent_action"
+		with input.subject as {"id": t.orchestrator}
+		with input.action as "routing_graph_read"
+}
+
+test_trust_below_threshold_denies if {
+	t.fires(l7.deny, "L7.trust_below_threshold") with input.kind as "data_movement"
+		with input.subject as {"id": t.reporter}
+		with input.operation as "copy"
+		with input.data as {"classification": "public"}
+		with input.source as {"type": "store", "id": "reports"}
+		with input.destination as {"type": "agent", "id": t.partner}
+}
+
+test_trust_below_threshold_allows_trusted_peer if {
+	not t.fires(l7.deny, "L7.trust_below_threshold") with input.kind as "data_movement"
+		with input.subject as {"id": t.reporter}
+		with input.operation as "copy"
+		with input.data as {"classification": "public"}
+		with input.source as {"type": "store", "id": "reports"}
+		with input.destination as {"type": "agent", "id": t.analyst_finance}
+}
+
+test_trust_below_threshold_follows_registry_minimum if {
+	t.fires(l7.deny, "L7.trust_below_threshold") with input.kind as "agent_action"
+		with input.subject as {"id": t.researcher}
+		with input.action as "web_search"
+		with data.maestro.registry.thresholds.trust_score_min as 0.8
+}
+
+test_tool_description_mismatch_denies_other_digest if {
+	t.fires(l7.deny, "L7.tool_description_mismatch") with input.kind as "agent_action"
+		with input.subject as {"id": t.mcp_gateway}
+		with input.action as "jira_create_issue"
+		with input.tool as {"server": "mcp://jira.corp.example", "digest": "sha256:rugpull"}
+}
+
+test_tool_description_mismatch_denies_other_server if {
+	t.fires(l7.deny, "L7.tool_description_mismatch") with input.kind as "agent_action"
+		with input.subject as {"id": t.mcp_gateway}
+		with input.action as "jira_create_issue"
+		with input.tool as {"server": "mcp://jira.evil.example", "digest": jira_digest}
+}
+
+test_tool_description_mismatch_denies_missing_descriptor if {
+	t.fires(l7.deny, "L7.tool_description_mismatch") with input.kind as "agent_action"
+		with input.subject as {"id": t.mcp_gateway}
+		with input.action as "jira_create_issue"
+}
+
+test_tool_description_mismatch_allows_approved_description if {
+	not t.fires(l7.deny, "L7.tool_description_mismatch") with input.kind as "agent_action"
+		with input.subject as {"id": t.mcp_gateway}
+		with input.action as "jira_create_issue"
+		with input.tool as {"server": "mcp://jira.corp.example", "digest": jira_digest}
+}
+
+test_routing_change_requires_approval_escalates if {
+	t.fires(l7.hitl, "L7.routing_change_requires_approval") with input.kind as "agent_action"
+		with input.subject as {"id": t.orchestrator}
+		with input.action as "routing_graph_update"
+		with input.context as {"task_id": "task-1", "trace_id": "trace-1"}
+}
+
+test_routing_change_requires_approval_escalates_store_write if {
+	t.fires(l7.hitl, "L7.routing_change_requires_approval") with input.kind as "data_movement"
+		with input.subject as {"id": t.orchestrator}
+		with input.operation as "write"
+		with input.data as {"classification": "confidential"}
+		with input.source as {"type": "agent", "id": t.orchestrator}
+		with input.destination as {"type": "store", "id": "routing-graph"}
+}
+
+test_routing_change_requires_approval_allows_reading_the_graph if {
+	not t.fires(l7.hitl, "L7.routing_change_requires_approval") with input.kind as "agent_action"
+		with input.subject as {"id": t.orchestrator}
+		with input.action as "routing_graph_read"
+}

@@ -1,0 +1,78 @@
+"""The seed incidents as end-to-end requests, decided by the shipped bundle through regopy's VM.
+
+Each `tests/scenarios/<name>.json` holds a `/v1/decide` body and the decision and rule ids it
+must produce; the input is the request as the service dumps it, with an empty gate state.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import regopy
+
+from maestro_gate.core.decisions import LAYERS, check_policy_result
+from maestro_gate.core.requests import REQUEST_ADAPTER
+from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, read_bundle
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = sorted((ROOT / "tests" / "scenarios").glob("*.json"))
+
+
+class Decider:
+    """The shipped bundle compiled once, evaluated through the bundle VM."""
+
+    def __init__(self) -> None:
+        bundle = read_bundle(ROOT / "policies")
+        self.rego = regopy.Interpreter()
+        self.rego.strict_built_in_errors = True
+        for path, source in bundle.modules.items():
+            self.rego.add_module(path, source)
+        self.rego.add_data(bundle.data)
+        self.program = self.rego.build(None, [DECISION_ENTRYPOINT])
+
+    def decide(self, document: dict[str, Any]) -> dict[str, Any]:
+        """The decision document for one input."""
+        self.rego.set_input(regopy.Input(document))
+        output = self.rego.query_bundle_entrypoint(self.program, DECISION_ENTRYPOINT)
+        result: dict[str, Any] = json.loads(str(output))["expressions"][0]
+        return result
+
+
+@pytest.fixture(scope="module")
+def decider() -> Decider:
+    """One compiled bundle for the whole module."""
+    return Decider()
+
+
+def load(path: Path) -> dict[str, Any]:
+    scenario: dict[str, Any] = json.loads(path.read_text())
+    return scenario
+
+
+def test_scenarios_exist_for_both_seeds_and_all_verdicts() -> None:
+    """The fixtures cover both seeds and every verdict."""
+    scenarios = [load(p) for p in SCENARIOS]
+    assert {s["seed"] for s in scenarios} == {"000", "003"}
+    assert {s["expect"]["decision"] for s in scenarios} == {"allow", "deny", "require_hitl"}
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_scenario_decision_and_rules(path: Path, decider: Decider) -> None:
+    """A scenario's request is valid and the bundle decides it with the expected rules."""
+    scenario = load(path)
+    assert set(scenario) == {"description", "seed", "request", "expect"}
+    request = REQUEST_ADAPTER.validate_python(scenario["request"])
+    document = request.model_dump(mode="json", exclude_none=True) | {"state": {}}
+    result = decider.decide(document)
+    checked = check_policy_result(result)
+    assert checked.decision == result["decision"], checked.reasons
+    assert set(result["layers"]) == set(LAYERS)
+    expect = scenario["expect"]
+    assert result["decision"] == expect["decision"], result["reasons"]
+    fired = {reason["rule"] for reason in result["reasons"]}
+    assert set(expect["rules"]) <= fired, f"missing {set(expect['rules']) - fired}; got {fired}"
+    if expect["decision"] == "allow":
+        assert result["reasons"] == []
