@@ -76,3 +76,99 @@ def test_scenario_decision_and_rules(path: Path, decider: Decider) -> None:
     assert set(expect["rules"]) <= fired, f"missing {set(expect['rules']) - fired}; got {fired}"
     if expect["decision"] == "allow":
         assert result["reasons"] == []
+
+
+AGENT = "spiffe://corp.example/agent/"
+MERGE = {
+    "kind": "agent_action",
+    "subject": {"id": AGENT + "coder"},
+    "context": {"task_id": "issue-1", "trace_id": "trace-1"},
+    "action": "merge_pull_request",
+}
+EXPORT = {
+    "kind": "data_movement",
+    "subject": {"id": AGENT + "reporter"},
+    "context": {
+        "task_id": "digest",
+        "trace_id": "trace-2",
+        "delegation_chain": [
+            {"delegator": AGENT + "analyst-security", "delegatee": AGENT + "reporter"}
+        ],
+    },
+    "data": {"classification": "public", "provenance": ["reports"]},
+    "source": {"type": "store", "id": "reports"},
+    "destination": {"type": "external", "id": "reports.partner.example"},
+    "operation": "export",
+}
+
+
+def decide_with_state(decider: Decider, body: dict[str, Any], state: dict[str, Any]) -> Any:
+    request = REQUEST_ADAPTER.validate_python(body)
+    return decider.decide(request.model_dump(mode="json", exclude_none=True) | {"state": state})
+
+
+@pytest.mark.parametrize(
+    ("body", "state", "decision", "rule"),
+    [
+        (MERGE, {}, "require_hitl", "L6.irreversible_dual_control"),
+        (MERGE, {"approval": {"id": "a", "status": "granted", "approvals": 2}}, "allow", None),
+        (
+            MERGE,
+            {"approval": {"id": "a", "status": "granted", "approvals": 1}},
+            "require_hitl",
+            "L6.irreversible_dual_control",
+        ),
+        (
+            MERGE,
+            {"approval": {"id": "a", "status": "pending", "approvals": 0}},
+            "require_hitl",
+            None,
+        ),
+        (
+            MERGE,
+            {
+                "approval": {"id": "a", "status": "granted", "approvals": 2},
+                "emergency_stop": {"classes": ["engineering"]},
+            },
+            "deny",
+            "L6.emergency_stop_class",
+        ),
+        (MERGE, {"pending_approvals": 50}, "deny", "L5.approval_queue_overloaded"),
+        (
+            MERGE,
+            {"caller": {"authenticated_subjects": [AGENT + "reporter"]}},
+            "deny",
+            "L7.impersonated_agent",
+        ),
+        (EXPORT, {}, "allow", None),
+        (
+            EXPORT,
+            {"session": {"recent": [{"kind": "data_movement", "classification": "restricted"}]}},
+            "deny",
+            "CL.restricted_session_to_external",
+        ),
+        (
+            EXPORT,
+            {"agent": {"requests_in_window": 600, "window_seconds": 60}},
+            "deny",
+            "L6.rate_limit_exceeded",
+        ),
+    ],
+)
+def test_gate_state_changes_the_decision(
+    decider: Decider, body: dict[str, Any], state: dict[str, Any], decision: str, rule: str | None
+) -> None:
+    """Approvals, queue load, stops, callers, session history and quotas in `state` decide."""
+    result = decide_with_state(decider, body, state)
+    assert result["decision"] == decision, result["reasons"]
+    if rule is not None:
+        assert rule in {reason["rule"] for reason in result["reasons"]}
+    if decision == "require_hitl":
+        assert result["approvers_required"] == 2
+
+
+def test_unknown_kind_is_denied_by_the_policy(decider: Decider) -> None:
+    """A kind the request model does not know is still denied by the policy itself."""
+    result = decider.decide({"kind": "tool_install", "subject": {"id": AGENT + "coder"}})
+    assert result["decision"] == "deny"
+    assert "CL.unknown_request_kind" in {reason["rule"] for reason in result["reasons"]}
