@@ -42,7 +42,7 @@ edges contains [input.subject.id, input.delegatee] if lib.is_delegation
 #   rule: CL.delegation_not_in_topology
 #   layer: cross_layer
 #   threats: [T12, T13, T3]
-#   mitigations: [policy_bound_autonomy, trust_scoring]
+#   mitigations: [communication_topology_allowlist, trust_scoring]
 deny contains reason("CL.delegation_not_in_topology", ["T12", "T13", "T3"], msg) if {
 	some [from, to] in edges
 	lib.agents[from]
@@ -96,7 +96,7 @@ else := count(chain)
 #   rule: CL.chain_depth_exceeded
 #   layer: cross_layer
 #   threats: [T4, T3]
-#   mitigations: [quota_budgets]
+#   mitigations: [per_agent_quota_budgets]
 deny contains reason("CL.chain_depth_exceeded", ["T4", "T3"], msg) if {
 	depth > max_chain
 	msg := sprintf("delegation chain depth %d exceeds the maximum of %d", [depth, max_chain])
@@ -120,12 +120,12 @@ else := path
 
 # METADATA
 # title: Delegation cycle
-# description: An agent appears twice on the delegation path: work (and any injected content) is circling back.
+# description: An agent appears twice on the delegation path, so work (and any injected content) is circling back.
 # custom:
 #   rule: CL.delegation_cycle
 #   layer: cross_layer
 #   threats: [T4, T12, T5]
-#   mitigations: [quota_budgets, multi_agent_consensus]
+#   mitigations: [per_agent_quota_budgets, multi_agent_consensus]
 deny contains reason("CL.delegation_cycle", ["T4", "T12", "T5"], msg) if {
 	count({a | some a in full_path}) < count(full_path)
 	repeated := {a | a := full_path[i]; full_path[j] == a; j > i}
@@ -134,7 +134,7 @@ deny contains reason("CL.delegation_cycle", ["T4", "T12", "T5"], msg) if {
 
 # METADATA
 # title: Delegation chain does not connect
-# description: Consecutive hops do not link, or the last hop's delegatee is not the subject: the chain was forged or spliced.
+# description: Consecutive hops do not link, or the last hop's delegatee is not the subject, so the chain was forged or spliced.
 # custom:
 #   rule: CL.chain_discontinuous
 #   layer: cross_layer

@@ -181,7 +181,7 @@ deny contains reason("L2.classification_exceeds_clearance", ["T28", "T3"], msg) 
 #   rule: L2.declassification_requires_approval
 #   layer: l2_data_operations
 #   threats: [T28]
-#   mitigations: [data_classification, output_egress_dlp]
+#   mitigations: [classification_boundary_enforcement, data_classification]
 hitl contains reason("L2.declassification_requires_approval", ["T28"], msg) if {
 	input.operation in writes
 	level := dest_store.classification

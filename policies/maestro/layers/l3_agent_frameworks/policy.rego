@@ -112,7 +112,7 @@ reflection_cap := object.get(lib.thresholds, "reflection_depth_cap", 5)
 #   rule: L3.reflection_depth_exceeded
 #   layer: l3_agent_frameworks
 #   threats: [T6, T4]
-#   mitigations: [reflection_depth_cap]
+#   mitigations: [reflection_loop_depth_cap]
 deny contains reason("L3.reflection_depth_exceeded", ["T6", "T4"], msg) if {
 	depth := input.context.reflection_depth
 	depth > reflection_cap
@@ -145,7 +145,7 @@ deny contains reason("L3.plan_outside_goal_scope", ["T6", "T2"], msg) if {
 #   rule: L3.code_review_required
 #   layer: l3_agent_frameworks
 #   threats: [T11]
-#   mitigations: [code_review_gate]
+#   mitigations: [code_generation_review_gate]
 hitl contains reason("L3.code_review_required", ["T11"], msg) if {
 	lib.tool_risk == "code_exec"
 	unreviewed

@@ -101,7 +101,7 @@ location := object.get(execution, "location", object.get(lib.entry, "location", 
 #   rule: L4.sensitive_data_off_local
 #   layer: l4_deployment_infrastructure
 #   threats: [T46, T3]
-#   mitigations: [data_classification, policy_bound_autonomy]
+#   mitigations: [classification_aware_placement, data_classification]
 deny contains reason("L4.sensitive_data_off_local", ["T46", "T3"], msg) if {
 	lib.is_action
 	lib.max_target_rank >= lib.local_only_rank

@@ -60,7 +60,7 @@ open_escalations contains h if {
 #   rule: L5.approval_queue_overloaded
 #   layer: l5_evaluation_observability
 #   threats: [T10]
-#   mitigations: [human_dual_control]
+#   mitigations: [hitl_escalation, human_dual_control]
 deny contains reason("L5.approval_queue_overloaded", ["T10"], msg) if {
 	lib.pending_approvals >= queue_limit
 	count(open_escalations) > 0

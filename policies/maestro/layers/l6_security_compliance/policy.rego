@@ -111,7 +111,7 @@ allowed_in_window := (rate_per_minute * lib.window_seconds) / 60
 #   rule: L6.rate_limit_exceeded
 #   layer: l6_security_compliance
 #   threats: [T4]
-#   mitigations: [quota_budgets]
+#   mitigations: [per_agent_quota_budgets]
 deny contains reason("L6.rate_limit_exceeded", ["T4"], msg) if {
 	lib.requests_in_window >= allowed_in_window
 	msg := sprintf("agent %s made %d requests in %ds; its quota is %v per minute", [input.subject.id, lib.requests_in_window, lib.window_seconds, rate_per_minute])
@@ -126,7 +126,7 @@ budget := object.get(lib.entry, "budget_limit", object.get(lib.thresholds, "budg
 #   rule: L6.budget_exhausted
 #   layer: l6_security_compliance
 #   threats: [T4]
-#   mitigations: [quota_budgets]
+#   mitigations: [per_agent_quota_budgets]
 deny contains reason("L6.budget_exhausted", ["T4"], msg) if {
 	lib.budget_spent >= budget
 	msg := sprintf("agent %s has spent %v of its budget of %v", [input.subject.id, lib.budget_spent, budget])

@@ -99,7 +99,7 @@ deny contains reason("L7.tool_description_mismatch", ["T16", "T47", "T17"], msg)
 #   rule: L7.routing_change_requires_approval
 #   layer: l7_agent_ecosystem
 #   threats: [T12, T13, T25]
-#   mitigations: [policy_bound_autonomy]
+#   mitigations: [routing_graph_integrity, hitl_escalation]
 hitl contains reason("L7.routing_change_requires_approval", ["T12", "T13", "T25"], msg) if {
 	lib.tool.modifies_routing == true
 	msg := sprintf("agent %s changes the routing graph with %s", [input.subject.id, input.action])
