@@ -336,7 +336,31 @@ def _policy_sign(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _policy_test(args: argparse.Namespace, settings: Settings) -> int:
+    from maestro_gate.authoring.tester import format_report, run_tests
+
+    report = run_tests(Path(args.dir) if args.dir else settings.bundle_dir, args.run)
+    print(format_report(report, verbose=args.verbose))
+    return 0 if report.ok else 1
+
+
+def _catalog_coverage(args: argparse.Namespace, settings: Settings) -> int:
+    from maestro_gate.coverage import main_coverage
+
+    policies = Path(args.policies) if args.policies else settings.bundle_dir
+    catalog = Path(args.catalog) if args.catalog else settings.catalog_dir or Path("catalog")
+    return main_coverage(policies, catalog, args.json)
+
+
 def _policy_commands(policy: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    test = policy.add_parser(
+        "test", help="run test_* rules in *_test.rego like `opa test`; exit 1 on any failure"
+    )
+    test.add_argument("dir", nargs="?", help="bundle directory (default: bundle dir)")
+    test.add_argument("-r", "--run", help="only tests whose data.<package>.<name> matches")
+    test.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
+    test.set_defaults(handler=_policy_test)
+
     check = policy.add_parser(
         "check", help="parse, check built-ins and the reason contract; exit 1 on any problem"
     )
@@ -383,6 +407,17 @@ def _parser() -> argparse.ArgumentParser:
         required=True, metavar="action"
     )
     _policy_commands(policy)
+
+    catalog = sub.add_parser("catalog", help="MAESTRO threat catalog").add_subparsers(
+        required=True, metavar="action"
+    )
+    coverage = catalog.add_parser(
+        "coverage", help="per layer: threats and mitigations, the rules and tests covering them"
+    )
+    coverage.add_argument("--policies", help="policy directory (default: bundle dir)")
+    coverage.add_argument("--catalog", help="catalog directory (default: catalog dir)")
+    coverage.add_argument("--json", action="store_true", help="machine-readable output")
+    coverage.set_defaults(handler=_catalog_coverage)
 
     auth = sub.add_parser("auth", help="caller credentials").add_subparsers(
         required=True, metavar="action"
