@@ -32,6 +32,6 @@ BODIES: dict[str, dict[str, Any]] = {
         "delegatee": ANALYST,
         "task": {"goal": "triage the new advisories", "scopes": ["kb:read", "analysis:read"]},
         "ttl_seconds": 600,
-        "context": {"trace_id": "bench-trace"},
+        "context": {"trace_id": "bench-trace", "task_id": "triage-1"},
     },
 }
