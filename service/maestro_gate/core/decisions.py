@@ -7,22 +7,15 @@ A policy result that does not have the documented shape is itself a reason to de
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from maestro_gate.core.catalog import LayerId
+
 Verdict = Literal["allow", "deny", "require_hitl"]
 Mode = Literal["enforce", "shadow"]
-LAYERS = (
-    "l1_foundation_models",
-    "l2_data_operations",
-    "l3_agent_frameworks",
-    "l4_deployment_infrastructure",
-    "l5_evaluation_observability",
-    "l6_security_compliance",
-    "l7_agent_ecosystem",
-    "cross_layer",
-)
+LAYERS: tuple[str, ...] = get_args(LayerId)
 RULE_ID = re.compile(r"^(L[1-7]|CL|GATE)\.[a-z][a-z0-9_]*$")
 THREAT_ID = re.compile(r"^T[1-9][0-9]?$")
 
