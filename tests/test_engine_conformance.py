@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import POLICIES
-from tests.opa_standin import OpaStandIn
 
 from maestro_gate.api.decide import parse_request
 from maestro_gate.core.decisions import DecisionResponse
@@ -28,6 +26,8 @@ from maestro_gate.engine.bundle import Bundle, read_bundle
 from maestro_gate.engine.embedded import EmbeddedEngine
 from maestro_gate.engine.opa import OpaEngine
 from maestro_gate.metrics import PrometheusMetrics
+from tests.conftest import POLICIES
+from tests.opa_standin import OpaStandIn
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 COLLECTOR = "spiffe://corp.example/agent/collector-web"
