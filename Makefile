@@ -47,10 +47,13 @@ bench-tools:
 	@command -v wrk >/dev/null 2>&1 && command -v hey >/dev/null 2>&1 || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk hey >/dev/null; }
 
+# The audit bench also measures PostgreSQL; override the DSN for another server.
+bench: export MAESTRO_GATE_TEST_PG_DSN ?= postgresql://postgres@127.0.0.1:5432/test
 bench: $(STAMP) bench-tools
 	$(BIN)/python bench/engine_bench.py
 	$(BIN)/python bench/audit_bench.py
 	$(BIN)/python bench/service_bench.py
+	$(BIN)/python bench/opa_bench.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
