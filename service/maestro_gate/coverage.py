@@ -423,23 +423,35 @@ def _top_level(lines: list[str]) -> list[bool]:
     """For each line, whether it starts outside every bracket and raw string."""
     depth, raw, result = 0, False, []
     for line in lines:
-        result.append(depth == 0 and not raw)
-        in_string, i = False, 0
-        while i < len(line):
-            char = line[i]
-            if raw:
-                raw = char != "`"
-            elif in_string:
-                if char == "\\":
-                    i += 1
-                in_string = char != '"'
-            elif char == "#":
-                break
-            elif char in '"`':
-                in_string, raw = char == '"', char == "`"
-            elif char in "{[(":
-                depth += 1
-            elif char in "}])":
-                depth = max(0, depth - 1)
-            i += 1
+        _, depth, raw, top = scan_line(line, depth, raw)
+        result.append(top)
     return result
+
+
+def scan_line(line: str, depth: int, raw: bool) -> tuple[str, int, bool, bool]:
+    """The line without its comment, the bracket depth and raw-string state after it, and
+    whether it began outside every bracket and raw string."""
+    top = depth == 0 and not raw
+    in_string = False
+    i = 0
+    while i < len(line):
+        char = line[i]
+        if raw:
+            raw = char != "`"
+        elif in_string:
+            if char == "\\":
+                i += 1
+            else:
+                in_string = char != '"'
+        elif char == "#":
+            return line[:i], depth, raw, top
+        elif char == '"':
+            in_string = True
+        elif char == "`":
+            raw = True
+        elif char in "{[(":
+            depth += 1
+        elif char in "}])":
+            depth = max(0, depth - 1)
+        i += 1
+    return line, depth, raw, top

@@ -27,7 +27,12 @@ import regopy
 from maestro_gate.catalog_files import load_catalog
 from maestro_gate.core.catalog import Catalog, CatalogError
 from maestro_gate.core.errors import BundleError
-from maestro_gate.coverage import AnnotationError, annotation_problems, rule_annotations
+from maestro_gate.coverage import (
+    AnnotationError,
+    annotation_problems,
+    rule_annotations,
+    scan_line,
+)
 from maestro_gate.engine.bundle import Bundle, read_bundle, unsupported_builtins
 from maestro_gate.engine.embedded import compile_bundle
 
@@ -234,7 +239,7 @@ def _statements(source: str) -> Iterator[tuple[int, str]]:
     raw = False
     chunk: list[str] = []
     for number, line in enumerate(lines, 1):
-        code, depth, raw, top = _scan_line(line, depth, raw)
+        code, depth, raw, top = scan_line(line, depth, raw)
         begins = (
             top and bool(code.strip()) and code[0] not in " \t}])" and not code.startswith("else")
         )
@@ -246,35 +251,6 @@ def _statements(source: str) -> Iterator[tuple[int, str]]:
             chunk.append(code)
     if start is not None:
         yield start, "\n".join(chunk)
-
-
-def _scan_line(line: str, depth: int, raw: bool) -> tuple[str, int, bool, bool]:
-    """The line without its comment, the bracket depth and raw-string state after it, and
-    whether it began outside every bracket and raw string."""
-    top = depth == 0 and not raw
-    in_string = False
-    i = 0
-    while i < len(line):
-        char = line[i]
-        if raw:
-            raw = char != "`"
-        elif in_string:
-            if char == "\\":
-                i += 1
-            else:
-                in_string = char != '"'
-        elif char == "#":
-            return line[:i], depth, raw, top
-        elif char == '"':
-            in_string = True
-        elif char == "`":
-            raw = True
-        elif char in "{[(":
-            depth += 1
-        elif char in "}])":
-            depth = max(0, depth - 1)
-        i += 1
-    return line, depth, raw, top
 
 
 def refuse_unchecked(bundle: Bundle, catalog_dir: Path | None) -> None:
