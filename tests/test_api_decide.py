@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from maestro_gate.audit.sqlite import SqliteAuditLog
-from maestro_gate.core.verify import verify_chain
+from maestro_gate.core.verify import verify_log
 from maestro_gate.wiring import sqlite_path
 from tests.conftest import action, live_client, make_settings, write_bundle
 
@@ -108,9 +108,10 @@ def test_all_three_kinds_are_decided(client: TestClient) -> None:
 def test_every_decision_is_in_a_chain_that_verifies(client: TestClient, settings) -> None:  # type: ignore[no-untyped-def]
     """Decisions extend one hash chain, each record naming its decision_id, and it verifies."""
     ids = [client.post("/v1/decide", json=action(t)).json()["decision_id"] for t in ("a", "b", "c")]
-    rows = list(SqliteAuditLog(sqlite_path(settings.audit_dsn)).rows())
+    log = SqliteAuditLog(sqlite_path(settings.audit_dsn))
+    rows = list(log.rows())
     assert [json.loads(r[2])["decision_id"] for r in rows] == ids
-    assert verify_chain(rows).ok
+    assert verify_log(log.verifier_rows()).ok
 
 
 def test_decision_is_in_the_record_with_input_hash(client: TestClient, settings) -> None:  # type: ignore[no-untyped-def]

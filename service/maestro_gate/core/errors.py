@@ -124,16 +124,6 @@ class AuditUnavailable(GateError):
     code = "audit_unavailable"
 
 
-class AuditIntegrityError(GateError):
-    """Verification found the log altered; `index` names the first bad record."""
-
-    code = "audit_integrity"
-
-    def __init__(self, message: str, *, index: int | None = None) -> None:
-        super().__init__(message)
-        self.index = index
-
-
 class NotReady(GateError):
     """The service cannot decide yet (no active bundle, audit not writable)."""
 

@@ -178,8 +178,3 @@ def _checkpoint_problem(
             f"history was rewritten; the first altered record is in [{matched}, {checkpoint.size})"
         )
     return None
-
-
-def verify_chain(rows: Iterable[tuple[int, bytes, bytes]]) -> ChainReport:
-    """Recompute the chain over (index, stored leaf hash, record bytes) rows in stored order."""
-    return verify_log((index, leaf, data, None) for index, leaf, data in rows)
