@@ -7,14 +7,13 @@ expiries) arrive within that interval.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 
 import structlog
 
 from maestro_gate.approvals.sql import SqlApprovalStore
 from maestro_gate.core.controls import Controls
+from maestro_gate.core.periodic import Periodic
 
 
 class ControlsSync:
@@ -30,16 +29,14 @@ class ControlsSync:
         self.store = store
         self.default = default
         self._apply = apply
-        self._interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
         self._log = structlog.get_logger("maestro_gate.controls")
+        self._refresh = Periodic("controls-sync", interval_s, self.tick, self._failed)
 
     async def start(self) -> None:
         """Open the store, apply what it holds, and start the periodic refresh."""
         await self.store.start()
         await self.tick()
-        if self._interval_s > 0:
-            self._task = asyncio.create_task(self._loop(), name="controls-sync")
+        self._refresh.start()
 
     async def tick(self) -> Controls:
         """Re-read and apply the controls and the pending count now."""
@@ -50,17 +47,8 @@ class ControlsSync:
 
     async def close(self) -> None:
         """Stop refreshing and close the store."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._refresh.stop()
         await self.store.close()
 
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                await self.tick()
-            except Exception as exc:
-                self._log.error("controls_refresh_failed", error=f"{type(exc).__name__}: {exc}")
+    def _failed(self, exc: Exception) -> None:
+        self._log.error("controls_refresh_failed", error=f"{type(exc).__name__}: {exc}")

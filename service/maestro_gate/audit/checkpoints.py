@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import structlog
 
 from maestro_gate.audit.signing import CheckpointSigner, load_signer
 from maestro_gate.core.checkpoint import Checkpoint
+from maestro_gate.core.periodic import Periodic
 from maestro_gate.core.ports import AuditStore, StoredCheckpoint
 
 
@@ -43,9 +43,9 @@ class Checkpointer:
         self.interval_s = interval_s
         self.create_key = create_key
         self.signer: CheckpointSigner | None = None
-        self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._log = structlog.get_logger("maestro_gate.audit")
+        self._schedule = Periodic("audit-checkpoints", interval_s, self._scheduled, self._failed)
 
     async def start(self) -> None:
         """Load (or, where allowed, create) the signing key and start the schedule."""
@@ -59,16 +59,11 @@ class Checkpointer:
                 path=str(self.key_file.resolve()),
                 vkey=signer.verifier_key.text(),
             )
-        if self.interval_s > 0:
-            self._task = asyncio.create_task(self._schedule(), name="audit-checkpoints")
+        self._schedule.start()
 
     async def close(self) -> None:
         """Stop the schedule."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._schedule.stop()
 
     async def issue(self) -> StoredCheckpoint:
         """Sign and store a checkpoint of the log as it is now."""
@@ -84,13 +79,11 @@ class Checkpointer:
             await self.log.save_checkpoint(stored)
         return stored
 
-    async def _schedule(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            try:
-                latest = await self.log.latest_checkpoint()
-                if latest is None or latest.size < await self.log.size():
-                    stored = await self.issue()
-                    self._log.info("checkpoint_issued", tree_size=stored.size)
-            except Exception as exc:
-                self._log.error("checkpoint_failed", error=str(exc))
+    async def _scheduled(self) -> None:
+        latest = await self.log.latest_checkpoint()
+        if latest is None or latest.size < await self.log.size():
+            stored = await self.issue()
+            self._log.info("checkpoint_issued", tree_size=stored.size)
+
+    def _failed(self, exc: Exception) -> None:
+        self._log.error("checkpoint_failed", error=str(exc))
