@@ -9,7 +9,6 @@ writes files one by one is not picked up half-written (an atomic rename is still
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import structlog
 
 from maestro_gate.core.errors import GateError
+from maestro_gate.core.periodic import Periodic
 from maestro_gate.engine.bundle import bundle_files
 
 
@@ -53,44 +53,38 @@ class BundleWatcher:
         reload: Callable[[], Awaitable[Any]],
     ) -> None:
         self._paths = paths
-        self._interval_s = interval_s
         self._reload = reload
-        self._task: asyncio.Task[None] | None = None
         self._log = structlog.get_logger("maestro_gate.watch")
+        self._polling = Periodic("maestro-bundle-watcher", interval_s, self._poll, self._failed)
+        self._seen = ""
+        self._pending: str | None = None
         self.checks = 0
         self.reloads = 0
 
-    def start(self, seen: str | None = None) -> None:
-        """Start polling; `seen` is the fingerprint of what is active (default: what is there)."""
-        self._task = asyncio.create_task(self._run(seen), name="maestro-bundle-watcher")
+    def start(self, seen: str) -> None:
+        """Start polling; `seen` is the fingerprint of what is active now."""
+        self._seen = seen
+        self._polling.start()
 
     async def stop(self) -> None:
         """Cancel the polling task and wait for it to end."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._polling.stop()
 
-    async def _run(self, seen: str | None) -> None:
-        if seen is None:
-            seen = await asyncio.to_thread(fingerprint, *self._paths)
-        pending: str | None = None
-        while True:
-            await asyncio.sleep(self._interval_s)
-            current = await asyncio.to_thread(fingerprint, *self._paths)
-            self.checks += 1
-            if current == seen:
-                pending = None
-                continue
-            if current != pending:
-                pending = current
-                continue
-            seen, pending = current, None
-            self.reloads += 1
-            try:
-                await self._reload()
-            except GateError as exc:
-                self._log.warning("bundle_reload_refused", error=exc.message)
-            except Exception:
-                self._log.exception("bundle_reload_failed")
+    async def _poll(self) -> None:
+        current = await asyncio.to_thread(fingerprint, *self._paths)
+        self.checks += 1
+        if current == self._seen:
+            self._pending = None
+            return
+        if current != self._pending:
+            self._pending = current
+            return
+        self._seen, self._pending = current, None
+        self.reloads += 1
+        try:
+            await self._reload()
+        except GateError as exc:
+            self._log.warning("bundle_reload_refused", error=exc.message)
+
+    def _failed(self, exc: Exception) -> None:
+        self._log.error("bundle_reload_failed", error=f"{type(exc).__name__}: {exc}")
