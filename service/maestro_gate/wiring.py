@@ -79,14 +79,15 @@ class Gate:
         if isinstance(self.engine, OpaEngine):
             await self.engine.open()
         watched = [self.settings.bundle_dir, self.settings.registry_file]
-        seen = await asyncio.to_thread(fingerprint, *watched)
+        watching = self.settings.bundle_watch_s > 0 and isinstance(self.engine, EmbeddedEngine)
+        seen = await asyncio.to_thread(fingerprint, *watched) if watching else ""
         try:
             await self.reload()
         except (BundleError, EngineError) as exc:
             self._log.error(
                 "bundle_refused", error=exc.message, bundle_dir=str(self.settings.bundle_dir)
             )
-        if self.settings.bundle_watch_s > 0 and isinstance(self.engine, EmbeddedEngine):
+        if watching:
             self.watcher = BundleWatcher(watched, self.settings.bundle_watch_s, self.reload_bundle)
             self.watcher.start(seen)
 
