@@ -12,6 +12,12 @@ also compares unequal to the Rego literal written with escapes. Both are rego-cp
 documented in the README; passing strings JSON-encoded fixes equality but breaks `sprintf`.
 
 `query` skips regopy's `Output`, which fetches and parses the result JSON up to three times.
+
+Only the evaluation call releases the GIL. The input and output calls are microseconds each,
+and there are dozens per decision: made through regopy's `CDLL` handle, each one released the
+GIL and then queued to take it back behind the event loop and the other workers, which cost far
+more than the call itself under load. They go through a `PyDLL` handle on the same library,
+which keeps the GIL for the length of the call.
 """
 
 from __future__ import annotations
@@ -25,17 +31,40 @@ from regopy.rego_shared import rego as _lib
 
 from maestro_gate.core.errors import EngineError
 
+# The same shared library regopy loaded, through a handle whose calls keep the GIL.
+_held = ctypes.PyDLL(_lib._name)
+for _name in (
+    "regoNewInput",
+    "regoInputString",
+    "regoInputObjectItem",
+    "regoInputObject",
+    "regoInputArray",
+    "regoInputBoolean",
+    "regoInputInt",
+    "regoInputFloat",
+    "regoInputNull",
+    "regoFreeInput",
+    "regoSetInput",
+    "regoOutputJSONSize",
+    "regoOutputJSON",
+    "regoOutputOk",
+    "regoFreeOutput",
+):
+    _function = getattr(_held, _name)
+    _function.restype = getattr(_lib, _name).restype
+    _function.argtypes = getattr(_lib, _name).argtypes
+
 _KEY_CACHE: dict[str, bytes] = {}
 _KEY_CACHE_MAX = 4096
 
 
 def to_input(value: Any) -> regopy.Input:
     """A regopy Input holding `value` (JSON types only); raise EngineError on a C API failure."""
-    handle = _lib.regoNewInput()
+    handle = _held.regoNewInput()
     try:
         _push(handle, value)
     except BaseException:
-        _lib.regoFreeInput(handle)
+        _held.regoFreeInput(handle)
         raise
     made = regopy.Input.__new__(regopy.Input)
     made._impl = handle
@@ -53,10 +82,10 @@ def _key(text: str) -> bytes:
 
 def _push(handle: int, value: Any) -> None:
     string, item, obj, array = (
-        _lib.regoInputString,
-        _lib.regoInputObjectItem,
-        _lib.regoInputObject,
-        _lib.regoInputArray,
+        _held.regoInputString,
+        _held.regoInputObjectItem,
+        _held.regoInputObject,
+        _held.regoInputArray,
     )
     failed = 0
     if isinstance(value, dict):
@@ -68,13 +97,13 @@ def _push(handle: int, value: Any) -> None:
     elif isinstance(value, str):
         failed |= string(handle, value.encode())
     elif value is True or value is False:
-        failed |= _lib.regoInputBoolean(handle, value)
+        failed |= _held.regoInputBoolean(handle, value)
     elif isinstance(value, int):
-        failed |= _lib.regoInputInt(handle, value)
+        failed |= _held.regoInputInt(handle, value)
     elif isinstance(value, float):
-        failed |= _lib.regoInputFloat(handle, value)
+        failed |= _held.regoInputFloat(handle, value)
     elif value is None:
-        failed |= _lib.regoInputNull(handle)
+        failed |= _held.regoInputNull(handle)
     elif isinstance(value, list | tuple):
         for child in value:
             _push(handle, child)
@@ -91,15 +120,15 @@ def query(rego: regopy.Interpreter, program: Any, entrypoint: bytes) -> Any:
     if not output:
         raise EngineError("evaluation failed: the engine returned no output")
     try:
-        size = _lib.regoOutputJSONSize(output)
+        size = _held.regoOutputJSONSize(output)
         buffer = ctypes.create_string_buffer(size)
-        if _lib.regoOutputJSON(output, buffer, size):
+        if _held.regoOutputJSON(output, buffer, size):
             raise EngineError("evaluation failed: the engine's output could not be read")
         text = buffer.value.decode()
-        if not _lib.regoOutputOk(output):
+        if not _held.regoOutputOk(output):
             raise EngineError(f"evaluation failed: {' '.join(text.split())[:500]}")
     finally:
-        _lib.regoFreeOutput(output)
+        _held.regoFreeOutput(output)
     if text == "undefined":
         raise EngineError("the decision document is undefined for this input")
     try:
