@@ -33,6 +33,9 @@ default result := {
 result := outcome(denies, open_escalations, obligations, verdicts)
 
 # The combination, as a pure function of the layers' sets so it can be unit-tested directly.
+# Written for rego-cpp's cost model: emptiness is tested with `some _ in s` (a scan) rather
+# than `count(s) > 0` (two built-in calls), and the layers' sets are gathered by scanning
+# rather than with `|`, because every built-in call costs several microseconds there.
 outcome(denied, escalated, obliged, layer_verdicts) := {
 	"decision": verdict(denied, escalated),
 	"reasons": reasons_for(denied, escalated),
@@ -42,41 +45,94 @@ outcome(denied, escalated, obliged, layer_verdicts) := {
 }
 
 verdict(denied, escalated) := "deny" if {
-	count(denied) > 0
+	some _ in denied
 } else := "require_hitl" if {
-	count(escalated) > 0
+	some _ in escalated
 } else := "allow"
 
 reasons_for(denied, escalated) := sort([r | some r in denied]) if {
-	count(denied) > 0
+	some _ in denied
 } else := sort([r | some r in escalated]) if {
-	count(escalated) > 0
+	some _ in escalated
 } else := []
 
 # The most approvers any open escalation asks for (1 unless it says otherwise); 0 unless escalating.
 approvers_for(denied, escalated) := max({object.get(h, "approvers", 1) | some h in escalated}) if {
-	count(denied) == 0
-	count(escalated) > 0
+	not any_in(denied)
+	some _ in escalated
 } else := 0
 
-# Escalations a granted approval for this exact request does not already cover.
-open_of(escalations) := {h | some h in escalations; not lib.satisfied(h)}
+any_in(s) if some _ in s
+
+# A layer's verdict: its denies, else its escalations a granted approval does not cover.
+layer_verdict(denied, escalated) := "deny" if {
+	some _ in denied
+} else := "require_hitl" if {
+	some h in escalated
+	not lib.satisfied(h)
+} else := "allow"
 
 verdicts := {
-	"l1_foundation_models": verdict(l1.deny, open_of(l1.hitl)),
-	"l2_data_operations": verdict(l2.deny, open_of(l2.hitl)),
-	"l3_agent_frameworks": verdict(l3.deny, open_of(l3.hitl)),
-	"l4_deployment_infrastructure": verdict(l4.deny, open_of(l4.hitl)),
-	"l5_evaluation_observability": verdict(l5.deny, open_of(l5.hitl)),
-	"l6_security_compliance": verdict(l6.deny, open_of(l6.hitl)),
-	"l7_agent_ecosystem": verdict(l7.deny, open_of(l7.hitl)),
-	"cross_layer": verdict(cross_layer.deny, open_of(cross_layer.hitl)),
+	"l1_foundation_models": layer_verdict(l1.deny, l1.hitl),
+	"l2_data_operations": layer_verdict(l2.deny, l2.hitl),
+	"l3_agent_frameworks": layer_verdict(l3.deny, l3.hitl),
+	"l4_deployment_infrastructure": layer_verdict(l4.deny, l4.hitl),
+	"l5_evaluation_observability": layer_verdict(l5.deny, l5.hitl),
+	"l6_security_compliance": layer_verdict(l6.deny, l6.hitl),
+	"l7_agent_ecosystem": layer_verdict(l7.deny, l7.hitl),
+	"cross_layer": layer_verdict(cross_layer.deny, cross_layer.hitl),
 }
 
-denies := (((l1.deny | l2.deny) | (l3.deny | l4.deny)) | ((l5.deny | l6.deny) | (l7.deny | cross_layer.deny)))
+denies contains r if some r in l1.deny
 
-escalations := (((l1.hitl | l2.hitl) | (l3.hitl | l4.hitl)) | ((l5.hitl | l6.hitl) | (l7.hitl | cross_layer.hitl)))
+denies contains r if some r in l2.deny
 
-obligations := (((l1.obligations | l2.obligations) | (l3.obligations | l4.obligations)) | ((l5.obligations | l6.obligations) | (l7.obligations | cross_layer.obligations)))
+denies contains r if some r in l3.deny
 
-open_escalations := open_of(escalations)
+denies contains r if some r in l4.deny
+
+denies contains r if some r in l5.deny
+
+denies contains r if some r in l6.deny
+
+denies contains r if some r in l7.deny
+
+denies contains r if some r in cross_layer.deny
+
+escalations contains h if some h in l1.hitl
+
+escalations contains h if some h in l2.hitl
+
+escalations contains h if some h in l3.hitl
+
+escalations contains h if some h in l4.hitl
+
+escalations contains h if some h in l5.hitl
+
+escalations contains h if some h in l6.hitl
+
+escalations contains h if some h in l7.hitl
+
+escalations contains h if some h in cross_layer.hitl
+
+obligations contains o if some o in l1.obligations
+
+obligations contains o if some o in l2.obligations
+
+obligations contains o if some o in l3.obligations
+
+obligations contains o if some o in l4.obligations
+
+obligations contains o if some o in l5.obligations
+
+obligations contains o if some o in l6.obligations
+
+obligations contains o if some o in l7.obligations
+
+obligations contains o if some o in cross_layer.obligations
+
+# Escalations a granted approval for this exact request does not already cover.
+open_escalations contains h if {
+	some h in escalations
+	not lib.satisfied(h)
+}
