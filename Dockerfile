@@ -17,6 +17,10 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
+# gcc builds the engine's small C extension (service/maestro_gate/engine/_input.c).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/maestro-gate
 # README.md is the distribution's long description; the glob keeps the build working before it exists.
 COPY pyproject.toml README.md* ./

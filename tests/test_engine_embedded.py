@@ -33,6 +33,31 @@ def test_input_reaches_the_policy_unchanged(document: Any) -> None:
     assert json.loads(str(rego.query("x := input")))["bindings"]["x"] == document
 
 
+def test_large_input_reaches_the_policy_unchanged() -> None:
+    """A session history of many entries (the service's largest input part) arrives whole."""
+    entry = {"kind": "agent_action", "action": "kb_search", "classification": "internal"}
+    document = {"state": {"session": {"recent": [entry | {"n": i} for i in range(200)]}}}
+    rego = regopy.Interpreter()
+    rego.set_input(to_input(document))
+    assert json.loads(str(rego.query("x := input")))["bindings"]["x"] == document
+
+
+@pytest.mark.parametrize(
+    ("document", "says"),
+    [
+        ({1: "x"}, "object keys must be strings"),
+        ({"n": 2**64}, "out of range"),
+        ({"s": {1, 2}}, "cannot pass a set"),
+        ({"b": b"bytes"}, "cannot pass a bytes"),
+        (json.loads("[" * 400 + "]" * 400), "nested too deeply"),
+    ],
+)
+def test_inputs_the_engine_cannot_take_are_refused(document: Any, says: str) -> None:
+    """A value outside JSON's types, or nested past any request's depth, is an EngineError."""
+    with pytest.raises(EngineError, match=says):
+        to_input(document)
+
+
 def test_input_strings_work_in_sprintf_and_equality() -> None:
     """Input strings compare equal to literals and format with sprintf."""
     rego = regopy.Interpreter()
