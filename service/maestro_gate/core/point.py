@@ -234,7 +234,8 @@ class DecisionPoint:
         if self.state is None:
             return empty_state(), None
         try:
-            snap = await asyncio.wait_for(self.state.snapshot(request), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):
+                snap = await self.state.snapshot(request)
         except Exception as exc:
             self._log.error("state_snapshot_failed", error=f"{type(exc).__name__}: {exc}")
             return empty_state(), f"the state store could not be read: {type(exc).__name__}"
@@ -243,7 +244,8 @@ class DecisionPoint:
     async def _observe(self, request: AnyRequest, decision: str) -> None:
         assert self.state is not None
         try:
-            await asyncio.wait_for(self.state.observe(request, decision), self.timeout_s * 4)
+            async with asyncio.timeout(self.timeout_s * 4):
+                await self.state.observe(request, decision)
         except Exception as exc:
             # The decision is audited already; adapters count their own failures in metrics.
             self._log.error("state_observe_failed", error=f"{type(exc).__name__}: {exc}")

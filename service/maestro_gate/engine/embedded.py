@@ -116,7 +116,9 @@ class EmbeddedEngine:
         workers = self._workers
         running = workers.pool.submit(self._evaluate, active, document)
         try:
-            value = await asyncio.wait_for(asyncio.wrap_future(running), timeout_s)
+            # asyncio.timeout rather than wait_for: no extra task per decision.
+            async with asyncio.timeout(timeout_s):
+                value = await asyncio.wrap_future(running)
         except TimeoutError:
             if not running.cancelled():
                 self._overran(workers, running)
