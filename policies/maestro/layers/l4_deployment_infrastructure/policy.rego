@@ -10,9 +10,17 @@ layer := "l4_deployment_infrastructure"
 
 reason(rule, threats, message) := {"rule": rule, "layer": layer, "threats": threats, "message": message}
 
-execution := object.get(input, "execution", {})
+# rego-cpp cost notes (regopy 1.5.2): every built-in call copies the VM state, and an object used
+# as a condition is serialised. So input and registry fields are read by path (with `default` or
+# `else` instead of object.get), membership is tested by scanning, and each rule body starts with
+# its cheapest guard so that requests where nothing fires stay off the built-ins.
 
-needs_sandbox if lib.tool_risk == "code_exec"
+# Whether the subject has a registry entry (lib.agent as a condition would serialise the entry).
+subject_registered if is_object(lib.agent)
+
+# Both tests read the tool's memoised registry entry (lib.tool_risk would look it up a second
+# time; a tool the registry lacks is not code_exec either way).
+needs_sandbox if lib.tool.risk_class == "code_exec"
 
 needs_sandbox if lib.tool.sandbox_required == true
 
@@ -26,16 +34,24 @@ needs_sandbox if lib.tool.sandbox_required == true
 #   mitigations: [sandboxing]
 deny contains reason("L4.code_exec_outside_sandbox", ["T11"], msg) if {
 	needs_sandbox
-	not execution.sandbox == true
+	not input.execution.sandbox == true
 	msg := sprintf("agent %s runs %s outside a sandbox", [input.subject.id, input.action])
 }
 
-secret_scope := object.get(lib.agent, "secrets", [])
+# The agent's secret scope, [] when its entry lists none; undefined for an unregistered subject.
+secret_scope := scope if {
+	scope := lib.agent.secrets
+} else := [] if subject_registered
 
-# A scope entry ending in `/*` grants every secret under that prefix.
-in_scope(secret) if secret in secret_scope
+# The requested secrets that the scope names exactly (a scan: no built-in calls) ...
+named_secrets contains secret if {
+	some secret in input.execution.secrets
+	some entry in secret_scope
+	entry == secret
+}
 
-in_scope(secret) if {
+# ... and a scope entry ending in `/*` grants every secret under that prefix.
+prefix_scoped(secret) if {
 	some entry in secret_scope
 	endswith(entry, "/*")
 	startswith(secret, trim_suffix(entry, "*"))
@@ -50,12 +66,29 @@ in_scope(secret) if {
 #   threats: [T3, T22, T34]
 #   mitigations: [nhi_lifecycle, time_bounded_privilege]
 deny contains reason("L4.secret_out_of_scope", ["T3", "T22", "T34"], msg) if {
-	some secret in object.get(execution, "secrets", [])
-	not in_scope(secret)
+	some secret in input.execution.secrets
+	not named_secrets[secret]
+	not prefix_scoped(secret)
 	msg := sprintf("agent %s reads secret %s outside its scope %v", [input.subject.id, secret, secret_scope])
 }
 
-agent_egress := object.get(lib.agent, "egress", [])
+# The agent's egress allowlist, [] when its entry lists none; undefined for an unregistered subject.
+agent_egress := egress if {
+	egress := lib.agent.egress
+} else := [] if subject_registered
+
+# The declared egress hosts, and the external destination, that are on the agent's allowlist.
+egress_listed contains host if {
+	some host in input.execution.egress
+	some listed in agent_egress
+	listed == host
+}
+
+egress_listed contains input.destination.id if {
+	lib.is_movement
+	some listed in agent_egress
+	listed == input.destination.id
+}
 
 # METADATA
 # title: Egress to an unlisted destination
@@ -68,8 +101,8 @@ agent_egress := object.get(lib.agent, "egress", [])
 #   threats: [T11, T28]
 #   mitigations: [output_egress_dlp, policy_bound_autonomy]
 deny contains reason("L4.egress_not_allowlisted", ["T11", "T28"], msg) if {
-	some host in object.get(execution, "egress", [])
-	not host in agent_egress
+	some host in input.execution.egress
+	not egress_listed[host]
 	msg := sprintf("agent %s reaches %s, which is not on its egress allowlist %v", [input.subject.id, host, agent_egress])
 }
 
@@ -84,13 +117,24 @@ deny contains reason("L4.egress_not_allowlisted", ["T11", "T28"], msg) if {
 	lib.is_movement
 	input.destination.type == "external"
 	lib.destinations[input.destination.id]
-	lib.agent
-	not input.destination.id in agent_egress
+	not egress_listed[input.destination.id]
+	# agent_egress is undefined for an unregistered subject, which gets no reason here
 	msg := sprintf("agent %s may not send data to %s (egress allowlist %v)", [input.subject.id, input.destination.id, agent_egress])
 }
 
 # Where the work runs: the request's declared location, else the agent's registered one.
-location := object.get(execution, "location", object.get(lib.entry, "location", "unknown"))
+location := where if {
+	where := input.execution.location
+} else := where if {
+	where := lib.agent.location
+} else := "unknown"
+
+# An agent_action's target is at or above the local-only classification: the same test as
+# `lib.max_target_rank >= lib.local_only_rank`, without ranking a target that has no label.
+target_local_only if {
+	some c in lib.target_classifications
+	lib.rank(c) >= lib.local_only_rank
+}
 
 # METADATA
 # title: Sensitive data handled off local compute
@@ -104,8 +148,8 @@ location := object.get(execution, "location", object.get(lib.entry, "location", 
 #   mitigations: [classification_aware_placement, data_classification]
 deny contains reason("L4.sensitive_data_off_local", ["T46", "T3"], msg) if {
 	lib.is_action
-	lib.max_target_rank >= lib.local_only_rank
 	location != "local"
+	target_local_only
 	msg := sprintf("agent %s handles %v data on %s compute; that classification stays on local compute", [input.subject.id, sort([c | some c in lib.target_classifications]), location])
 }
 
@@ -113,7 +157,7 @@ deny contains reason("L4.sensitive_data_off_local", ["T46", "T3"], msg) if {
 	lib.is_movement
 	lib.rank(input.data.classification) >= lib.local_only_rank
 	some who in handlers
-	where := object.get(lib.agents, [who, "location"], "unknown")
+	where := handler_location[who]
 	where != "local"
 	msg := sprintf("%s data reaches agent %s, which runs on %s compute; that classification stays local", [input.data.classification, who, where])
 }
@@ -121,6 +165,18 @@ deny contains reason("L4.sensitive_data_off_local", ["T46", "T3"], msg) if {
 handlers contains input.subject.id if lib.is_movement
 
 handlers contains input.destination.id if input.destination.type == "agent"
+
+# Each handler's registered location, "unknown" when it has none (object.get on lib.agents would
+# copy the whole agents section).
+handler_location[who] := lib.agents[who].location if {
+	some who in handlers
+}
+
+handler_location[who] := "unknown" if {
+	some who in handlers
+	not lib.agents[who].location
+	not lib.agents[who].location == false
+}
 
 # METADATA
 # title: Workload runs somewhere other than its registered location
@@ -131,7 +187,7 @@ handlers contains input.destination.id if input.destination.type == "agent"
 #   threats: [T13, T9]
 #   mitigations: [workload_identity]
 deny contains reason("L4.location_mismatch", ["T13", "T9"], msg) if {
-	declared := execution.location
+	declared := input.execution.location
 	registered := lib.agent.location
 	declared != registered
 	msg := sprintf("agent %s is registered to run on %s compute but reports %s", [input.subject.id, registered, declared])
@@ -144,10 +200,18 @@ deny contains reason("L4.location_mismatch", ["T13", "T9"], msg) if {
 #   layer: l4_deployment_infrastructure
 #   threats: [T11]
 #   mitigations: [sandboxing]
-obligations contains object.union(reason("L4.sandbox", ["T11"], msg), {"type": "sandbox", "params": {"profile": profile}}) if {
+# (The reason is written out in full rather than through object.union: this fires on allowed requests.)
+obligations contains {
+	"rule": "L4.sandbox", "layer": layer, "threats": ["T11"], "message": msg,
+	"type": "sandbox", "params": {"profile": sandbox_profile},
+} if {
 	needs_sandbox
-	profile := object.get(lib.tools, [input.action, "sandbox_profile"], "gvisor")
-	msg := sprintf("run %s inside a %s sandbox", [input.action, profile])
+	msg := sprintf("run %s inside a %s sandbox", [input.action, sandbox_profile])
 }
+
+# The tool's registered sandbox profile (object.get on lib.tools would copy the whole section).
+sandbox_profile := profile if {
+	profile := lib.tools[input.action].sandbox_profile
+} else := "gvisor"
 
 hitl := set()

@@ -122,3 +122,20 @@ test_location_mismatch_allows_registered_location if {
 		with input.action as "web_search"
 		with input.execution as {"location": "cloud"}
 }
+
+# An unregistered handler has no registered location: the reason names it "unknown".
+test_sensitive_data_off_local_names_unknown_location if {
+	some r in l4.deny with input.kind as "data_movement"
+		with input.subject as {"id": t.stranger}
+		with input.data as {"classification": "restricted"}
+		with input.destination as {"type": "store", "id": "reports"}
+	r.rule == "L4.sensitive_data_off_local"
+	r.message == sprintf("restricted data reaches agent %s, which runs on unknown compute; that classification stays local", [t.stranger])
+}
+
+test_egress_not_allowlisted_allows_listed_external_destination if {
+	not t.fires(l4.deny, "L4.egress_not_allowlisted") with input.kind as "data_movement"
+		with input.subject as {"id": t.reporter}
+		with input.data as {"classification": "public"}
+		with input.destination as {"type": "external", "id": "reports.partner.example"}
+}

@@ -17,11 +17,19 @@ layer := "l5_evaluation_observability"
 
 reason(rule, threats, message) := {"rule": rule, "layer": layer, "threats": threats, "message": message}
 
+# rego-cpp cost notes (regopy 1.5.2): every built-in call copies the VM state, so each rule body
+# starts with its cheapest guard and requests where nothing fires stay off the built-ins.
+
 # Requests whose effects must be attributable to a trace: anything with side effects, and
 # anything touching data at or above the local-only classification or carrying personal data.
 needs_trace contains "it has side effects" if lib.side_effecting
 
-needs_trace contains "it touches sensitive data" if lib.max_target_rank >= lib.local_only_rank
+# (Some label ranks at or above the local-only one: lib.max_target_rank >= lib.local_only_rank
+# without ranking anything when the target carries no label.)
+needs_trace contains "it touches sensitive data" if {
+	some c in lib.target_classifications
+	lib.rank(c) >= lib.local_only_rank
+}
 
 needs_trace contains "it touches sensitive data" if lib.rank(input.data.classification) >= lib.local_only_rank
 
@@ -38,12 +46,14 @@ needs_trace contains "it carries personal data" if input.data.contains_pii == tr
 #   threats: [T8, T44]
 #   mitigations: [output_provenance_tracking]
 deny contains reason("L5.trace_id_required", ["T8", "T44"], msg) if {
-	count(needs_trace) > 0
-	not input.context.trace_id
+	not input.context.trace_id # first: most requests carry one, and needs_trace costs built-ins
+	some _ in needs_trace # rather than count(needs_trace) > 0: no built-in calls
 	msg := sprintf("%s request from %s needs a trace id: %v", [input.kind, input.subject.id, sort([w | some w in needs_trace])])
 }
 
-queue_limit := object.get(lib.thresholds, "approval_queue_limit", 50)
+default queue_limit := 50
+
+queue_limit := lib.thresholds.approval_queue_limit
 
 # Escalations raised by the other layers that a granted approval does not already cover.
 open_escalations contains h if {
@@ -74,7 +84,11 @@ deny contains reason("L5.approval_queue_overloaded", ["T10"], msg) if {
 #   layer: l5_evaluation_observability
 #   threats: [T8]
 #   mitigations: [output_provenance_tracking]
-obligations contains object.union(reason("L5.propagate_trace", ["T8"], msg), {"type": "propagate_trace", "params": {"trace_id": trace}}) if {
+# (The reason is written out rather than merged with object.union: this fires on allowed requests.)
+obligations contains {
+	"rule": "L5.propagate_trace", "layer": layer, "threats": ["T8"], "message": msg,
+	"type": "propagate_trace", "params": {"trace_id": trace},
+} if {
 	lib.is_delegation
 	trace := input.context.trace_id
 	msg := sprintf("pass trace id %s to %s with the task", [trace, input.delegatee])

@@ -10,12 +10,35 @@ layer := "l6_security_compliance"
 
 reason(rule, threats, message) := {"rule": rule, "layer": layer, "threats": threats, "message": message}
 
-autonomy := object.get(lib.entry, "autonomy", "directed")
+# rego-cpp cost notes (regopy 1.5.2): every built-in call copies the VM state (object.get also
+# copies the object it reads), and an object used as a condition is serialised. So registry and
+# input fields are read by path with `default` or `else`, membership is tested by scanning, and
+# each rule body starts with its cheapest guard so that requests where nothing fires stay cheap.
+
+# Whether the subject has a registry entry (lib.agent as a condition would serialise the entry).
+subject_registered if is_object(lib.agent)
+
+default autonomy := "directed"
+
+autonomy := lib.agent.autonomy
 
 default_unattended := {"directed": ["read", "write"], "open_ended": ["read"]}
 
 # The risk classes the agent may exercise without a human: its own override, else its class's.
-unattended := object.get(lib.entry, "unattended_risks", object.get(lib.autonomy_classes, [autonomy, "unattended_risks"], object.get(default_unattended, autonomy, [])))
+unattended := risks if {
+	risks := lib.agent.unattended_risks
+} else := risks if {
+	risks := lib.autonomy_classes[autonomy].unattended_risks
+} else := risks if {
+	risks := default_unattended[autonomy]
+} else := []
+
+# Whether the tool's risk class is one the agent may exercise unattended.
+risk_unattended if {
+	risk := lib.tool_risk
+	some unattended_risk in unattended
+	unattended_risk == risk
+}
 
 # METADATA
 # title: Action beyond the agent's autonomy boundary
@@ -28,10 +51,10 @@ unattended := object.get(lib.entry, "unattended_risks", object.get(lib.autonomy_
 #   threats: [T7, T24]
 #   mitigations: [policy_bound_autonomy]
 hitl contains reason("L6.autonomy_boundary_exceeded", ["T7", "T24"], msg) if {
-	lib.agent
 	risk := lib.tool_risk
 	not lib.irreversible
-	not risk in unattended
+	not risk_unattended
+	subject_registered
 	msg := sprintf("%s agent %s may run only %v actions unattended; %s is %s", [autonomy, input.subject.id, unattended, input.action, risk])
 }
 
@@ -44,10 +67,10 @@ hitl contains reason("L6.autonomy_boundary_exceeded", ["T7", "T24"], msg) if {
 #   threats: [T6, T7]
 #   mitigations: [policy_bound_autonomy]
 deny contains reason("L6.directed_task_required", ["T6", "T7"], msg) if {
-	lib.agent
-	autonomy == "directed"
-	lib.side_effecting
 	not input.context.task_id
+	lib.side_effecting
+	autonomy == "directed"
+	subject_registered
 	msg := sprintf("directed agent %s makes a %s request with side effects outside any task (no task id)", [input.subject.id, input.kind])
 }
 
@@ -80,8 +103,9 @@ actors contains input.destination.id if input.destination.type == "agent"
 #   threats: [T13, T7]
 #   mitigations: [emergency_stop]
 deny contains reason("L6.emergency_stop_agent", ["T13", "T7"], msg) if {
+	some stopped in lib.stopped_agents
 	some who in actors
-	who in lib.stopped_agents
+	who == stopped
 	msg := sprintf("agent %s is under emergency stop", [who])
 }
 
@@ -94,13 +118,18 @@ deny contains reason("L6.emergency_stop_agent", ["T13", "T7"], msg) if {
 #   threats: [T13, T7]
 #   mitigations: [emergency_stop]
 deny contains reason("L6.emergency_stop_class", ["T13", "T7"], msg) if {
+	some stopped in lib.stopped_classes
 	some who in actors
 	class := lib.agents[who].class
-	class in lib.stopped_classes
+	class == stopped
 	msg := sprintf("agent class %s (agent %s) is under emergency stop", [class, who])
 }
 
-rate_per_minute := object.get(lib.entry, "rate_limit_per_minute", object.get(lib.thresholds, "rate_limit_per_minute", 600))
+rate_per_minute := rate if {
+	rate := lib.agent.rate_limit_per_minute
+} else := rate if {
+	rate := lib.thresholds.rate_limit_per_minute
+} else := 600
 
 allowed_in_window := (rate_per_minute * lib.window_seconds) / 60
 
@@ -117,7 +146,11 @@ deny contains reason("L6.rate_limit_exceeded", ["T4"], msg) if {
 	msg := sprintf("agent %s made %d requests in %ds; its quota is %v per minute", [input.subject.id, lib.requests_in_window, lib.window_seconds, rate_per_minute])
 }
 
-budget := object.get(lib.entry, "budget_limit", object.get(lib.thresholds, "budget_limit", 100))
+budget := limit if {
+	limit := lib.agent.budget_limit
+} else := limit if {
+	limit := lib.thresholds.budget_limit
+} else := 100
 
 # METADATA
 # title: Budget exhausted

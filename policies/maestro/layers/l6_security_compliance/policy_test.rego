@@ -143,3 +143,10 @@ test_missing_state_is_safe_default if {
 	not t.fires(d, "L6.budget_exhausted")
 	not t.fires(d, "L6.emergency_stop_agent")
 }
+
+test_emergency_stop_class_covers_the_delegatee if {
+	t.fires(l6.deny, "L6.emergency_stop_class") with input.kind as "delegation"
+		with input.subject as {"id": t.orchestrator}
+		with input.delegatee as "spiffe://corp.example/agent/coder"
+		with input.state as {"emergency_stop": {"classes": ["engineering"]}}
+}
