@@ -108,3 +108,39 @@ test_ttl_exceeds_parent_allows_shorter_ttl if {
 		with input.ttl_seconds as 3600
 		with input.context as {"delegation_chain": [hop(t.orchestrator, t.analyst_security, [], 3600)]}
 }
+
+test_delegation_cycle_denies_self_delegation_without_chain if {
+	t.fires(cl.deny, "CL.delegation_cycle") with input.kind as "delegation"
+		with input.subject as {"id": t.analyst_security}
+		with input.delegatee as "spiffe://corp.example/agent/analyst-security"
+		with input.task as {"goal": "x", "scopes": []}
+		with input.ttl_seconds as 60
+}
+
+test_scope_escalation_denies_scope_outside_parent_hop if {
+	# The analyst holds kb:read by registration, but its parent hop granted only analysis:read.
+	t.fires(cl.deny, "CL.scope_escalation") with input.kind as "delegation"
+		with input.subject as {"id": t.analyst_security}
+		with input.delegatee as "spiffe://corp.example/agent/reporter"
+		with input.task as {"goal": "x", "scopes": ["kb:read"]}
+		with input.ttl_seconds as 60
+		with input.context as {"delegation_chain": [{"delegator": t.orchestrator, "delegatee": t.analyst_security, "scopes": ["analysis:read"], "ttl_seconds": 600}]}
+}
+
+test_restricted_provenance_to_external_denies_restricted_store_origin if {
+	t.fires(cl.deny, "CL.restricted_provenance_to_external") with input.kind as "data_movement"
+		with input.subject as {"id": t.reporter}
+		with input.data as {"classification": "public", "provenance": ["incident-db"]}
+		with input.source as {"type": "store", "id": "reports"}
+		with input.destination as {"type": "external", "id": "reports.partner.example"}
+		with input.operation as "export"
+}
+
+test_restricted_provenance_to_external_allows_internal_origins if {
+	not t.fires(cl.deny, "CL.restricted_provenance_to_external") with input.kind as "data_movement"
+		with input.subject as {"id": t.reporter}
+		with input.data as {"classification": "public", "provenance": ["reports"]}
+		with input.source as {"type": "store", "id": "reports"}
+		with input.destination as {"type": "external", "id": "reports.partner.example"}
+		with input.operation as "export"
+}

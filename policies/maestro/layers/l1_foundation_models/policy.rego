@@ -1,5 +1,9 @@
 # L1 Foundation Models: which model weights an agent may run on, pinned by digest, and what
 # may flow into data that later trains or fine-tunes a model.
+#
+# Cost on rego-cpp: registry entries are bound (`_ =`) or read by a field, never tested as bare
+# objects (rego-cpp compares those with false by serialising them) or copied with object.get,
+# and `a != b` is written `not a == b` on bound values (`!=` is a built-in call there).
 package maestro.layers.l1_foundation_models
 
 import rego.v1
@@ -21,9 +25,18 @@ reason(rule, threats, message) := {"rule": rule, "layer": layer, "threats": thre
 deny contains reason("L1.model_not_approved", ["T17", "T7"], msg) if {
 	lib.is_action
 	model := input.model
-	approved := object.get(lib.agent, "models", {})
-	not approved[model.id]
-	msg := sprintf("agent %s runs on model %s, which is not approved for it (approved: %v)", [input.subject.id, model.id, object.keys(approved)])
+	_ = lib.agent
+	not approved_model_ids[model.id]
+	msg := sprintf("agent %s runs on model %s, which is not approved for it (approved: %v)", [input.subject.id, model.id, object.keys(approved_models)])
+}
+
+# The agent's approved models, for the message, and their ids, looked up instead of testing a
+# model entry as a bare object. (rego-cpp hoists a negation without variables to the front of
+# a body, so the test names `model` to stay behind the cheap guards.)
+approved_models := object.get(lib.agent, "models", {})
+
+approved_model_ids contains id if {
+	some id, _ in lib.agent.models
 }
 
 # METADATA
@@ -38,10 +51,15 @@ deny contains reason("L1.model_digest_mismatch", ["T17", "T26"], msg) if {
 	lib.is_action
 	model := input.model
 	pinned := lib.agent.models[model.id].digest
-	presented := object.get(model, "digest", "no digest")
-	presented != pinned
+	presented := presented_digest
+	not presented == pinned
 	msg := sprintf("agent %s presents %s for model %s, but the registry pins %s", [input.subject.id, presented, model.id, pinned])
 }
+
+# object.get(input.model, "digest", "no digest"), without copying the model.
+default presented_digest := "no digest"
+
+presented_digest := input.model.digest
 
 # METADATA
 # title: Untrusted data written to a store that feeds model training
@@ -55,9 +73,10 @@ deny contains reason("L1.model_digest_mismatch", ["T17", "T26"], msg) if {
 #   mitigations: [memory_content_validation, model_registry]
 deny contains reason("L1.training_data_untrusted_provenance", ["T1", "T17"], msg) if {
 	lib.is_movement
-	input.operation != "read"
 	input.destination.type == "store"
 	lib.stores[input.destination.id].feeds_training == true
+	operation := input.operation
+	not operation == "read"
 	count(lib.untrusted_origins) > 0
 	msg := sprintf("%s writes data with untrusted provenance %v into store %s, which feeds model training", [input.subject.id, sort([p | some p in lib.untrusted_origins]), input.destination.id])
 }

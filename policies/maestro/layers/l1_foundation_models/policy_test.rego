@@ -61,3 +61,23 @@ test_training_data_untrusted_provenance_allows_trusted_origins if {
 		with input.source as {"type": "agent", "id": t.analyst_security}
 		with input.destination as {"type": "store", "id": "support-finetune-corpus"}
 }
+
+test_model_digest_mismatch_reports_missing_digest if {
+	reasons := l1.deny with input.kind as "agent_action"
+		with input.subject as {"id": t.analyst_security}
+		with input.action as "kb_search"
+		with input.model as {"id": "llama-3.1-70b-instruct"}
+	some r in reasons
+	r.rule == "L1.model_digest_mismatch"
+	r.message == sprintf("agent %s presents no digest for model llama-3.1-70b-instruct, but the registry pins %s", [t.analyst_security, pinned])
+}
+
+test_model_not_approved_lists_approved_models if {
+	reasons := l1.deny with input.kind as "agent_action"
+		with input.subject as {"id": t.analyst_security}
+		with input.action as "kb_search"
+		with input.model as {"id": "other-model", "digest": "sha256:00"}
+	some r in reasons
+	r.rule == "L1.model_not_approved"
+	r.message == sprintf("agent %s runs on model other-model, which is not approved for it (approved: {\"llama-3.1-70b-instruct\"})", [t.analyst_security])
+}

@@ -1,5 +1,13 @@
 # L7 Agent Ecosystem: who is a legitimate participant (registered, authenticated, trusted),
 # whether an MCP tool is the one that was approved, and human control of the routing graph.
+#
+# Cost on rego-cpp: the subject, delegatee, receiving agent and chain hops are checked each by
+# their own rule bodies, guarded by a cheap input test, rather than through a participants set
+# (a set build per rule on every request). Registry entries are bound (`_ =`) or read by a
+# field, never tested as bare objects (rego-cpp compares those with false by serialising them)
+# or copied with object.get. `a != b` is written `not a == b` on bound values (`!=` is a
+# built-in call there). Helper booleans have `default ... := false`: rego-cpp memoises a rule's
+# value only when it is defined.
 package maestro.layers.l7_agent_ecosystem
 
 import rego.v1
@@ -22,6 +30,64 @@ participants contains id if {
 	some id in [hop.delegator, hop.delegatee]
 }
 
+# The request carries a delegation chain.
+default chained := false
+
+chained if {
+	some _ in lib.chain
+}
+
+# Whether each role names a registered agent (its entry bound, not tested as an object).
+default subject_registered := false
+
+subject_registered if _ = lib.agent
+
+default delegatee_registered := false
+
+delegatee_registered if {
+	input.kind == "delegation"
+	_ = lib.agents[input.delegatee]
+}
+
+default receiver_registered := false
+
+receiver_registered if {
+	input.destination.type == "agent"
+	_ = lib.agents[input.destination.id]
+}
+
+# The agents the chain's hops name, and those of them in the registry.
+hop_agents contains id if {
+	some hop in lib.chain
+	some id in [hop.delegator, hop.delegatee]
+}
+
+registered_hop_agents contains id if {
+	some id in hop_agents
+	_ = lib.agents[id]
+}
+
+# A registered agent's trust score as object.get(entry, "trust_score", 0) reads it, without
+# copying the entry.
+subject_score := s if {
+	s := lib.agent.trust_score
+} else := 0 if subject_registered
+
+delegatee_score := s if {
+	input.kind == "delegation"
+	s := lib.agents[input.delegatee].trust_score
+} else := 0 if delegatee_registered
+
+receiver_score := s if {
+	input.destination.type == "agent"
+	s := lib.agents[input.destination.id].trust_score
+} else := 0 if receiver_registered
+
+hop_scores[id] := s if {
+	some id in registered_hop_agents
+	s := object.get(lib.agents[id], "trust_score", 0)
+}
+
 # METADATA
 # title: Unregistered agent
 # description: The subject, or an agent the request hands work or data to, is not in the registry.
@@ -31,8 +97,29 @@ participants contains id if {
 #   threats: [T9, T13]
 #   mitigations: [workload_identity]
 deny contains reason("L7.unregistered_agent", ["T9", "T13"], msg) if {
-	some id in participants
-	not lib.agents[id]
+	not subject_registered
+	id := input.subject.id
+	msg := sprintf("agent %s is not registered", [id])
+}
+
+deny contains reason("L7.unregistered_agent", ["T9", "T13"], msg) if {
+	input.kind == "delegation"
+	not delegatee_registered
+	id := input.delegatee
+	msg := sprintf("agent %s is not registered", [id])
+}
+
+deny contains reason("L7.unregistered_agent", ["T9", "T13"], msg) if {
+	input.destination.type == "agent"
+	not receiver_registered
+	id := input.destination.id
+	msg := sprintf("agent %s is not registered", [id])
+}
+
+deny contains reason("L7.unregistered_agent", ["T9", "T13"], msg) if {
+	chained
+	some id in hop_agents
+	not registered_hop_agents[id]
 	msg := sprintf("agent %s is not registered", [id])
 }
 
@@ -48,8 +135,16 @@ deny contains reason("L7.unregistered_agent", ["T9", "T13"], "the request names 
 #   mitigations: [workload_identity, message_signing]
 deny contains reason("L7.impersonated_agent", ["T9", "T40"], msg) if {
 	authenticated := input.state.caller.authenticated_subjects
-	not input.subject.id in authenticated
+	not authenticated_as_subject
 	msg := sprintf("the request claims to come from %s but the caller authenticated as %v", [input.subject.id, authenticated])
+}
+
+# `input.subject.id in authenticated`, as a scan of the (short) list rather than the
+# membership built-in.
+authenticated_as_subject if {
+	subject := input.subject.id
+	some s in input.state.caller.authenticated_subjects
+	s == subject
 }
 
 # METADATA
@@ -61,9 +156,31 @@ deny contains reason("L7.impersonated_agent", ["T9", "T40"], msg) if {
 #   threats: [T13, T16]
 #   mitigations: [trust_scoring]
 deny contains reason("L7.trust_below_threshold", ["T13", "T16"], msg) if {
-	some id in participants
-	entry := lib.agents[id]
-	score := object.get(entry, "trust_score", 0)
+	score := subject_score
+	score < lib.trust_min
+	id := input.subject.id
+	msg := sprintf("agent %s has trust score %v, below the minimum %v", [id, score, lib.trust_min])
+}
+
+deny contains reason("L7.trust_below_threshold", ["T13", "T16"], msg) if {
+	input.kind == "delegation"
+	score := delegatee_score
+	score < lib.trust_min
+	id := input.delegatee
+	msg := sprintf("agent %s has trust score %v, below the minimum %v", [id, score, lib.trust_min])
+}
+
+deny contains reason("L7.trust_below_threshold", ["T13", "T16"], msg) if {
+	input.destination.type == "agent"
+	score := receiver_score
+	score < lib.trust_min
+	id := input.destination.id
+	msg := sprintf("agent %s has trust score %v, below the minimum %v", [id, score, lib.trust_min])
+}
+
+deny contains reason("L7.trust_below_threshold", ["T13", "T16"], msg) if {
+	chained
+	some id, score in hop_scores
 	score < lib.trust_min
 	msg := sprintf("agent %s has trust score %v, below the minimum %v", [id, score, lib.trust_min])
 }
@@ -80,15 +197,20 @@ deny contains reason("L7.trust_below_threshold", ["T13", "T16"], msg) if {
 #   mitigations: [tool_description_validation]
 deny contains reason("L7.tool_description_mismatch", ["T16", "T47", "T17"], msg) if {
 	approved := lib.tool.description_digest
-	presented := object.get(input, ["tool", "digest"], "no digest")
-	presented != approved
+	presented := presented_digest
+	not presented == approved
 	msg := sprintf("tool %s is described by %s, not by its approved description digest %s", [input.action, presented, approved])
 }
+
+# object.get(input, ["tool", "digest"], "no digest"), without copying the input.
+default presented_digest := "no digest"
+
+presented_digest := input.tool.digest
 
 deny contains reason("L7.tool_description_mismatch", ["T16", "T47", "T17"], msg) if {
 	server := lib.tool.server
 	presented := input.tool.server
-	presented != server
+	not presented == server
 	msg := sprintf("tool %s is served by %s, not by its registered server %s", [input.action, presented, server])
 }
 
@@ -107,9 +229,10 @@ hitl contains reason("L7.routing_change_requires_approval", ["T12", "T13", "T25"
 
 hitl contains reason("L7.routing_change_requires_approval", ["T12", "T13", "T25"], msg) if {
 	lib.is_movement
-	input.operation != "read"
 	input.destination.type == "store"
 	lib.stores[input.destination.id].routing_graph == true
+	operation := input.operation
+	not operation == "read"
 	msg := sprintf("agent %s writes into the routing graph store %s", [input.subject.id, input.destination.id])
 }
 

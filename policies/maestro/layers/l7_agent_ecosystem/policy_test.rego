@@ -122,3 +122,31 @@ test_routing_change_requires_approval_allows_reading_the_graph if {
 		with input.subject as {"id": t.orchestrator}
 		with input.action as "routing_graph_read"
 }
+
+# A registered agent without a trust score counts as 0 (as object.get(entry, "trust_score", 0)).
+test_trust_below_threshold_denies_unscored_receiver if {
+	reasons := l7.deny with input.kind as "data_movement"
+		with input.subject as {"id": t.analyst_security}
+		with input.destination as {"type": "agent", "id": "spiffe://corp.example/agent/unscored"}
+		with data.maestro.registry.agents["spiffe://corp.example/agent/unscored"] as {"role": "x"}
+	some r in reasons
+	r.rule == "L7.trust_below_threshold"
+	r.message == "agent spiffe://corp.example/agent/unscored has trust score 0, below the minimum 0.6"
+}
+
+test_trust_below_threshold_denies_low_trust_chain_hop if {
+	t.fires(l7.deny, "L7.trust_below_threshold") with input.kind as "agent_action"
+		with input.subject as {"id": t.reporter}
+		with input.action as "doc_write"
+		with input.context as {"delegation_chain": [{"delegator": t.partner, "delegatee": t.reporter, "scopes": []}]}
+}
+
+test_tool_description_mismatch_reports_missing_digest if {
+	reasons := l7.deny with input.kind as "agent_action"
+		with input.subject as {"id": t.mcp_gateway}
+		with input.action as "jira_create_issue"
+		with input.tool as {"server": "mcp://jira.corp.example"}
+	some r in reasons
+	r.rule == "L7.tool_description_mismatch"
+	r.message == sprintf("tool jira_create_issue is described by no digest, not by its approved description digest %s", [jira_digest])
+}
