@@ -10,12 +10,54 @@ layer := "l2_data_operations"
 
 reason(rule, threats, message) := {"rule": rule, "layer": layer, "threats": threats, "message": message}
 
+# rego-cpp cost notes (regopy 1.5.2): each statement costs a few microseconds and each built-in
+# call (object.get, `in`, `>`, count, ...) more, and an object-valued condition (`lib.agent`,
+# `not stores[id]`) makes the VM serialise the object. So every body tests the request kind
+# first, values are looked up by path (`else` instead of object.get), membership is a set lookup
+# or a `some` scan, and a registry entry's existence is checked by assigning it (`_ := ...`) in
+# a memoised rule; `not a == b` is a statement where `a != b` is a built-in call. In a body with
+# a `some ... in` iteration, rego-cpp evaluates every expression that does not depend on the
+# iteration (rule references, comprehensions, whole messages) before it, in reverse order, even
+# when the iteration finds nothing: such bodies have a single memoised guard, saying whether the
+# iteration will find anything, and messages that do not depend on the iteration are built in
+# bodies without one.
+
 writes := {"write", "copy", "export", "memory_write"}
 
+# A data movement whose operation writes (a set lookup rather than `in`).
+is_write if {
+	lib.is_movement
+	writes[input.operation]
+}
+
+# The registry entries of the stores a request names, each looked up once.
 dest_store := lib.stores[input.destination.id] if {
 	lib.is_movement
 	input.destination.type == "store"
 }
+
+source_store := lib.stores[input.source.id] if {
+	lib.is_movement
+	input.source.type == "store"
+}
+
+target_store := lib.stores[input.target.id] if {
+	lib.is_action
+	input.target.type == "store"
+}
+
+# The subject has a registry entry.
+registered if _ := lib.agent
+
+# lib.rank and lib.clearance_rank, by lookup instead of object.get: a label the registry does
+# not know ranks above every level, a clearance it does not know below every level.
+rank(c) := r if {
+	r := lib.ranks[c]
+} else := lib.unknown_rank
+
+clearance_rank(c) := r if {
+	r := lib.ranks[c]
+} else := -1
 
 # METADATA
 # title: Memory write from untrusted provenance
@@ -29,8 +71,8 @@ dest_store := lib.stores[input.destination.id] if {
 #   mitigations: [memory_content_validation, memory_poisoning_defence]
 deny contains reason("L2.memory_write_untrusted_provenance", ["T1", "T18", "T27"], msg) if {
 	memory_write
-	count(lib.untrusted_origins) > 0
-	msg := sprintf("%s writes into memory %s data that passed through untrusted origins %v", [input.subject.id, input.destination.id, sort([p | some p in lib.untrusted_origins])])
+	untrusted_origin
+	msg := sprintf("%s writes into memory %s data that passed through untrusted origins %v", [input.subject.id, input.destination.id, sort([p | some p in untrusted_origins])])
 }
 
 memory_write if {
@@ -39,8 +81,34 @@ memory_write if {
 }
 
 memory_write if {
-	input.operation in writes
+	is_write
 	dest_store.trusted_for_memory == true
+}
+
+untrusted_origin if some _ in untrusted_origins
+
+# lib.untrusted_origins without its object.get over the agent registry (which copies the
+# registry per origin): an origin is trusted when it is a store trusted as memory, or a
+# registered agent whose trust score (0 when it has none) reaches the minimum.
+untrusted_origins contains p if {
+	some p in lib.origins
+	not lib.stores[p].trusted_for_memory == true
+	not lib.agents[p].trust_score >= lib.trust_min
+	not trusted_unscored[p]
+}
+
+# Origins without a trust score, which count as 0: trusted only under a minimum of 0 or less.
+trusted_unscored contains p if {
+	unscored_trusted
+	some p in lib.origins
+	not scored[p]
+}
+
+unscored_trusted if 0 >= lib.trust_min
+
+scored contains p if {
+	some p in lib.origins
+	_ := lib.agents[p].trust_score
 }
 
 # METADATA
@@ -52,10 +120,16 @@ memory_write if {
 #   threats: [T1, T5, T12]
 #   mitigations: [memory_poisoning_defence, permission_aware_retrieval]
 deny contains reason("L2.store_writer_not_allowed", ["T1", "T5", "T12"], msg) if {
-	input.operation in writes
+	is_write
 	allowed := dest_store.writers
-	not input.subject.id in allowed
+	not listed_writer
 	msg := sprintf("%s may not write to store %s (writers: %v)", [input.subject.id, input.destination.id, allowed])
+}
+
+# The subject is among the destination store's writers (a scan rather than `in`).
+listed_writer if {
+	some w in dest_store.writers
+	w == input.subject.id
 }
 
 # METADATA
@@ -67,18 +141,38 @@ deny contains reason("L2.store_writer_not_allowed", ["T1", "T5", "T12"], msg) if
 #   threats: [T1, T28]
 #   mitigations: [data_classification]
 deny contains reason("L2.unregistered_store", ["T1", "T28"], msg) if {
-	lib.is_movement
-	some end in [input.source, input.destination]
-	end.type == "store"
-	not lib.stores[end.id]
-	msg := sprintf("store %s is not in the registry; its classification and tenant are unknown", [end.id])
+	some id in unregistered_stores
+	msg := sprintf("store %s is not in the registry; its classification and tenant are unknown", [id])
 }
 
-agent_tenant := object.get(lib.entry, "tenant", lib.default_tenant)
+# The stores at either end of a data movement that the registry does not know, one body per
+# end (an iteration over both ends would look both up in the registry before testing either).
+unregistered_stores contains input.source.id if {
+	lib.is_movement
+	input.source.type == "store"
+	not source_store_known
+}
 
+unregistered_stores contains input.destination.id if {
+	lib.is_movement
+	input.destination.type == "store"
+	not dest_store_known
+}
+
+source_store_known if _ := source_store
+
+dest_store_known if _ := dest_store
+
+# object.get(lib.entry, "tenant", lib.default_tenant), by lookup (lib.entry is lib.agent or {}).
+agent_tenant := t if {
+	t := lib.agent.tenant
+} else := lib.default_tenant
+
+# t is the tenant of someone other than the subject, which must be registered.
 foreign(t) if {
-	t != agent_tenant
-	t != "*"
+	not t == agent_tenant
+	not t == "*"
+	registered
 }
 
 read_tenants contains t if {
@@ -86,22 +180,14 @@ read_tenants contains t if {
 	t := input.data.tenant
 }
 
-read_tenants contains t if {
-	lib.is_movement
-	input.source.type == "store"
-	t := lib.stores[input.source.id].tenant
-}
+read_tenants contains source_store.tenant
 
 read_tenants contains t if {
 	lib.is_action
 	t := input.target.tenant
 }
 
-read_tenants contains t if {
-	lib.is_action
-	input.target.type == "store"
-	t := lib.stores[input.target.id].tenant
-}
+read_tenants contains target_store.tenant
 
 # METADATA
 # title: Cross-tenant retrieval
@@ -112,11 +198,26 @@ read_tenants contains t if {
 #   threats: [T28, T3]
 #   mitigations: [permission_aware_retrieval]
 deny contains reason("L2.cross_tenant_retrieval", ["T28", "T3"], msg) if {
-	lib.agent
+	foreign_read
 	some t in read_tenants
 	foreign(t)
 	msg := sprintf("%s (tenant %s) reaches data of tenant %s", [input.subject.id, agent_tenant, t])
 }
+
+# Some tenant in read_tenants is foreign (one body per source, so no set is built).
+foreign_read if {
+	lib.is_movement
+	foreign(input.data.tenant)
+}
+
+foreign_read if foreign(source_store.tenant)
+
+foreign_read if {
+	lib.is_action
+	foreign(input.target.tenant)
+}
+
+foreign_read if foreign(target_store.tenant)
 
 # METADATA
 # title: Cross-tenant write
@@ -127,22 +228,48 @@ deny contains reason("L2.cross_tenant_retrieval", ["T28", "T3"], msg) if {
 #   threats: [T1, T28]
 #   mitigations: [permission_aware_retrieval]
 deny contains reason("L2.cross_tenant_write", ["T1", "T28"], msg) if {
-	lib.agent
-	input.operation in writes
+	is_write
 	t := dest_store.tenant
 	foreign(t)
 	msg := sprintf("%s (tenant %s) writes into store %s of tenant %s", [input.subject.id, agent_tenant, input.destination.id, t])
 }
 
-data_rank := lib.rank(input.data.classification) if lib.is_movement
+data_rank := rank(input.data.classification) if lib.is_movement
+
+# The subject's clearance ("none" when its entry names none) and its rank; undefined for an
+# unregistered subject.
+agent_clearance := c if {
+	c := lib.agent.clearance
+} else := "none" if registered
+
+agent_clearance_rank := clearance_rank(agent_clearance)
 
 # The clearance of whoever receives the data: an agent, a tool, or an external destination
 # (an external destination the registry does not list is cleared for nothing).
-receiver_clearance := lib.agents[input.destination.id].clearance if input.destination.type == "agent"
+receiver_clearance := lib.agents[input.destination.id].clearance if {
+	lib.is_movement
+	input.destination.type == "agent"
+}
 
-receiver_clearance := object.get(lib.tools, [input.destination.id, "clearance"], "internal") if input.destination.type == "tool"
+receiver_clearance := c if {
+	lib.is_movement
+	input.destination.type == "tool"
+	c := tool_clearance
+}
 
-receiver_clearance := object.get(lib.destinations, [input.destination.id, "clearance"], "none") if input.destination.type == "external"
+receiver_clearance := c if {
+	lib.is_movement
+	input.destination.type == "external"
+	c := destination_clearance
+}
+
+tool_clearance := c if {
+	c := lib.tools[input.destination.id].clearance
+} else := "internal"
+
+destination_clearance := c if {
+	c := lib.destinations[input.destination.id].clearance
+} else := "none"
 
 # METADATA
 # title: Classification above the receiver's clearance
@@ -156,21 +283,30 @@ receiver_clearance := object.get(lib.destinations, [input.destination.id, "clear
 #   mitigations: [data_classification, permission_aware_retrieval]
 deny contains reason("L2.classification_exceeds_clearance", ["T28", "T3"], msg) if {
 	lib.is_movement
-	clearance := object.get(lib.agent, "clearance", "none")
-	data_rank > lib.clearance_rank(clearance)
-	msg := sprintf("%s is cleared for %s but moves %s data", [input.subject.id, clearance, input.data.classification])
+	data_rank > agent_clearance_rank
+	msg := sprintf("%s is cleared for %s but moves %s data", [input.subject.id, agent_clearance, input.data.classification])
 }
 
 deny contains reason("L2.classification_exceeds_clearance", ["T28", "T3"], msg) if {
-	data_rank > lib.clearance_rank(receiver_clearance)
+	lib.is_movement
+	data_rank > clearance_rank(receiver_clearance)
 	msg := sprintf("%s data may not reach %s %s, which is cleared for %s", [input.data.classification, input.destination.type, input.destination.id, receiver_clearance])
 }
 
 deny contains reason("L2.classification_exceeds_clearance", ["T28", "T3"], msg) if {
-	clearance := object.get(lib.agent, "clearance", "none")
-	lib.max_target_rank > lib.clearance_rank(clearance)
-	msg := sprintf("%s is cleared for %s but %s targets %s %s classified %v", [input.subject.id, clearance, input.action, input.target.type, input.target.id, sort([c | some c in lib.target_classifications])])
+	target_above_clearance
+	msg := sprintf("%s is cleared for %s but %s targets %s %s classified %v", [input.subject.id, agent_clearance, input.action, input.target.type, input.target.id, sort([c | some c in lib.target_classifications])])
 }
+
+# lib.max_target_rank above the agent's clearance, tested as "some target classification ranks
+# above it" (the same condition, without a max over a comprehension of object.get calls), one
+# body per classification in lib.target_classifications.
+target_above_clearance if {
+	lib.is_action
+	rank(input.target.classification) > agent_clearance_rank
+}
+
+target_above_clearance if rank(target_store.classification) > agent_clearance_rank
 
 # METADATA
 # title: Declassification needs approval
@@ -183,9 +319,9 @@ deny contains reason("L2.classification_exceeds_clearance", ["T28", "T3"], msg) 
 #   threats: [T28]
 #   mitigations: [classification_boundary_enforcement, data_classification]
 hitl contains reason("L2.declassification_requires_approval", ["T28"], msg) if {
-	input.operation in writes
+	is_write
 	level := dest_store.classification
-	data_rank > lib.rank(level)
+	data_rank > rank(level)
 	msg := sprintf("%s moves %s data into store %s classified %s: declassification needs approval", [input.subject.id, input.data.classification, input.destination.id, level])
 }
 

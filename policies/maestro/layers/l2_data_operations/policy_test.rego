@@ -175,3 +175,26 @@ test_redact_pii_obligation_absent_without_pii if {
 		with input.source as {"type": "store", "id": "reports"}
 		with input.destination as {"type": "external", "id": "reports.partner.example"}
 }
+
+test_classification_exceeds_clearance_names_tool_clearance if {
+	# The receiver's clearance comes from a registry lookup, so the message shows it unquoted.
+	d := l2.deny with input.kind as "data_movement"
+		with input.subject as {"id": t.analyst_security}
+		with input.operation as "read"
+		with input.data as {"classification": "confidential"}
+		with input.source as {"type": "store", "id": "reports"}
+		with input.destination as {"type": "tool", "id": "kb_search"}
+	some r in d
+	r.message == "confidential data may not reach tool kb_search, which is cleared for internal"
+}
+
+test_classification_exceeds_clearance_names_external_clearance if {
+	d := l2.deny with input.kind as "data_movement"
+		with input.subject as {"id": t.analyst_security}
+		with input.operation as "export"
+		with input.data as {"classification": "confidential"}
+		with input.source as {"type": "store", "id": "reports"}
+		with input.destination as {"type": "external", "id": "unlisted.example"}
+	some r in d
+	r.message == "confidential data may not reach external unlisted.example, which is cleared for none"
+}

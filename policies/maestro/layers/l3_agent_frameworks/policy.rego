@@ -10,7 +10,25 @@ layer := "l3_agent_frameworks"
 
 reason(rule, threats, message) := {"rule": rule, "layer": layer, "threats": threats, "message": message}
 
-agent_tools := object.get(lib.agent, "tools", {})
+# rego-cpp cost notes (regopy 1.5.2): each statement costs a few microseconds and each built-in
+# call (object.get, object.keys, `in`, `>`, ...) more, and an object-valued condition
+# (`lib.agent`, `not agent_tools[x]`, `not input.code`) makes the VM serialise the object. So
+# bodies test the request kind first, values are looked up by path (`default`/`else` instead of
+# object.get), membership is a `some` scan or a set lookup, and whether an object exists is
+# tested by assigning it (`_ := ...`). In a body with a `some ... in` iteration, rego-cpp
+# evaluates every expression that does not depend on the iteration before it (in reverse
+# order), even when the iteration finds nothing: such bodies have a single guard.
+
+# The subject has a registry entry.
+registered if _ := lib.agent
+
+# object.get(lib.agent, "tools", {}): undefined for an unregistered subject.
+agent_tools := tools if {
+	tools := lib.agent.tools
+} else := {} if registered
+
+# The agent's registry entry lists the called tool.
+allowlisted if _ := agent_tools[input.action]
 
 # METADATA
 # title: Tool not on the agent's allowlist
@@ -22,56 +40,62 @@ agent_tools := object.get(lib.agent, "tools", {})
 #   mitigations: [least_privilege_tool_scoping]
 deny contains reason("L3.tool_not_allowlisted", ["T2", "T3"], msg) if {
 	lib.is_action
-	lib.agent
-	not agent_tools[input.action]
+	not allowlisted
+	registered
 	msg := sprintf("agent %s may not call tool %s (allowed: %v)", [input.subject.id, input.action, sort(object.keys(agent_tools))])
 }
 
-arguments := object.get(input, "arguments", {})
+default arguments := {}
 
-arg_specs := object.get(agent_tools, [input.action, "args"], {}) if lib.is_action
+arguments := input.arguments
+
+# object.get(agent_tools, [input.action, "args"], {}); left undefined rather than {} when the
+# entry has no constraints, which every use below treats the same.
+arg_specs := agent_tools[input.action].args if lib.is_action
 
 # Each constraint kind on an argument: allowed (list of values), prefixes (string prefixes),
 # max (numeric ceiling), pattern (regular expression), required (must be present); and
 # `strict: true` on the tool entry forbids arguments the entry does not name.
-violations contains sprintf("argument %s=%v is not one of %v", [name, value, allowed]) if {
+violations contains msg if {
 	some name, spec in arg_specs
 	value := arguments[name]
-	allowed := spec.allowed
-	not value in allowed
+	some kind, bound in spec
+	msg := violation(kind, name, value, bound)
 }
 
-violations contains sprintf("argument %s=%v does not start with any of %v", [name, value, prefixes]) if {
-	some name, spec in arg_specs
-	value := arguments[name]
-	prefixes := spec.prefixes
-	not prefixed(value, prefixes)
-}
+violation("allowed", name, value, allowed) := sprintf("argument %s=%v is not one of %v", [name, value, allowed]) if not listed(value, allowed)
 
-violations contains sprintf("argument %s=%v exceeds the maximum %v", [name, value, ceiling]) if {
-	some name, spec in arg_specs
-	value := arguments[name]
-	ceiling := spec.max
-	not within(value, ceiling)
-}
+violation("prefixes", name, value, prefixes) := sprintf("argument %s=%v does not start with any of %v", [name, value, prefixes]) if not prefixed(value, prefixes)
 
-violations contains sprintf("argument %s=%v does not match %s", [name, value, pattern]) if {
-	some name, spec in arg_specs
-	value := arguments[name]
-	pattern := spec.pattern
-	not matches(value, pattern)
-}
+violation("max", name, value, ceiling) := sprintf("argument %s=%v exceeds the maximum %v", [name, value, ceiling]) if not within(value, ceiling)
+
+violation("pattern", name, value, pattern) := sprintf("argument %s=%v does not match %s", [name, value, pattern]) if not matches(value, pattern)
 
 violations contains sprintf("required argument %s is missing", [name]) if {
+	some name in required_args
+	not given(name)
+}
+
+required_args contains name if {
 	some name, spec in arg_specs
 	spec.required == true
-	not name in object.keys(arguments)
 }
 
 violations contains sprintf("argument %s is not permitted for this tool", [name]) if {
-	object.get(agent_tools, [input.action, "strict"], false) == true
+	strict
 	some name, _ in arguments
-	not arg_specs[name]
+	not specified(name)
+}
+
+strict if {
+	lib.is_action
+	agent_tools[input.action].strict == true
+}
+
+# `value in allowed`, as a scan.
+listed(value, allowed) if {
+	some v in allowed
+	v == value
 }
 
 prefixed(value, prefixes) if {
@@ -89,6 +113,12 @@ matches(value, pattern) if {
 	regex.match(pattern, value)
 }
 
+# The request has the argument (`name in object.keys(arguments)`, without the built-ins).
+given(name) if _ := arguments[name]
+
+# The tool entry names the argument.
+specified(name) if _ := arg_specs[name]
+
 # METADATA
 # title: Tool argument outside the agent's constraints
 # description: An allowlisted tool is called with an argument its per-agent constraint forbids.
@@ -98,12 +128,15 @@ matches(value, pattern) if {
 #   threats: [T2]
 #   mitigations: [least_privilege_tool_scoping]
 deny contains reason("L3.tool_argument_violation", ["T2"], msg) if {
-	agent_tools[input.action]
+	allowlisted
 	some v in violations
 	msg := sprintf("agent %s calling %s: %s", [input.subject.id, input.action, v])
 }
 
-reflection_cap := object.get(lib.thresholds, "reflection_depth_cap", 5)
+# object.get(lib.thresholds, "reflection_depth_cap", 5), by lookup.
+reflection_cap := cap if {
+	cap := lib.thresholds.reflection_depth_cap
+} else := 5
 
 # METADATA
 # title: Reflection depth above the cap
@@ -121,6 +154,13 @@ deny contains reason("L3.reflection_depth_exceeded", ["T6", "T4"], msg) if {
 
 goal_scopes := {s | some s in input.context.goal_scopes}
 
+# A step of the plan names a scope outside the goal's (a set lookup rather than `in`).
+plan_outside_scope if {
+	some step in input.context.plan
+	scope := step.scope
+	not goal_scopes[scope]
+}
+
 # METADATA
 # title: Plan reaches outside the goal's scope
 # description: A step of the declared plan names a scope the goal does not grant.
@@ -130,9 +170,10 @@ goal_scopes := {s | some s in input.context.goal_scopes}
 #   threats: [T6, T2]
 #   mitigations: [plan_vs_goal_validation]
 deny contains reason("L3.plan_outside_goal_scope", ["T6", "T2"], msg) if {
+	plan_outside_scope
 	some step in input.context.plan
 	scope := step.scope
-	not scope in goal_scopes
+	not goal_scopes[scope]
 	msg := sprintf("plan step %s of agent %s uses scope %s, outside the goal's scopes %v", [step.action, input.subject.id, scope, sort([s | some s in goal_scopes])])
 }
 
@@ -147,17 +188,20 @@ deny contains reason("L3.plan_outside_goal_scope", ["T6", "T2"], msg) if {
 #   threats: [T11]
 #   mitigations: [code_generation_review_gate]
 hitl contains reason("L3.code_review_required", ["T11"], msg) if {
+	lib.is_action
 	lib.tool_risk == "code_exec"
 	unreviewed
 	msg := sprintf("agent %s runs %s with unreviewed %s code", [input.subject.id, input.action, origin])
 }
 
-unreviewed if not input.code
+unreviewed if not code_declared
 
 unreviewed if {
 	input.code.generated == true
 	not input.code.reviewed == true
 }
+
+code_declared if _ := input.code
 
 origin := "generated" if input.code.generated == true
 
