@@ -32,6 +32,12 @@ default_tenant := data.maestro.registry.default_tenant
 # The subject's registry entry; undefined for an unregistered subject.
 agent := agents[input.subject.id]
 
+# Whether the subject has a registry entry. Layers test this rather than `agent` itself: rego-cpp
+# serialises an object used as a condition, and memoises only rules that are defined.
+default registered := false
+
+registered if _ := agent
+
 # The same entry, or {} for an unregistered subject, for lookups with defaults.
 default entry := {}
 
@@ -81,6 +87,13 @@ default chain := []
 chain := input.context.delegation_chain
 
 chain_length := count(chain)
+
+# Whether the request carries a delegation chain.
+default chained := false
+
+chained if {
+	some _ in chain
+}
 
 # The hop that handed the subject its task, when the chain ends at the subject.
 parent_hop := chain[chain_length - 1]

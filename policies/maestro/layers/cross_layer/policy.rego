@@ -27,12 +27,6 @@ delegation if input.kind == "delegation"
 
 # The request carries a delegation chain: a scan, where count() would be a built-in call and a
 # bare hop as a condition an object comparison.
-default chained := false
-
-chained if {
-	some _ in lib.chain
-}
-
 # `input.kind in kinds`, as comparisons rather than a membership built-in.
 default known_kind := false
 
@@ -91,7 +85,7 @@ deny contains reason("CL.delegation_not_in_topology", ["T12", "T13", "T3"], msg)
 # The scopes the subject holds: its registered scopes, narrowed to what its parent hop granted.
 registered_scopes := {s | some s in object.get(lib.entry, "scopes", [])}
 
-held_scopes := registered_scopes & {s | some s in lib.parent_hop.scopes} if chained
+held_scopes := registered_scopes & {s | some s in lib.parent_hop.scopes} if lib.chained
 
 else := registered_scopes
 
@@ -106,7 +100,7 @@ registered_scope_list := lib.entry.scopes
 scopes_exceed_held if not object.subset(registered_scope_list, task_scopes)
 
 scopes_exceed_held if {
-	chained
+	lib.chained
 	not object.subset(object.get(lib.parent_hop, "scopes", []), task_scopes)
 }
 
@@ -142,14 +136,14 @@ default max_chain := 4
 max_chain := lib.thresholds.max_chain_depth
 
 # count(chain), without the built-in call when there is no chain.
-chain_length := lib.chain_length if chained
+chain_length := lib.chain_length if lib.chained
 
 else := 0
 
 # The depth the request reaches: a delegation adds a hop to the chain.
 depth := 1 if {
 	delegation
-	not chained
+	not lib.chained
 } else := chain_length + 1 if delegation
 
 else := chain_length
@@ -175,7 +169,7 @@ deny contains reason("CL.chain_depth_exceeded", ["T4", "T3"], msg) if {
 }
 
 # The agents along the path, in order: the chain's root, each delegatee, and the new delegatee.
-path := array.concat([chain[0].delegator], [hop.delegatee | some hop in chain]) if chained
+path := array.concat([chain[0].delegator], [hop.delegatee | some hop in chain]) if lib.chained
 
 else := [input.subject.id]
 
@@ -188,13 +182,13 @@ else := path
 default path_revisits := false
 
 path_revisits if {
-	not chained
+	not lib.chained
 	delegation
 	input.subject.id == input.delegatee
 }
 
 path_revisits if {
-	chained
+	lib.chained
 	count({a | some a in full_path}) < count(full_path)
 }
 
@@ -228,7 +222,7 @@ deny contains reason("CL.chain_discontinuous", ["T9", "T12"], msg) if {
 }
 
 deny contains reason("CL.chain_discontinuous", ["T9", "T12"], msg) if {
-	chained
+	lib.chained
 	last := lib.parent_hop.delegatee
 	last != input.subject.id
 	msg := sprintf("the chain ends at %s but the request comes from %s", [last, input.subject.id])
@@ -238,7 +232,7 @@ default max_ttl := 86400
 
 max_ttl := lib.thresholds.max_delegation_ttl_seconds
 
-parent_ttl := min({object.get(lib.parent_hop, "ttl_seconds", max_ttl), max_ttl}) if chained
+parent_ttl := min({object.get(lib.parent_hop, "ttl_seconds", max_ttl), max_ttl}) if lib.chained
 
 else := max_ttl
 

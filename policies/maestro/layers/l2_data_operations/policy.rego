@@ -46,9 +46,6 @@ target_store := lib.stores[input.target.id] if {
 	input.target.type == "store"
 }
 
-# The subject has a registry entry.
-registered if _ := lib.agent
-
 # lib.rank and lib.clearance_rank, by lookup instead of object.get: a label the registry does
 # not know ranks above every level, a clearance it does not know below every level.
 rank(c) := r if {
@@ -172,7 +169,7 @@ agent_tenant := t if {
 foreign(t) if {
 	not t == agent_tenant
 	not t == "*"
-	registered
+	lib.registered
 }
 
 read_tenants contains t if {
@@ -240,7 +237,7 @@ data_rank := rank(input.data.classification) if lib.is_movement
 # unregistered subject.
 agent_clearance := c if {
 	c := lib.agent.clearance
-} else := "none" if registered
+} else := "none" if lib.registered
 
 agent_clearance_rank := clearance_rank(agent_clearance)
 

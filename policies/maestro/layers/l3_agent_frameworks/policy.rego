@@ -19,13 +19,10 @@ reason(rule, threats, message) := {"rule": rule, "layer": layer, "threats": thre
 # evaluates every expression that does not depend on the iteration before it (in reverse
 # order), even when the iteration finds nothing: such bodies have a single guard.
 
-# The subject has a registry entry.
-registered if _ := lib.agent
-
 # object.get(lib.agent, "tools", {}): undefined for an unregistered subject.
 agent_tools := tools if {
 	tools := lib.agent.tools
-} else := {} if registered
+} else := {} if lib.registered
 
 # The agent's registry entry lists the called tool.
 allowlisted if _ := agent_tools[input.action]
@@ -41,7 +38,7 @@ allowlisted if _ := agent_tools[input.action]
 deny contains reason("L3.tool_not_allowlisted", ["T2", "T3"], msg) if {
 	lib.is_action
 	not allowlisted
-	registered
+	lib.registered
 	msg := sprintf("agent %s may not call tool %s (allowed: %v)", [input.subject.id, input.action, sort(object.keys(agent_tools))])
 }
 

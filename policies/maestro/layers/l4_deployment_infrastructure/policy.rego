@@ -15,9 +15,6 @@ reason(rule, threats, message) := {"rule": rule, "layer": layer, "threats": thre
 # `else` instead of object.get), membership is tested by scanning, and each rule body starts with
 # its cheapest guard so that requests where nothing fires stay off the built-ins.
 
-# Whether the subject has a registry entry (lib.agent as a condition would serialise the entry).
-subject_registered if is_object(lib.agent)
-
 # Both tests read the tool's memoised registry entry (lib.tool_risk would look it up a second
 # time; a tool the registry lacks is not code_exec either way).
 needs_sandbox if lib.tool.risk_class == "code_exec"
@@ -41,7 +38,7 @@ deny contains reason("L4.code_exec_outside_sandbox", ["T11"], msg) if {
 # The agent's secret scope, [] when its entry lists none; undefined for an unregistered subject.
 secret_scope := scope if {
 	scope := lib.agent.secrets
-} else := [] if subject_registered
+} else := [] if lib.registered
 
 # The requested secrets that the scope names exactly (a scan: no built-in calls) ...
 named_secrets contains secret if {
@@ -75,7 +72,7 @@ deny contains reason("L4.secret_out_of_scope", ["T3", "T22", "T34"], msg) if {
 # The agent's egress allowlist, [] when its entry lists none; undefined for an unregistered subject.
 agent_egress := egress if {
 	egress := lib.agent.egress
-} else := [] if subject_registered
+} else := [] if lib.registered
 
 # The declared egress hosts, and the external destination, that are on the agent's allowlist.
 egress_listed contains host if {

@@ -15,9 +15,6 @@ reason(rule, threats, message) := {"rule": rule, "layer": layer, "threats": thre
 # input fields are read by path with `default` or `else`, membership is tested by scanning, and
 # each rule body starts with its cheapest guard so that requests where nothing fires stay cheap.
 
-# Whether the subject has a registry entry (lib.agent as a condition would serialise the entry).
-subject_registered if is_object(lib.agent)
-
 default autonomy := "directed"
 
 autonomy := lib.agent.autonomy
@@ -54,7 +51,7 @@ hitl contains reason("L6.autonomy_boundary_exceeded", ["T7", "T24"], msg) if {
 	risk := lib.tool_risk
 	not lib.irreversible
 	not risk_unattended
-	subject_registered
+	lib.registered
 	msg := sprintf("%s agent %s may run only %v actions unattended; %s is %s", [autonomy, input.subject.id, unattended, input.action, risk])
 }
 
@@ -70,7 +67,7 @@ deny contains reason("L6.directed_task_required", ["T6", "T7"], msg) if {
 	not input.context.task_id
 	lib.side_effecting
 	autonomy == "directed"
-	subject_registered
+	lib.registered
 	msg := sprintf("directed agent %s makes a %s request with side effects outside any task (no task id)", [input.subject.id, input.kind])
 }
 

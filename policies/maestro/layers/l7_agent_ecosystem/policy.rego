@@ -30,18 +30,7 @@ participants contains id if {
 	some id in [hop.delegator, hop.delegatee]
 }
 
-# The request carries a delegation chain.
-default chained := false
-
-chained if {
-	some _ in lib.chain
-}
-
 # Whether each role names a registered agent (its entry bound, not tested as an object).
-default subject_registered := false
-
-subject_registered if _ = lib.agent
-
 default delegatee_registered := false
 
 delegatee_registered if {
@@ -71,7 +60,7 @@ registered_hop_agents contains id if {
 # copying the entry.
 subject_score := s if {
 	s := lib.agent.trust_score
-} else := 0 if subject_registered
+} else := 0 if lib.registered
 
 delegatee_score := s if {
 	input.kind == "delegation"
@@ -97,7 +86,7 @@ hop_scores[id] := s if {
 #   threats: [T9, T13]
 #   mitigations: [workload_identity]
 deny contains reason("L7.unregistered_agent", ["T9", "T13"], msg) if {
-	not subject_registered
+	not lib.registered
 	id := input.subject.id
 	msg := sprintf("agent %s is not registered", [id])
 }
@@ -117,7 +106,7 @@ deny contains reason("L7.unregistered_agent", ["T9", "T13"], msg) if {
 }
 
 deny contains reason("L7.unregistered_agent", ["T9", "T13"], msg) if {
-	chained
+	lib.chained
 	some id in hop_agents
 	not registered_hop_agents[id]
 	msg := sprintf("agent %s is not registered", [id])
@@ -179,7 +168,7 @@ deny contains reason("L7.trust_below_threshold", ["T13", "T16"], msg) if {
 }
 
 deny contains reason("L7.trust_below_threshold", ["T13", "T16"], msg) if {
-	chained
+	lib.chained
 	some id, score in hop_scores
 	score < lib.trust_min
 	msg := sprintf("agent %s has trust score %v, below the minimum %v", [id, score, lib.trust_min])
