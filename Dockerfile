@@ -17,7 +17,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-# gcc builds the engine's small C extension (service/maestro_gate/engine/_input.c).
+# gcc builds the engine's small C extension (service/maestro_gate/engine/_rego.c).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/*

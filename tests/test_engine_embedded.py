@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +12,9 @@ import pytest
 import regopy
 
 from maestro_gate.core.errors import BundleError, EngineError, EngineTimeout
-from maestro_gate.engine.bundle import read_bundle, unsupported_builtins
-from maestro_gate.engine.embedded import EmbeddedEngine
-from maestro_gate.engine.vm import to_input
+from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, read_bundle, unsupported_builtins
+from maestro_gate.engine.embedded import EmbeddedEngine, compile_bundle
+from maestro_gate.engine.vm import evaluate
 from tests.conftest import write_bundle
 
 DOCUMENTS: list[Any] = [
@@ -25,21 +27,50 @@ DOCUMENTS: list[Any] = [
 ]
 
 
+ECHO = """package maestro.decision
+
+result := input
+"""
+ECHO_AT = DECISION_ENTRYPOINT.encode()
+
+
+@pytest.fixture(scope="module")
+def echo(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Any], Any]:
+    """Evaluate a bundle whose decision is its input, the way the engine evaluates decisions."""
+    root = write_bundle(tmp_path_factory.mktemp("echo"), {"maestro/decision/echo.rego": ECHO})
+    rego, program = compile_bundle(read_bundle(root))
+    return lambda document: evaluate(rego, program, ECHO_AT, document)
+
+
 @pytest.mark.parametrize("document", DOCUMENTS)
-def test_input_reaches_the_policy_unchanged(document: Any) -> None:
+def test_input_reaches_the_policy_unchanged(echo: Callable[[Any], Any], document: Any) -> None:
     """The policy sees exactly the document regopy's own Input would give it."""
-    rego = regopy.Interpreter()
-    rego.set_input(to_input(document))
-    assert json.loads(str(rego.query("x := input")))["bindings"]["x"] == document
+    assert echo(document) == document
 
 
-def test_large_input_reaches_the_policy_unchanged() -> None:
+def test_large_input_reaches_the_policy_unchanged(echo: Callable[[Any], Any]) -> None:
     """A session history of many entries (the service's largest input part) arrives whole."""
     entry = {"kind": "agent_action", "action": "kb_search", "classification": "internal"}
     document = {"state": {"session": {"recent": [entry | {"n": i} for i in range(200)]}}}
-    rego = regopy.Interpreter()
-    rego.set_input(to_input(document))
-    assert json.loads(str(rego.query("x := input")))["bindings"]["x"] == document
+    assert echo(document) == document
+
+
+def test_inputs_evaluated_on_several_threads_at_once_arrive_whole(tmp_path: Path) -> None:
+    """rego-cpp builds and evaluates with the GIL released: concurrent decisions must not mix."""
+    root = write_bundle(tmp_path / "b", {"maestro/decision/echo.rego": ECHO})
+
+    def round_trip(worker: int) -> list[bool]:
+        rego, program = compile_bundle(read_bundle(root))
+        seen = []
+        for i in range(40):
+            document = {"w": worker, "recent": [{"n": i, "s": f"{worker}-{j}"} for j in range(20)]}
+            seen.append(evaluate(rego, program, ECHO_AT, document) == document)
+        return seen
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(round_trip, range(8)))
+    assert all(all(r) for r in results)
+    assert sum(len(r) for r in results) == 8 * 40
 
 
 @pytest.mark.parametrize(
@@ -49,21 +80,29 @@ def test_large_input_reaches_the_policy_unchanged() -> None:
         ({"n": 2**64}, "out of range"),
         ({"s": {1, 2}}, "cannot pass a set"),
         ({"b": b"bytes"}, "cannot pass a bytes"),
+        ({"subject": "agent-a\x00agent-b"}, "NUL character"),
+        ({"agent-a\x00": 1}, "NUL character"),
         (json.loads("[" * 400 + "]" * 400), "nested too deeply"),
     ],
 )
-def test_inputs_the_engine_cannot_take_are_refused(document: Any, says: str) -> None:
+def test_inputs_the_engine_cannot_take_are_refused(
+    echo: Callable[[Any], Any], document: Any, says: str
+) -> None:
     """A value outside JSON's types, or nested past any request's depth, is an EngineError."""
     with pytest.raises(EngineError, match=says):
-        to_input(document)
+        echo(document)
 
 
-def test_input_strings_work_in_sprintf_and_equality() -> None:
+def test_input_strings_work_in_sprintf_and_equality(tmp_path: Path) -> None:
     """Input strings compare equal to literals and format with sprintf."""
-    rego = regopy.Interpreter()
-    rego.set_input(to_input({"k": "shell.exec"}))
-    assert str(rego.query('input.k == "shell.exec"')) == '{"expressions":[true]}'
-    assert "tool shell.exec" in str(rego.query('x := sprintf("tool %s", [input.k])'))
+    policy = """package maestro.decision
+
+result := {"equal": input.k == "shell.exec", "message": sprintf("tool %s", [input.k])}
+"""
+    root = write_bundle(tmp_path / "b", {"maestro/decision/strings.rego": policy})
+    rego, program = compile_bundle(read_bundle(root))
+    result = evaluate(rego, program, ECHO_AT, {"k": "shell.exec"})
+    assert result == {"equal": True, "message": "tool shell.exec"}
 
 
 def test_echoed_quote_fails_closed(tmp_path: Path) -> None:

@@ -17,10 +17,10 @@ from typing import Any
 
 import regopy
 
-from maestro_gate.core.errors import BundleError, EngineError, EngineTimeout, NotReady
+from maestro_gate.core.errors import BundleError, EngineTimeout, NotReady
 from maestro_gate.core.ports import BundleInfo, EngineResult
 from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, Bundle, check_builtins
-from maestro_gate.engine.vm import query, to_input
+from maestro_gate.engine.vm import evaluate, first_line
 
 _ENTRYPOINT = DECISION_ENTRYPOINT.encode()
 
@@ -49,12 +49,12 @@ def compile_bundle(bundle: Bundle) -> tuple[regopy.Interpreter, Any]:
         try:
             rego.add_module(path, source)
         except regopy.RegoError as exc:
-            raise BundleError(f"{path} does not compile: {_first_line(exc)}") from exc
+            raise BundleError(f"{path} does not compile: {first_line(str(exc))}") from exc
     try:
         rego.add_data(bundle.data)
         program = rego.build(None, [DECISION_ENTRYPOINT])
     except regopy.RegoError as exc:
-        raise BundleError(f"bundle does not compile: {_first_line(exc)}") from exc
+        raise BundleError(f"bundle does not compile: {first_line(str(exc))}") from exc
     if not program.ok():
         raise BundleError("bundle does not compile")
     return rego, program
@@ -153,13 +153,4 @@ class EmbeddedEngine:
             rego, program = compile_bundle(active.bundle)
             compiled = _Compiled(rego=rego, program=program, generation=active.generation)
             self._local.compiled = compiled
-        try:
-            compiled.rego.set_input(to_input(document))
-        except regopy.RegoError as exc:
-            raise EngineError(f"the engine refused the input: {_first_line(exc)}") from exc
-        return query(compiled.rego, compiled.program, _ENTRYPOINT)
-
-
-def _first_line(exc: Exception) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return " ".join(lines[:6])[:500]
+        return evaluate(compiled.rego, compiled.program, _ENTRYPOINT, document)

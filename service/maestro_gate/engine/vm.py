@@ -1,24 +1,26 @@
-"""The hot path into rego-cpp's C API: build the input, query the compiled bundle, read JSON.
+"""The hot path into rego-cpp's C API: set the input, evaluate the compiled bundle, read JSON.
 
-regopy's own `Input(value)` walks the value through Python wrappers that copy every string into
-a fresh ctypes buffer; on a decision's input that walk cost more than the evaluation itself.
-The input is built by `_input.build` (engine/_input.c), which walks the value in C and drives
-rego-cpp's input stack machine (`regoInput*`) with the library's own functions: one Python call
-per decision instead of one or two ctypes calls per JSON node (a session history of 20 entries
-took ~450 µs through ctypes, ~15 µs this way).
+`_rego.evaluate` (engine/_rego.c) does one decision's work in C: it walks the input value and
+drives rego-cpp's input stack machine (`regoInput*`) with the library's own functions, sets the
+input and evaluates the entrypoint. regopy's own `Input(value)` walks the value through Python
+wrappers that copy every string into a fresh ctypes buffer (a session history of 20 entries
+took ~450 µs that way), and each of its ctypes calls releases the GIL.
+
+The GIL is released once per decision, for all of rego-cpp's work. Under load each release costs
+a wait to take the GIL back behind the event loop and the other workers, which cost far more
+than the calls themselves: the calls that read the output are short and go through a `PyDLL`
+handle on the same library, which keeps the GIL for the length of the call.
 
 Strings go in raw, as regopy passes them. rego-cpp then does not escape them when it serialises
 a result: a result that echoes an input string holding a quote, backslash or control character
 is not valid JSON, and the engine adapter turns that into a deny (fail closed). Such a string
 also compares unequal to the Rego literal written with escapes. Both are rego-cpp limits,
 documented in the README; passing strings JSON-encoded fixes equality but breaks `sprintf`.
+A string holding a NUL character is refused (EngineError, so a deny): rego-cpp takes C strings
+and would silently cut it short.
 
-`query` skips regopy's `Output`, which fetches and parses the result JSON up to three times.
-
-Only the evaluation call releases the GIL. The input and output calls are short: made through
-regopy's `CDLL` handle, each one released the GIL and then queued to take it back behind the
-event loop and the other workers, which cost far more than the call itself under load. They go
-through a `PyDLL` handle on the same library, which keeps the GIL for the length of the call.
+The output is read directly, skipping regopy's `Output`, which fetches and parses the result
+JSON up to three times.
 """
 
 from __future__ import annotations
@@ -29,20 +31,14 @@ from typing import Any
 
 import regopy
 from regopy.rego_shared import rego as _lib
+from regopy.rego_shared import rego_get_error
 
 from maestro_gate.core.errors import EngineError
-from maestro_gate.engine import _input
+from maestro_gate.engine import _rego
 
 # The same shared library regopy loaded, through a handle whose calls keep the GIL.
 _held = ctypes.PyDLL(_lib._name)
-for _name in (
-    "regoNewInput",
-    "regoFreeInput",
-    "regoOutputJSONSize",
-    "regoOutputJSON",
-    "regoOutputOk",
-    "regoFreeOutput",
-):
+for _name in ("regoOutputJSONSize", "regoOutputJSON", "regoOutputOk", "regoFreeOutput"):
     _function = getattr(_held, _name)
     _function.restype = getattr(_lib, _name).restype
     _function.argtypes = getattr(_lib, _name).argtypes
@@ -52,7 +48,7 @@ def _address(name: str) -> int:
     return ctypes.cast(getattr(_held, name), ctypes.c_void_p).value or 0
 
 
-_input.bind(
+_rego.bind(
     *(
         _address(name)
         for name in (
@@ -64,31 +60,24 @@ _input.bind(
             "regoInputInt",
             "regoInputFloat",
             "regoInputNull",
+            "regoNewInput",
+            "regoFreeInput",
+            "regoSetInput",
+            "regoBundleQueryEntrypoint",
         )
     )
 )
 
 
-def to_input(value: Any) -> regopy.Input:
-    """A regopy Input holding `value` (JSON types only); raise EngineError when it cannot."""
-    handle = _held.regoNewInput()
+def evaluate(rego: regopy.Interpreter, program: Any, entrypoint: bytes, document: Any) -> Any:
+    """Evaluate `entrypoint` of a compiled bundle on `document`; the value, or EngineError."""
     try:
-        _input.build(handle, value)
+        output, failed = _rego.evaluate(rego._impl, program._impl, entrypoint, document)
     except (TypeError, ValueError) as exc:
-        _held.regoFreeInput(handle)
         raise EngineError(str(exc)) from None
-    except BaseException:
-        _held.regoFreeInput(handle)
-        raise
-    made = regopy.Input.__new__(regopy.Input)
-    made._impl = handle
-    return made
-
-
-def query(rego: regopy.Interpreter, program: Any, entrypoint: bytes) -> Any:
-    """Evaluate `entrypoint` of a compiled bundle; the parsed value, or EngineError."""
-    output = _lib.regoBundleQueryEntrypoint(rego._impl, program._impl, entrypoint)
-    if not output:
+    if failed == "input":
+        raise EngineError(f"the engine refused the input: {first_line(rego_get_error(rego._impl))}")
+    if failed is not None:
         raise EngineError("evaluation failed: the engine returned no output")
     try:
         size = _held.regoOutputJSONSize(output)
@@ -112,3 +101,9 @@ def query(rego: regopy.Interpreter, program: Any, entrypoint: bytes) -> Any:
     if not expressions:
         raise EngineError("the decision document is undefined for this input")
     return expressions[0]
+
+
+def first_line(text: str) -> str:
+    """The first lines of an engine message, on one line (rego-cpp's errors run long)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " ".join(lines[:6])[:500]
