@@ -1,7 +1,7 @@
 """Embedded engine: p50/p99 per decision for each request kind on the full MAESTRO bundle.
 
 Measures compile-once, evaluate-many through regopy's VM with the service's own hot path
-(build the input, query the decision entrypoint, parse the JSON result): the work one engine
+(build and set the input, query the decision entrypoint, parse the JSON result): the work one engine
 worker does per decision.
 Usage: python bench/engine_bench.py [--n 5000] [--bundle policies]
 """
@@ -19,7 +19,7 @@ from bodies import BODIES
 from maestro_gate.core.requests import REQUEST_ADAPTER
 from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, read_bundle
 from maestro_gate.engine.embedded import compile_bundle
-from maestro_gate.engine.vm import query, to_input
+from maestro_gate.engine.vm import evaluate
 
 
 def main() -> None:
@@ -40,8 +40,7 @@ def main() -> None:
         decision = "?"
         for i in range(args.n + 200):
             started = time.perf_counter_ns()
-            rego.set_input(to_input(document))
-            value = query(rego, program, entrypoint)
+            value = evaluate(rego, program, entrypoint, document)
             elapsed = time.perf_counter_ns() - started
             if i >= 200:
                 samples.append(elapsed / 1000)
