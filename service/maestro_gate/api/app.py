@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.types import Receive, Scope, Send
 
 from maestro_gate import __version__
 from maestro_gate.api import (
@@ -17,12 +18,38 @@ from maestro_gate.api import (
     audit,
     decide,
     errors,
+    fast,
     operations,
     security,
 )
 from maestro_gate.config import Settings
 from maestro_gate.core.callers import AGENT, AUDITOR, POLICY_ADMIN
 from maestro_gate.wiring import Gate, build
+
+
+class GateApp(FastAPI):
+    """FastAPI, with `POST /v1/decide` answered by the ASGI fast path (`api/fast.py`).
+
+    The decide route stays registered: it documents the endpoint and serves it whenever the fast
+    path stands aside, which is whenever FastAPI would do something the fast path does not: a
+    root path, middleware, a body size limit or dependency overrides configured on the app, or
+    FastAPI's own OpenTelemetry instrumentation on (decisions keep their spans and metrics).
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if fast.takes(scope) and self._plain():
+            await fast.decide(self.state, scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    def _plain(self) -> bool:
+        return not (
+            self.root_path
+            or self.user_middleware
+            or self.max_body_size is not None
+            or self.dependency_overrides
+            or self._native_telemetry.enabled()
+        )
 
 
 def create_app(settings: Settings, gate: Gate | None = None) -> FastAPI:
@@ -38,7 +65,7 @@ def create_app(settings: Settings, gate: Gate | None = None) -> FastAPI:
         finally:
             await running.close()
 
-    app = FastAPI(
+    app = GateApp(
         title="MAESTRO Gate",
         version=__version__,
         summary="Policy decision point for multi-agent AI systems (MAESTRO layers).",

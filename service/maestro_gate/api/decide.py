@@ -1,4 +1,7 @@
-"""`POST /v1/decide`: validate the body, decide, answer with the audited decision."""
+"""`POST /v1/decide`: validate the body, decide, answer with the audited decision.
+
+The route documents the endpoint and serves it when the fast path (`api/fast.py`) stands aside.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from pydantic import ValidationError
 from maestro_gate.api.body import read_json
 from maestro_gate.api.errors import UnprocessableRequest, validation_details
 from maestro_gate.api.security import caller_of, ensure_bound
+from maestro_gate.core.callers import Caller
 from maestro_gate.core.decisions import DecisionResponse
 from maestro_gate.core.requests import KINDS, REQUEST_ADAPTER
 from maestro_gate.wiring import Gate
@@ -40,11 +44,17 @@ _ERROR = {
 )
 async def decide(request: Request) -> Response:
     """Decide one request; a deny is a 200 with `decision: deny`."""
-    gate: Gate = request.app.state.gate
+    return await answer(request.app.state.gate, caller_of(request), request)
+
+
+async def answer(gate: Gate, caller: Caller, request: Request) -> Response:
+    """The decision for an authenticated `caller`, read from `request`'s body; errors raise.
+
+    The one implementation behind both the route above and the ASGI fast path (`api/fast.py`).
+    """
     settings = gate.settings
     body = await read_json(request, settings.max_body_bytes, settings.max_depth)
     parsed = parse_request(body)
-    caller = caller_of(request)
     await ensure_bound(gate, caller, parsed)
     response = await gate.point.decide(parsed, caller=caller)
     return Response(response.model_dump_json(exclude_none=True), media_type="application/json")

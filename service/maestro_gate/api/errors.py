@@ -69,19 +69,31 @@ def validation_details(raw: list[Any]) -> list[dict[str, Any]]:
     ]
 
 
+def gate_error_response(exc: errors.GateError) -> JSONResponse:
+    """The answer to a gate error: its status and body, the challenge on 401; 5xx are logged."""
+    status = status_of(exc)
+    if status >= 500:
+        structlog.get_logger("maestro_gate.api").error(
+            "request_failed", code=exc.code, message=exc.message
+        )
+    headers = {"WWW-Authenticate": CHALLENGE} if status == 401 else None
+    return JSONResponse(
+        error_body(exc.code, exc.message, exc.errors), status_code=status, headers=headers
+    )
+
+
+def unexpected_response(exc: Exception) -> JSONResponse:
+    """500 `internal_error` with no detail; the exception, being handled, is logged in full."""
+    structlog.get_logger("maestro_gate.api").exception("unexpected_error", error=type(exc).__name__)
+    return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that give every error the same body shape."""
-    log = structlog.get_logger("maestro_gate.api")
 
     @app.exception_handler(errors.GateError)
     async def gate_error(_: Request, exc: errors.GateError) -> JSONResponse:
-        status = status_of(exc)
-        if status >= 500:
-            log.error("request_failed", code=exc.code, message=exc.message)
-        headers = {"WWW-Authenticate": CHALLENGE} if status == 401 else None
-        return JSONResponse(
-            error_body(exc.code, exc.message, exc.errors), status_code=status, headers=headers
-        )
+        return gate_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -99,5 +111,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected_error", error=type(exc).__name__)
-        return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
+        return unexpected_response(exc)

@@ -2,9 +2,10 @@
 
 `authenticated` reads `Authorization: Bearer <JWT or API key>` or `X-API-Key`; `require(*roles)`
 also demands one of the roles. Apply them where routers are included (`api/app.py`), so that a
-router's module never has to remember them. A refused caller is counted in
-`maestro_refused_callers{code}`; an agent asking for a subject it is not bound to is also
-written to the audit trail as an `impersonation_attempt` event.
+router's module never has to remember them; `caller_with` is the same pair of checks for the
+`/v1/decide` fast path (`api/fast.py`), which has no dependency solving. A refused caller is
+counted in `maestro_refused_callers{code}`; an agent asking for a subject it is not bound to is
+also written to the audit trail as an `impersonation_attempt` event.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import structlog
 from fastapi import APIRouter, Depends, Request, Security
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
 
 from maestro_gate.core.callers import Caller
 from maestro_gate.core.errors import Forbidden, GateError, SubjectNotBound, Unauthenticated
@@ -40,12 +42,7 @@ async def authenticated(
     api_key: Annotated[str | None, Security(_api_key)],
 ) -> Caller:
     """The authenticated caller; 401 `unauthorized` when no valid credential is presented."""
-    gate: Gate = request.app.state.gate
-    try:
-        caller = gate.auth.authenticate(bearer.credentials if bearer else None, api_key)
-    except Unauthenticated:
-        gate.metrics.refused_callers.labels("unauthorized").inc()
-        raise
+    caller = authenticate(request.app.state.gate, bearer, api_key)
     request.state.caller = caller
     return caller
 
@@ -57,16 +54,41 @@ def require(*roles: str) -> Callable[..., Awaitable[Caller]]:
     async def with_role(
         request: Request, caller: Annotated[Caller, Depends(authenticated)]
     ) -> Caller:
-        if caller.roles.isdisjoint(wanted):
-            gate: Gate = request.app.state.gate
-            gate.metrics.refused_callers.labels("forbidden").inc()
-            raise Forbidden(
-                f"this endpoint needs the role {' or '.join(sorted(wanted))}; "
-                f"{caller.principal} has {', '.join(sorted(caller.roles)) or 'no role'}"
-            )
-        return caller
+        return holding(request.app.state.gate, caller, wanted)
 
     return with_role
+
+
+def authenticate(
+    gate: Gate, bearer: HTTPAuthorizationCredentials | None, api_key: str | None
+) -> Caller:
+    """The caller the credentials name; 401 `unauthorized`, counted, when none is valid."""
+    try:
+        return gate.auth.authenticate(bearer.credentials if bearer else None, api_key)
+    except Unauthenticated:
+        gate.metrics.refused_callers.labels("unauthorized").inc()
+        raise
+
+
+def holding(gate: Gate, caller: Caller, wanted: frozenset[str]) -> Caller:
+    """`caller` when it has one of the `wanted` roles; 403 `forbidden`, counted, otherwise."""
+    if caller.roles.isdisjoint(wanted):
+        gate.metrics.refused_callers.labels("forbidden").inc()
+        raise Forbidden(
+            f"this endpoint needs the role {' or '.join(sorted(wanted))}; "
+            f"{caller.principal} has {', '.join(sorted(caller.roles)) or 'no role'}"
+        )
+    return caller
+
+
+async def caller_with(gate: Gate, connection: HTTPConnection, wanted: frozenset[str]) -> Caller:
+    """What `require(*wanted)` admits, for code outside FastAPI's dependency solving.
+
+    The same header readers (`HTTPBearer`, `APIKeyHeader`), checks and refusal counts.
+    """
+    bearer = await _bearer(connection)
+    api_key = await _api_key(connection)
+    return holding(gate, authenticate(gate, bearer, api_key), wanted)
 
 
 def caller_of(request: Request) -> Caller:
