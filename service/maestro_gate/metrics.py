@@ -6,10 +6,34 @@ No label carries an agent id: agent ids are unbounded and would explode cardinal
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+_Metric = TypeVar("_Metric", Counter, Histogram)
+
+
+class _Series(Generic[_Metric]):
+    """`metric.labels(*values)`, looked up once per label values and remembered.
+
+    `labels()` checks its arguments, converts each value and takes a lock on every call, about
+    1 µs; a decision makes a dozen of them. The label values are bounded (kinds, verdicts, modes,
+    engines, layers and the bundle's rule ids) and the registry keeps one child per value tuple
+    anyway, so remembering them adds references, not series. Only for metrics that are never
+    cleared: a remembered child of a cleared metric would count where no scrape sees it.
+    """
+
+    def __init__(self, metric: _Metric) -> None:
+        self._labels: Callable[..., _Metric] = metric.labels
+        self._children: dict[tuple[str, ...], _Metric] = {}
+
+    def __call__(self, *values: str) -> _Metric:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._labels(*values)
+        return child
 
 
 class PrometheusMetrics:
@@ -90,6 +114,13 @@ class PrometheusMetrics:
             ["op"],
             registry=r,
         )
+        self._decisions = _Series(self.decisions)
+        self._decision_latency = _Series(self.decision_latency)
+        self._engine_latency = _Series(self.engine_latency)
+        self._engine_errors = _Series(self.engine_errors)
+        self._fail_closed = _Series(self.fail_closed)
+        self._layer_verdicts = _Series(self.layer_verdicts)
+        self._rule_hits = _Series(self.rule_hits)
 
     def decision(
         self,
@@ -101,20 +132,20 @@ class PrometheusMetrics:
         layers: Mapping[str, str],
     ) -> None:
         """Count one decision, its latency, its rules and its layer verdicts."""
-        self.decisions.labels(kind, decision, mode).inc()
-        self.decision_latency.labels(kind).observe(seconds)
+        self._decisions(kind, decision, mode).inc()
+        self._decision_latency(kind).observe(seconds)
         for rule in rules:
-            self.rule_hits.labels(rule).inc()
+            self._rule_hits(rule).inc()
             if rule.startswith("GATE."):
-                self.fail_closed.labels(rule[5:]).inc()
+                self._fail_closed(rule[5:]).inc()
         for layer, verdict in layers.items():
-            self.layer_verdicts.labels(layer, verdict).inc()
+            self._layer_verdicts(layer, verdict).inc()
 
     def engine(self, engine: str, seconds: float, error: str | None) -> None:
         """Record one evaluation."""
-        self.engine_latency.labels(engine).observe(seconds)
+        self._engine_latency(engine).observe(seconds)
         if error is not None:
-            self.engine_errors.labels(engine, error).inc()
+            self._engine_errors(engine, error).inc()
 
     def audit_append(self, seconds: float, failed: bool) -> None:
         """Record one append."""

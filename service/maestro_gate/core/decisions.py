@@ -6,12 +6,14 @@ A policy result that does not have the documented shape is itself a reason to de
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from maestro_gate.core.catalog import LayerId
+from maestro_gate.core.ports import BundleInfo
 
 Verdict = Literal["allow", "deny", "require_hitl"]
 Mode = Literal["enforce", "shadow"]
@@ -101,6 +103,42 @@ def gate_reason(rule: str, message: str, threats: list[str] | None = None) -> Re
     return Reason(rule=f"GATE.{rule}", layer="gate", threats=threats or [], message=message)
 
 
+def gate_deny(rule: str, message: str, threats: list[str] | None = None) -> PolicyResult:
+    """A deny the gate decides itself: one `GATE.<rule>` reason, citing T24 unless told."""
+    return PolicyResult(decision="deny", reasons=[gate_reason(rule, message, threats or ["T24"])])
+
+
+def policy_ref(
+    bundle: BundleInfo | None, engine: str, engine_decision_id: str | None = None
+) -> PolicyRef:
+    """Which bundle (revision and digest `none` when none is active) and engine decided.
+
+    Without an engine decision id it depends on the bundle and engine alone, so it is built once
+    and shared by every decision made with them: treat it as read-only.
+    """
+    if engine_decision_id is None:
+        return _shared_policy_ref(bundle, engine)
+    return _new_policy_ref(bundle, engine, engine_decision_id)
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_policy_ref(bundle: BundleInfo | None, engine: str) -> PolicyRef:
+    return _new_policy_ref(bundle, engine, None)
+
+
+def _new_policy_ref(
+    bundle: BundleInfo | None, engine: str, engine_decision_id: str | None
+) -> PolicyRef:
+    if bundle is None:
+        return PolicyRef(revision="none", digest="none", engine=engine)
+    return PolicyRef(
+        revision=bundle.revision,
+        digest=bundle.digest,
+        engine=engine,
+        engine_decision_id=engine_decision_id,
+    )
+
+
 def check_policy_result(raw: Any) -> PolicyResult:
     """Validate a policy's output; anything malformed or inconsistent becomes a deny."""
     try:
@@ -117,6 +155,4 @@ def check_policy_result(raw: Any) -> PolicyResult:
 
 
 def _malformed(message: str) -> PolicyResult:
-    return PolicyResult(
-        decision="deny", reasons=[gate_reason("malformed_policy_result", message, ["T24"])]
-    )
+    return gate_deny("malformed_policy_result", message)

@@ -10,7 +10,6 @@ request denies (`GATE.approval_<status>`), and a granted approval is consumed ex
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Callable
@@ -29,7 +28,9 @@ from maestro_gate.core.approvals import (
 )
 from maestro_gate.core.callers import Caller
 from maestro_gate.core.chain import canonical, sha256_hex
+from maestro_gate.core.clock import iso_microseconds
 from maestro_gate.core.controls import Controls, answered, stop_reasons
+from maestro_gate.core.deadline import within
 from maestro_gate.core.decisions import (
     ApprovalTicket,
     AuditRef,
@@ -40,7 +41,9 @@ from maestro_gate.core.decisions import (
     Reason,
     Verdict,
     check_policy_result,
+    gate_deny,
     gate_reason,
+    policy_ref,
 )
 from maestro_gate.core.errors import (
     AuditUnavailable,
@@ -52,7 +55,6 @@ from maestro_gate.core.errors import (
 from maestro_gate.core.ports import (
     AuditLog,
     AuditReceipt,
-    BundleInfo,
     DecisionMetrics,
     PolicyEngine,
 )
@@ -161,7 +163,7 @@ class DecisionPoint:
                 event = "used"
             else:
                 status, event = "used", "refused"
-                result = _deny("approval_used", "the approval was already used", ["T7"])
+                result = gate_deny("approval_used", "the approval was already used", ["T7"])
         answer = answered(result, controls)
         ticket = None
         if answer == "require_hitl":
@@ -181,7 +183,7 @@ class DecisionPoint:
             }
         record = decision_record(
             decision_id=decision_id,
-            timestamp=datetime.now(UTC).isoformat(timespec="microseconds"),
+            timestamp=iso_microseconds(time.time_ns()),
             kind=request.kind,
             subject=request.subject.id,
             decision=evaluated,
@@ -234,8 +236,7 @@ class DecisionPoint:
         if self.state is None:
             return empty_state(), None
         try:
-            async with asyncio.timeout(self.timeout_s):
-                snap = await self.state.snapshot(request)
+            snap = await within(self.state.snapshot(request), self.timeout_s)
         except Exception as exc:
             self._log.error("state_snapshot_failed", error=f"{type(exc).__name__}: {exc}")
             return empty_state(), f"the state store could not be read: {type(exc).__name__}"
@@ -244,8 +245,7 @@ class DecisionPoint:
     async def _observe(self, request: AnyRequest, decision: str) -> None:
         assert self.state is not None
         try:
-            async with asyncio.timeout(self.timeout_s * 4):
-                await self.state.observe(request, decision)
+            await within(self.state.observe(request, decision), self.timeout_s * 4)
         except Exception as exc:
             # The decision is audited already; adapters count their own failures in metrics.
             self._log.error("state_observe_failed", error=f"{type(exc).__name__}: {exc}")
@@ -371,7 +371,7 @@ class DecisionPoint:
         """Append a non-decision event record (approvals, admin changes, refused callers)."""
         record = event_record(
             event_id=str(uuid.uuid4()),
-            timestamp=datetime.now(UTC).isoformat(timespec="microseconds"),
+            timestamp=iso_microseconds(time.time_ns()),
             type=type,
             subject=subject,
             detail=detail,
@@ -385,21 +385,21 @@ class DecisionPoint:
         try:
             raw = await self.engine.evaluate(document, self.timeout_s)
             result = check_policy_result(raw.value)
-            policy = _policy_ref(raw.bundle, engine, raw.engine_decision_id)
+            policy = policy_ref(raw.bundle, engine, raw.engine_decision_id)
         except EngineTimeout as exc:
             error = "timeout"
-            result = _deny("engine_timeout", exc.message)
+            result = gate_deny("engine_timeout", exc.message)
         except NotReady as exc:
             error = "no_bundle"
-            result = _deny("no_active_bundle", exc.message)
+            result = gate_deny("no_active_bundle", exc.message)
         except EngineError as exc:
             error = "error"
-            result = _deny("engine_error", exc.message)
+            result = gate_deny("engine_error", exc.message)
         except Exception as exc:
             error = "error"
-            result = _deny("engine_error", f"unexpected engine failure: {type(exc).__name__}")
+            result = gate_deny("engine_error", f"unexpected engine failure: {type(exc).__name__}")
         if error is not None:
-            policy = _policy_ref(self.engine.active_bundle(), engine, None)
+            policy = policy_ref(self.engine.active_bundle(), engine, None)
         self.metrics.engine(engine, time.perf_counter() - started, error)
         return result, policy
 
@@ -440,21 +440,4 @@ def _ticket(approval: Approval) -> ApprovalTicket:
         ),
         status="pending",
         approvals=approval.approvals,
-    )
-
-
-def _deny(rule: str, message: str, threats: list[str] | None = None) -> PolicyResult:
-    return PolicyResult(decision="deny", reasons=[gate_reason(rule, message, threats or ["T24"])])
-
-
-def _policy_ref(
-    bundle: BundleInfo | None, engine: str, engine_decision_id: str | None
-) -> PolicyRef:
-    if bundle is None:
-        return PolicyRef(revision="none", digest="none", engine=engine)
-    return PolicyRef(
-        revision=bundle.revision,
-        digest=bundle.digest,
-        engine=engine,
-        engine_decision_id=engine_decision_id,
     )
