@@ -59,6 +59,12 @@ def post_raw(client: TestClient, content: bytes) -> tuple[int, dict[str, object]
             400,
             "invalid_parameter",
         ),
+        (
+            b'{"kind": "agent_action", "subject": {"id": "spiffe://a/b"}, "action": "x",'
+            b' "arguments": {"q": "\\ud800"}}',
+            400,
+            "invalid_parameter",
+        ),
     ],
 )
 def test_bad_input_is_a_clear_4xx_and_records_nothing(

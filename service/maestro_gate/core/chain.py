@@ -56,9 +56,13 @@ def canonical(value: Any) -> bytes:
     """RFC 8785 bytes of a JSON value; raises a ValueError for values JCS cannot represent."""
     domain = _fast_domain(value)
     if domain:
-        data = orjson.dumps(value, option=_SORTED)
-        if _sorts_alike(data) and (domain is _EXACT or not _has_divergent_float(data)):
-            return data
+        try:
+            data = orjson.dumps(value, option=_SORTED)
+        except orjson.JSONEncodeError:
+            pass  # a lone surrogate: rfc8785 below raises the ValueError that says so
+        else:
+            if _sorts_alike(data) and (domain is _EXACT or not _has_divergent_float(data)):
+                return data
     return bytes(rfc8785.dumps(value))
 
 
