@@ -1,9 +1,9 @@
 """The cheaper per-decision path behaves exactly as the code it replaced.
 
-Each shortcut is checked against what it stands for: `within` against `asyncio.timeout`, the
-clock against `datetime.isoformat`, the log chain against structlog's TimeStamper and
-JSONRenderer, the remembered metric children against `labels()`, the shared PolicyRef against a
-fresh one, and the records `decide` writes against `rfc8785.dumps` on generated requests.
+Each shortcut is checked against what it stands for: the clock against `datetime.isoformat`, the
+log chain against structlog's TimeStamper and JSONRenderer, the remembered metric children
+against `labels()`, the shared PolicyRef against a fresh one, and the records `decide` writes
+against `rfc8785.dumps` on generated requests.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +23,6 @@ from prometheus_client import generate_latest
 from maestro_gate import logs
 from maestro_gate.core.chain import MAX_SAFE_INTEGER, leaf_hash
 from maestro_gate.core.clock import iso_microseconds, iso_z
-from maestro_gate.core.deadline import within
 from maestro_gate.core.decisions import PolicyRef, gate_deny, gate_reason, policy_ref
 from maestro_gate.core.errors import InvalidRequest
 from maestro_gate.core.point import DecisionPoint, empty_state
@@ -43,114 +41,6 @@ DEADLINE = 0.05
 def anyio_backend() -> str:
     """Run async tests on asyncio."""
     return "asyncio"
-
-
-# within == asyncio.timeout ------------------------------------------------------------------
-
-Scenario = Callable[[list[str]], Awaitable[Any]]
-
-
-async def _returns_at_once(seen: list[str]) -> str:
-    return "value"
-
-
-async def _raises_at_once(seen: list[str]) -> str:
-    raise ValueError("at once")
-
-
-async def _suspends_then_returns(seen: list[str]) -> str:
-    await asyncio.sleep(0)
-    await asyncio.sleep(0.001)
-    return "later"
-
-
-async def _suspends_then_raises(seen: list[str]) -> str:
-    await asyncio.sleep(0.001)
-    raise KeyError("later")
-
-
-async def _overruns(seen: list[str]) -> str:
-    try:
-        await asyncio.sleep(10)
-    finally:
-        seen.append("cleaned up")
-    return "never"
-
-
-async def _swallows_the_cancel(seen: list[str]) -> str:
-    try:
-        await asyncio.sleep(10)
-    except asyncio.CancelledError:
-        seen.append("cancel swallowed")
-    return "kept going"
-
-
-async def _busy_past_the_deadline_then_suspends(seen: list[str]) -> str:
-    time.sleep(DEADLINE * 2)  # noqa: ASYNC251 - a first step that blocks past the deadline
-    await asyncio.sleep(DEADLINE / 2)  # the deadline counts from the call: it passed already
-    return "too late"
-
-
-async def _busy_past_the_deadline_without_suspending(seen: list[str]) -> str:
-    time.sleep(DEADLINE * 2)  # noqa: ASYNC251 - blocks past the deadline, never suspends
-    return "finished anyway"
-
-
-def _future_resolved_later(seen: list[str]) -> Awaitable[str]:
-    future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    asyncio.get_running_loop().call_later(0.001, future.set_result, "from a future")
-    return future
-
-
-SCENARIOS: list[Scenario] = [
-    _returns_at_once,
-    _raises_at_once,
-    _suspends_then_returns,
-    _suspends_then_raises,
-    _overruns,
-    _swallows_the_cancel,
-    _busy_past_the_deadline_then_suspends,
-    _busy_past_the_deadline_without_suspending,
-    _future_resolved_later,
-]
-
-
-async def _reference(awaitable: Awaitable[Any], seconds: float) -> Any:
-    async with asyncio.timeout(seconds):
-        return await awaitable
-
-
-async def _outcome(
-    bounded: Callable[[Awaitable[Any], float], Coroutine[Any, Any, Any]], scenario: Scenario
-) -> tuple[Any, ...]:
-    seen: list[str] = []
-    try:
-        result: Any = ("value", await bounded(scenario(seen), DEADLINE))
-    except Exception as exc:
-        result = ("error", type(exc).__name__)
-    task = asyncio.current_task()
-    assert task is not None
-    return result, seen, task.cancelling()
-
-
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__.strip("_"))
-async def test_within_ends_as_asyncio_timeout_does(scenario: Scenario) -> None:
-    """Same value, error or TimeoutError, same cleanup, no cancel request left on the task."""
-    assert await _outcome(within, scenario) == await _outcome(_reference, scenario)
-
-
-@pytest.mark.parametrize("bounded", [within, _reference], ids=["within", "asyncio.timeout"])
-async def test_outside_cancellation_is_not_a_timeout(
-    bounded: Callable[[Awaitable[Any], float], Coroutine[Any, Any, Any]],
-) -> None:
-    """Cancelling the task from outside raises CancelledError, not TimeoutError."""
-    seen: list[str] = []
-    task = asyncio.ensure_future(bounded(_overruns(seen), 5.0))
-    await asyncio.sleep(0.001)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert seen == ["cleaned up"]
 
 
 async def test_slow_state_source_still_denies_as_unavailable() -> None:

@@ -10,6 +10,7 @@ request denies (`GATE.approval_<status>`), and a granted approval is consumed ex
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable
@@ -30,7 +31,6 @@ from maestro_gate.core.callers import Caller
 from maestro_gate.core.chain import canonical, sha256_hex
 from maestro_gate.core.clock import iso_microseconds
 from maestro_gate.core.controls import Controls, answered, stop_reasons
-from maestro_gate.core.deadline import within
 from maestro_gate.core.decisions import (
     ApprovalTicket,
     AuditRef,
@@ -236,7 +236,8 @@ class DecisionPoint:
         if self.state is None:
             return empty_state(), None
         try:
-            snap = await within(self.state.snapshot(request), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):
+                snap = await self.state.snapshot(request)
         except Exception as exc:
             self._log.error("state_snapshot_failed", error=f"{type(exc).__name__}: {exc}")
             return empty_state(), f"the state store could not be read: {type(exc).__name__}"
@@ -245,7 +246,8 @@ class DecisionPoint:
     async def _observe(self, request: AnyRequest, decision: str) -> None:
         assert self.state is not None
         try:
-            await within(self.state.observe(request, decision), self.timeout_s * 4)
+            async with asyncio.timeout(self.timeout_s * 4):
+                await self.state.observe(request, decision)
         except Exception as exc:
             # The decision is audited already; adapters count their own failures in metrics.
             self._log.error("state_observe_failed", error=f"{type(exc).__name__}: {exc}")
