@@ -43,12 +43,15 @@ class GateApp(FastAPI):
             await super().__call__(scope, receive, send)
 
     def _plain(self) -> bool:
+        # `_native_telemetry` is FastAPI's own (0.165); if a release drops it, stand aside.
+        telemetry = getattr(self, "_native_telemetry", None)
         return not (
             self.root_path
             or self.user_middleware
             or self.max_body_size is not None
             or self.dependency_overrides
-            or self._native_telemetry.enabled()
+            or telemetry is None
+            or telemetry.enabled()
         )
 
 
