@@ -21,8 +21,9 @@ import pytest
 from maestro_gate.api.decide import parse_request
 from maestro_gate.approvals.sqlite import SqliteApprovalStore
 from maestro_gate.core.decisions import DecisionResponse
-from maestro_gate.core.point import AnyRequest, DecisionPoint, empty_state
-from maestro_gate.core.ports import AuditReceipt
+from maestro_gate.core.point import DecisionPoint
+from maestro_gate.core.ports import AuditReceipt, empty_state
+from maestro_gate.core.requests import AnyRequest
 from maestro_gate.engine.bundle import Bundle, read_bundle
 from maestro_gate.engine.embedded import EmbeddedEngine
 from maestro_gate.engine.opa import OpaEngine

@@ -23,8 +23,8 @@ from maestro_gate.authoring.check import refuse_unchecked
 from maestro_gate.config import Settings
 from maestro_gate.core.controls import Controls
 from maestro_gate.core.errors import BundleError, EngineError
-from maestro_gate.core.point import DecisionPoint, StateSource
-from maestro_gate.core.ports import BundleInfo
+from maestro_gate.core.point import DecisionPoint
+from maestro_gate.core.ports import BundleInfo, StateSource
 from maestro_gate.engine.bundle import read_bundle
 from maestro_gate.engine.embedded import EmbeddedEngine
 from maestro_gate.engine.opa import OpaEngine

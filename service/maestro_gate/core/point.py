@@ -3,9 +3,9 @@
 Fail closed: an engine error, a timeout, a missing bundle, a malformed policy result or an
 unreadable state store is a deny with a `GATE.*` reason; an audit append that fails raises
 `AuditUnavailable`, so no decision, and above all no allow, leaves without a durable record.
-Three fail-safes act on the policy's result whatever the bundle says: an emergency stop denies
-(`L6.emergency_stop`), an approval id that is rejected, expired, used or does not match the
-request denies (`GATE.approval_<status>`), and a granted approval is consumed exactly once.
+The fail-safes of `core/failsafes.py` act on the policy's result whatever the bundle says
+(emergency stop, unreadable state, an unusable approval), and a granted approval is consumed
+exactly once.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
@@ -30,7 +30,7 @@ from maestro_gate.core.approvals import (
 from maestro_gate.core.callers import Caller
 from maestro_gate.core.chain import canonical, sha256_hex
 from maestro_gate.core.clock import iso_microseconds
-from maestro_gate.core.controls import Controls, answered, stop_reasons
+from maestro_gate.core.controls import Controls, answered
 from maestro_gate.core.decisions import (
     ApprovalTicket,
     AuditRef,
@@ -38,11 +38,8 @@ from maestro_gate.core.decisions import (
     Mode,
     PolicyRef,
     PolicyResult,
-    Reason,
-    Verdict,
     check_policy_result,
     gate_deny,
-    gate_reason,
     policy_ref,
 )
 from maestro_gate.core.errors import (
@@ -52,40 +49,17 @@ from maestro_gate.core.errors import (
     InvalidRequest,
     NotReady,
 )
+from maestro_gate.core.failsafes import fail_safes
 from maestro_gate.core.ports import (
     AuditLog,
     AuditReceipt,
     DecisionMetrics,
     PolicyEngine,
+    StateSource,
+    empty_state,
 )
 from maestro_gate.core.records import decision_record, event_record, mask
-from maestro_gate.core.requests import AgentAction, DataMovement, Delegation
-
-AnyRequest = AgentAction | DataMovement | Delegation
-
-
-class StateSource(Protocol):
-    """Supplies the `agent` and `session` parts of `input.state` and learns each outcome.
-
-    The DecisionPoint adds `now_ns`, `pending_approvals`, `emergency_stop`, `caller` and
-    `approval` itself, from the approval store, the controls and the authenticated caller.
-    """
-
-    async def snapshot(self, request: AnyRequest) -> dict[str, Any]:
-        """`{"agent": {...}, "session": {...}}` for this request."""
-        ...
-
-    async def observe(self, request: AnyRequest, decision: str) -> None:
-        """Record that this request was decided (for rates, budgets and session history)."""
-        ...
-
-
-def empty_state(window_seconds: int = 0) -> dict[str, Any]:
-    """The `agent` and `session` parts when nothing has been observed."""
-    return {
-        "agent": {"requests_in_window": 0, "window_seconds": window_seconds, "budget_spent": 0},
-        "session": {"recent": []},
-    }
+from maestro_gate.core.requests import AnyRequest
 
 
 class DecisionPoint:
@@ -154,7 +128,7 @@ class DecisionPoint:
                 "approvals": held.approvals if held else 0,
             }
         result, policy = await self._evaluate({**document, "state": state})
-        result = self._fail_safes(result, request, controls, state_error, held, status)
+        result = fail_safes(result, request, controls, self.agent_class, state_error, held, status)
         event: str | None = None
         if status in UNUSABLE:
             event = "expired" if status == "expired" else "refused"
@@ -262,48 +236,6 @@ class DecisionPoint:
             return None, "mismatch"
         bundle = self.engine.active_bundle()
         return held, held.status_for(digest, bundle.revision if bundle else None, now_ms)
-
-    def _fail_safes(
-        self,
-        result: PolicyResult,
-        request: AnyRequest,
-        controls: Controls,
-        state_error: str | None,
-        held: Approval | None,
-        status: Status | None,
-    ) -> PolicyResult:
-        forced: list[Reason] = []
-        if controls.agents or controls.classes:
-            actors = _actors(request)
-            classes = {a: self.agent_class(a) for a in actors} if self.agent_class else {}
-            forced += stop_reasons(controls, actors, classes)
-        if state_error is not None:
-            forced.append(gate_reason("state_unavailable", state_error, ["T4"]))
-        if status in UNUSABLE:
-            forced.append(
-                gate_reason(
-                    f"approval_{status}",
-                    f"approval {request.approval_id} is {status}; it cannot authorise this request",
-                    ["T7"],
-                )
-            )
-        if forced:
-            layers = dict(result.layers)
-            for reason in forced:
-                if reason.layer != "gate":
-                    layers[reason.layer] = "deny"
-            kept = result.reasons if result.decision == "deny" else []
-            return result.model_copy(
-                update={"decision": "deny", "reasons": [*forced, *kept], "layers": layers}
-            )
-        if status == "granted" and held is not None and result.decision == "require_hitl":
-            covered = {r.rule for r in result.reasons} <= set(held.rules)
-            if covered and held.approvals >= held.approvers_required:
-                layers = {k: _cleared(v) for k, v in result.layers.items()}
-                return result.model_copy(
-                    update={"decision": "allow", "reasons": [], "layers": layers}
-                )
-        return result
 
     async def _consume(
         self, held: Approval, digest: str, revision: str, decision_id: str, now_ms: int
@@ -417,20 +349,6 @@ class DecisionPoint:
             ) from exc
         self.metrics.audit_append(time.perf_counter() - started, failed=False)
         return receipt
-
-
-def _actors(request: AnyRequest) -> list[str]:
-    """The agents a request involves: the subject, a delegatee, a receiving agent."""
-    actors = [request.subject.id]
-    if isinstance(request, Delegation):
-        actors.append(request.delegatee)
-    elif isinstance(request, DataMovement) and request.destination.type == "agent":
-        actors.append(request.destination.id)
-    return actors
-
-
-def _cleared(verdict: Verdict) -> Verdict:
-    return "allow" if verdict == "require_hitl" else verdict
 
 
 def _ticket(approval: Approval) -> ApprovalTicket:

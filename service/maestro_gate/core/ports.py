@@ -1,10 +1,12 @@
-"""The Protocols the core consumes; adapters in `engine/`, `audit/` and `metrics` implement them."""
+"""The Protocols the core consumes; `engine/`, `audit/`, `state/` and `metrics` implement them."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
+
+from maestro_gate.core.requests import AnyRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,3 +141,27 @@ class DecisionMetrics(Protocol):
     def audit_append(self, seconds: float, failed: bool) -> None:
         """Record one audit append."""
         ...
+
+
+class StateSource(Protocol):
+    """Supplies the `agent` and `session` parts of `input.state` and learns each outcome.
+
+    The DecisionPoint adds `now_ns`, `pending_approvals`, `emergency_stop`, `caller` and
+    `approval` itself, from the approval store, the controls and the authenticated caller.
+    """
+
+    async def snapshot(self, request: AnyRequest) -> dict[str, Any]:
+        """`{"agent": {...}, "session": {...}}` for this request."""
+        ...
+
+    async def observe(self, request: AnyRequest, decision: str) -> None:
+        """Record that this request was decided (for rates, budgets and session history)."""
+        ...
+
+
+def empty_state(window_seconds: int = 0) -> dict[str, Any]:
+    """The `agent` and `session` parts when nothing has been observed."""
+    return {
+        "agent": {"requests_in_window": 0, "window_seconds": window_seconds, "budget_spent": 0},
+        "session": {"recent": []},
+    }

@@ -180,6 +180,7 @@ class Delegation(RequestBase):
     ttl_seconds: int = Field(..., ge=1, le=31_536_000)
 
 
-Request = Annotated[AgentAction | DataMovement | Delegation, Field(discriminator="kind")]
+AnyRequest = AgentAction | DataMovement | Delegation
+Request = Annotated[AnyRequest, Field(discriminator="kind")]
 REQUEST_ADAPTER: TypeAdapter[AgentAction | DataMovement | Delegation] = TypeAdapter(Request)
 KINDS = ("agent_action", "data_movement", "delegation")

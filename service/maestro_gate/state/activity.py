@@ -12,9 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from maestro_gate.core.requests import AgentAction, DataMovement, Delegation
+from maestro_gate.core.requests import AgentAction, AnyRequest, DataMovement
 
-AnyRequest = AgentAction | DataMovement | Delegation
 NO_SESSION = "-"
 
 

@@ -10,7 +10,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
-from maestro_gate.state.activity import AnyRequest, cost_of, entry, session_of, window_index
+from maestro_gate.core.requests import AnyRequest
+from maestro_gate.state.activity import cost_of, entry, session_of, window_index
 
 MAX_SESSIONS = 100_000
 

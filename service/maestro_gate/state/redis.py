@@ -15,7 +15,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from maestro_gate.state.activity import AnyRequest, cost_of, entry, session_of, window_index
+from maestro_gate.core.requests import AnyRequest
+from maestro_gate.state.activity import cost_of, entry, session_of, window_index
 
 
 class RedisState:
