@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from maestro_gate.audit.export import store_rows, verify
+from maestro_gate.audit.export import verify
 from maestro_gate.audit.signing import load_signer
 from maestro_gate.audit.sqlite import SqliteAuditLog
 from tests.audit_support import body
@@ -52,7 +52,7 @@ def test_worker_processes_sharing_one_sqlite_file_extend_one_chain(tmp_path: Pat
     log = SqliteAuditLog(path)
     stored = {row.idx: row.leaf_hash.hex() for row in log.rows()}
     assert all(stored[index] == leaf for index, leaf in receipts)
-    report = verify(store_rows(log), None, [])
+    report = verify(log.verifier_rows(), None, [])
     assert report.ok, report.problem
 
 
@@ -145,6 +145,6 @@ def test_acknowledged_decisions_survive_sigkill_of_the_server(tmp_path: Path) ->
     )
     stored = log.last_checkpoint()
     notes = [("the latest stored checkpoint", stored.note)] if stored else []
-    report = verify(store_rows(log), key.verifier_key, notes)
+    report = verify(log.verifier_rows(), key.verifier_key, notes)
     assert report.ok, report.problem
     assert not created

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from maestro_gate.audit.checkpoints import issue
-from maestro_gate.audit.export import store_rows, verify
+from maestro_gate.audit.export import verify
 from maestro_gate.audit.store import TreeLog
 from maestro_gate.core import merkle
 from maestro_gate.core.chain import GENESIS
@@ -43,7 +43,7 @@ def test_appends_get_consecutive_indexes_and_chain_from_genesis(log: TreeLog) ->
     rows = list(log.rows())
     assert [r.leaf_hash.hex() for r in rows] == [r.leaf_hash for r in receipts]
     assert b'"prev":"' + GENESIS.encode() in rows[0].record
-    assert verify(store_rows(log), None, []).ok
+    assert verify(log.verifier_rows(), None, []).ok
 
 
 def test_many_concurrent_tasks_make_one_gap_free_log(log: TreeLog) -> None:
@@ -52,7 +52,7 @@ def test_many_concurrent_tasks_make_one_gap_free_log(log: TreeLog) -> None:
     assert sorted(r.index for r in receipts) == list(range(3000))
     stored = {row.idx: row.leaf_hash.hex() for row in log.rows()}
     assert all(stored[r.index] == r.leaf_hash for r in receipts)
-    report = verify(store_rows(log), None, [])
+    report = verify(log.verifier_rows(), None, [])
     assert report.ok, report.problem
     assert report.checked == 3000
 
@@ -97,7 +97,7 @@ def test_checkpoints_are_signed_stored_and_verify(log: TreeLog, tmp_path: Path) 
     assert log.last_checkpoint() == second
     assert [c.size for c in log.checkpoints()] == [7, 11]
     notes = [("first", first.note), ("second", second.note)]
-    report = verify(store_rows(log), key.verifier_key, notes)
+    report = verify(log.verifier_rows(), key.verifier_key, notes)
     assert report.ok, report.problem
     assert report.checkpoints == [7, 11]
 
@@ -113,7 +113,7 @@ def test_a_record_that_cannot_be_canonicalised_fails_alone(log: TreeLog) -> None
     assert isinstance(outcomes[1], AuditUnavailable)
     good = [o for o in outcomes if isinstance(o, AuditReceipt)]
     assert sorted(o.index for o in good) == [0, 1]
-    assert verify(store_rows(log), None, []).ok
+    assert verify(log.verifier_rows(), None, []).ok
 
 
 def test_append_without_a_running_writer_is_refused(tmp_path: Path) -> None:
@@ -130,7 +130,7 @@ def test_reopening_continues_the_same_chain(log: TreeLog, tmp_path: Path) -> Non
     log.start()
     receipt = asyncio.run(log.append(body(3)))
     assert receipt.index == 3
-    assert verify(store_rows(log), None, []).ok
+    assert verify(log.verifier_rows(), None, []).ok
 
 
 @pytest.mark.postgres
@@ -151,7 +151,7 @@ def test_two_postgres_replicas_extend_one_chain(tmp_path: Path) -> None:
 
         receipts = asyncio.run(both())
         assert sorted(r.index for r in receipts) == list(range(1200))
-        report = verify(store_rows(first), None, [])
+        report = verify(first.verifier_rows(), None, [])
         assert report.ok, report.problem
         assert report.checked == 1200
     finally:

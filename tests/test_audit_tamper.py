@@ -14,7 +14,6 @@ from maestro_gate.audit.checkpoints import issue
 from maestro_gate.audit.export import (
     export_entries,
     export_rows,
-    store_rows,
     verify,
     verify_store,
 )
@@ -59,7 +58,7 @@ def _check(log: TreeLog, key: CheckpointSigner, saved: str | None = None) -> Cha
     latest = log.last_checkpoint()
     if latest is not None:
         notes.append(("the latest stored checkpoint", latest.note))
-    return verify(store_rows(log), key.verifier_key, notes)
+    return verify(log.verifier_rows(), key.verifier_key, notes)
 
 
 def _record(log: TreeLog, index: int) -> bytes:
@@ -180,7 +179,7 @@ def test_truncated_tail_is_caught_against_a_saved_checkpoint(
     db = Database(log)
     db.execute("DELETE FROM audit_records WHERE idx >= ?", (9,))
     db.execute("DELETE FROM audit_checkpoints")
-    assert verify(store_rows(log), key.verifier_key, []).ok
+    assert verify(log.verifier_rows(), key.verifier_key, []).ok
     report = _check(log, key, saved)
     assert report.bad_index == 9
     assert "log has 9 records but the saved checkpoint covers 12" in (report.problem or "")
@@ -211,7 +210,7 @@ def test_rewritten_log_with_recomputed_hashes_is_caught_by_the_saved_checkpoint(
     """A whole log rewritten with valid chain and tree fails against the saved signed checkpoint."""
     _rewrite(log, {"decision": "allow"})
     Database(log).execute("DELETE FROM audit_checkpoints")
-    assert verify(store_rows(log), key.verifier_key, []).ok  # self-consistent on its own
+    assert verify(log.verifier_rows(), key.verifier_key, []).ok  # self-consistent on its own
     report = _check(log, key, saved)
     assert not report.ok
     assert "do not hash to the root signed in the saved checkpoint" in (report.problem or "")
@@ -226,7 +225,7 @@ def test_rewritten_log_cannot_carry_a_checkpoint_by_another_key(
     Database(log).execute("DELETE FROM audit_checkpoints")
     forger, _ = load_signer(tmp_path / "forger.key", ORIGIN, create=True)
     forged = issue(log, forger)
-    report = verify(store_rows(log), key.verifier_key, [("the stored checkpoint", forged.note)])
+    report = verify(log.verifier_rows(), key.verifier_key, [("the stored checkpoint", forged.note)])
     assert not report.ok
     assert "no signature by key" in (report.problem or "")
 
@@ -296,7 +295,7 @@ def test_parallel_verification_agrees_across_segment_boundaries(
     report = verify_store(
         log, key.verifier_key, [("the saved checkpoint", saved)], workers=2, chunk=4
     )
-    sequential = verify(store_rows(log), key.verifier_key, [("the saved checkpoint", saved)])
+    sequential = verify(log.verifier_rows(), key.verifier_key, [("the saved checkpoint", saved)])
     assert report.bad_index == sequential.bad_index == index
     assert words in (report.problem or "")
     assert report.ok is (tamper is None)

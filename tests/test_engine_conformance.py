@@ -22,7 +22,7 @@ from maestro_gate.api.decide import parse_request
 from maestro_gate.approvals.sqlite import SqliteApprovalStore
 from maestro_gate.core.decisions import DecisionResponse
 from maestro_gate.core.point import DecisionPoint
-from maestro_gate.core.ports import AuditReceipt, empty_state
+from maestro_gate.core.ports import AuditReceipt, PolicyEngine, empty_state
 from maestro_gate.core.requests import AnyRequest
 from maestro_gate.engine.bundle import Bundle, read_bundle
 from maestro_gate.engine.embedded import EmbeddedEngine
@@ -161,6 +161,17 @@ def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines]:
     embedded = EmbeddedEngine(workers=1)
     embedded.load(bundle)
     state = ScenarioState()
+
+    def point(engine: PolicyEngine, approvals: SqliteApprovalStore) -> DecisionPoint:
+        return DecisionPoint(
+            engine,
+            MemoryAudit(),
+            PrometheusMetrics(),
+            timeout_s=5,
+            state=state,
+            approvals=approvals,
+        )
+
     with OpaStandIn(bundle) as standin, asyncio.Runner() as runner:
         opa = OpaEngine(standin.url)
         runner.run(opa.open())
@@ -171,22 +182,8 @@ def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines]:
                 runner=runner,
                 bundle=bundle,
                 state=state,
-                embedded=DecisionPoint(
-                    embedded,
-                    MemoryAudit(),
-                    PrometheusMetrics(),
-                    timeout_s=5,
-                    state=state,
-                    approvals=stores[0],
-                ),
-                opa=DecisionPoint(
-                    opa,
-                    MemoryAudit(),
-                    PrometheusMetrics(),
-                    timeout_s=5,
-                    state=state,
-                    approvals=stores[1],
-                ),
+                embedded=point(embedded, stores[0]),
+                opa=point(opa, stores[1]),
             )
         finally:
             for store in stores:

@@ -54,11 +54,6 @@ def export_rows(path: Path) -> Iterator[Row]:
             yield (index, leaf, data, claims)
 
 
-def store_rows(log: TreeLog) -> Iterator[Row]:
-    """Verifier rows from a store."""
-    return log.verifier_rows()
-
-
 def _signed(
     key: VerifierKey | None, notes: list[tuple[str, str]]
 ) -> list[tuple[str, Checkpoint]] | ChainReport:

@@ -182,5 +182,5 @@ class Delegation(RequestBase):
 
 AnyRequest = AgentAction | DataMovement | Delegation
 Request = Annotated[AnyRequest, Field(discriminator="kind")]
-REQUEST_ADAPTER: TypeAdapter[AgentAction | DataMovement | Delegation] = TypeAdapter(Request)
+REQUEST_ADAPTER: TypeAdapter[AnyRequest] = TypeAdapter(Request)
 KINDS = ("agent_action", "data_movement", "delegation")

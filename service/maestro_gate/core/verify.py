@@ -101,10 +101,7 @@ def check_segment(rows: Iterable[Row], start: int = 0, end: int | None = None) -
         if prev is None and type(record) is dict:
             claimed = record.get("prev")
             prev = first_prev = claimed if isinstance(claimed, str) else ""
-        if index == expected and type(record) is dict and record.get("index") == expected:
-            problem = None if record.get("prev") == prev else _BROKEN_LINK
-        else:
-            problem = _record_problem(expected, prev, index, record)
+        problem = _record_problem(expected, prev, index, record)
         if problem is None and claims is not None and claims != opa_event(record):
             problem = "the export line's decision-log fields differ from its record (altered)"
         if problem is None:

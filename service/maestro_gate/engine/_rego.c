@@ -230,6 +230,12 @@ static int plan_value(plan *p, PyObject *value, int depth)
     return -1;
 }
 
+static void forget(plan *p)
+{
+    PyMem_Free(p->steps);
+    PyMem_Free(p->text);
+}
+
 /* Replay the plan into rego-cpp; no Python API here (the GIL is released). Non-zero if refused. */
 static unsigned int replay(const plan *p, void *handle)
 {
@@ -317,17 +323,17 @@ static PyObject *evaluate(PyObject *self, PyObject *args)
         return NULL;
     }
     void *interpreter = PyLong_AsVoidPtr(interpreter_number);
-    void *bundle = interpreter ? PyLong_AsVoidPtr(bundle_number) : NULL;
+    void *bundle = PyLong_AsVoidPtr(bundle_number);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
     if (interpreter == NULL || bundle == NULL) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_ValueError, "a null interpreter or bundle handle");
-        }
+        PyErr_SetString(PyExc_ValueError, "a null interpreter or bundle handle");
         return NULL;
     }
     plan p = {0};
     if (plan_value(&p, value, 0)) {
-        PyMem_Free(p.steps);
-        PyMem_Free(p.text);
+        forget(&p);
         return NULL;
     }
     enum ending ending = EVALUATED;
@@ -351,8 +357,7 @@ static PyObject *evaluate(PyObject *self, PyObject *args)
         }
     }
     Py_END_ALLOW_THREADS
-    PyMem_Free(p.steps);
-    PyMem_Free(p.text);
+    forget(&p);
     switch (ending) {
     case EVALUATED:
         return Py_BuildValue("(NO)", PyLong_FromVoidPtr(output), Py_None);
@@ -364,9 +369,9 @@ static PyObject *evaluate(PyObject *self, PyObject *args)
     case NOT_SET:
         return Py_BuildValue("(is)", 0, "input");
     case NO_OUTPUT:
-        break;
+    default:
+        return Py_BuildValue("(is)", 0, "query");
     }
-    return Py_BuildValue("(is)", 0, "query");
 }
 
 static PyMethodDef methods[] = {
