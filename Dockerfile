@@ -17,9 +17,10 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-# gcc builds the engine's small C extension (service/maestro_gate/engine/_rego.c).
+# gcc and g++ build the engine's two small extensions (service/maestro_gate/engine/_rego.c and
+# _patches.cc); the runtime image needs libstdc++6, which python:3.11-slim already holds.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && apt-get install -y --no-install-recommends gcc g++ libc6-dev \
  && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/maestro-gate
 # README.md is the distribution's long description; the glob keeps the build working before it exists.

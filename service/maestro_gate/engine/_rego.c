@@ -29,6 +29,7 @@ typedef void *(*make_input)(void);
 typedef void (*free_input)(void *);
 typedef unsigned int (*set_input)(void *, void *);
 typedef void *(*bundle_query)(void *, void *, const char *);
+typedef void (*mark_trusted)(int);
 
 static struct {
     with_string string;
@@ -43,6 +44,7 @@ static struct {
     free_input free_input;
     set_input set_input;
     bundle_query query;
+    mark_trusted trusted; /* engine/_patches.cc's maestro_gate_trusted, or NULL when not loaded */
 } rego;
 
 static int bound = 0;
@@ -276,9 +278,13 @@ static unsigned int replay(const plan *p, void *handle)
 
 static PyObject *bind(PyObject *self, PyObject *args)
 {
-    PyObject *f[FUNCTIONS];
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOO", &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6],
-                          &f[7], &f[8], &f[9], &f[10], &f[11])) {
+    PyObject *f[FUNCTIONS], *trusted;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOO", &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6],
+                          &f[7], &f[8], &f[9], &f[10], &f[11], &trusted)) {
+        return NULL;
+    }
+    void *trusted_address = PyLong_AsVoidPtr(trusted);
+    if (trusted_address == NULL && PyErr_Occurred()) {
         return NULL;
     }
     void *p[FUNCTIONS];
@@ -303,6 +309,7 @@ static PyObject *bind(PyObject *self, PyObject *args)
     rego.free_input = (free_input)p[9];
     rego.set_input = (set_input)p[10];
     rego.query = (bundle_query)p[11];
+    rego.trusted = (mark_trusted)trusted_address;
     bound = 1;
     Py_RETURN_NONE;
 }
@@ -351,7 +358,13 @@ static PyObject *evaluate(PyObject *self, PyObject *args)
         rego.free_input(input);
     }
     if (ending == EVALUATED) {
+        if (rego.trusted) {
+            rego.trusted(1);
+        }
         output = rego.query(interpreter, bundle, entrypoint);
+        if (rego.trusted) {
+            rego.trusted(0);
+        }
         if (output == NULL) {
             ending = NO_OUTPUT;
         }
@@ -377,7 +390,8 @@ static PyObject *evaluate(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"bind", bind, METH_VARARGS,
      "bind(string, object_item, object, array, boolean, int, float, null, new_input, free_input, "
-     "set_input, bundle_query_entrypoint): the addresses of rego-cpp's C API functions."},
+     "set_input, bundle_query_entrypoint, trusted): the addresses of rego-cpp's C API functions, "
+     "and of engine/_patches.cc's maestro_gate_trusted (0 when it is not loaded)."},
     {"evaluate", evaluate, METH_VARARGS,
      "evaluate(interpreter, bundle, entrypoint, value): set `value` as the input and evaluate "
      "`entrypoint`. (output, None) with the regoOutput address (the caller frees it), or "

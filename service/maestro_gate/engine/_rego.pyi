@@ -1,19 +1,8 @@
 """Type stubs for the C extension engine/_rego.c."""
 
-def bind(
-    string: int,
-    object_item: int,
-    object: int,
-    array: int,
-    boolean: int,
-    integer: int,
-    real: int,
-    null: int,
-    new_input: int,
-    free_input: int,
-    set_input: int,
-    bundle_query_entrypoint: int,
-) -> None: ...
+# bind(string, object_item, object, array, boolean, integer, real, null, new_input, free_input,
+#      set_input, bundle_query_entrypoint, trusted): function addresses, the last one may be 0.
+def bind(*addresses: int) -> None: ...
 def evaluate(
     interpreter: int, bundle: int, entrypoint: bytes, value: object
 ) -> tuple[int, str | None]: ...

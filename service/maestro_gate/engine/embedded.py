@@ -19,6 +19,7 @@ import regopy
 
 from maestro_gate.core.errors import BundleError, EngineTimeout, NotReady
 from maestro_gate.core.ports import BundleInfo, EngineResult
+from maestro_gate.engine import patches
 from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, Bundle, check_builtins
 from maestro_gate.engine.vm import evaluate, first_line
 
@@ -57,6 +58,7 @@ def compile_bundle(bundle: Bundle) -> tuple[regopy.Interpreter, Any]:
         raise BundleError(f"bundle does not compile: {first_line(str(exc))}") from exc
     if not program.ok():
         raise BundleError("bundle does not compile")
+    patches.forget()  # the new bundle may sit where a freed one was: verify it on first use
     return rego, program
 
 

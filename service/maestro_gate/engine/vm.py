@@ -34,7 +34,7 @@ from regopy.rego_shared import rego as _lib
 from regopy.rego_shared import rego_get_error
 
 from maestro_gate.core.errors import EngineError
-from maestro_gate.engine import _rego
+from maestro_gate.engine import _rego, patches
 
 # The same shared library regopy loaded, through a handle whose calls keep the GIL.
 _held = ctypes.PyDLL(_lib._name)
@@ -65,7 +65,8 @@ _rego.bind(
             "regoSetInput",
             "regoBundleQueryEntrypoint",
         )
-    )
+    ),
+    patches.trusted_address(),
 )
 
 

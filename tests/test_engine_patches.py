@@ -1,0 +1,149 @@
+"""The rego-cpp performance fixes (engine/_patches.cc): in effect, verifying, and changing nothing.
+
+The fixes interpose symbols process-wide, so the comparison with rego-cpp as shipped runs in a
+subprocess started with MAESTRO_GATE_ENGINE_PATCHES=off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import regopy
+
+from maestro_gate.core.requests import REQUEST_ADAPTER
+from maestro_gate.engine import patches
+from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, read_bundle
+from maestro_gate.engine.embedded import compile_bundle
+from maestro_gate.engine.vm import evaluate
+from tests.conftest import write_bundle
+
+ROOT = Path(__file__).resolve().parents[1]
+ENTRYPOINT = DECISION_ENTRYPOINT.encode()
+
+# Numbers go through the stream formatting whose locale facets the first fix reads.
+ECHO = """package maestro.decision
+
+result := {"input": input, "keys": {k | some k in numbers}, "text": sprintf("%v", [numbers])}
+
+numbers := [1, -7, 0.1, 2.5e-7, 1e300, 123456789.125, 3]
+"""
+
+# Run under MAESTRO_GATE_ENGINE_PATCHES=off: the same evaluations on rego-cpp as shipped.
+DECIDE_ALL = """
+import json, sys
+from pathlib import Path
+from maestro_gate.engine import patches
+from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, read_bundle
+from maestro_gate.engine.embedded import compile_bundle
+from maestro_gate.engine.vm import evaluate
+job = json.load(sys.stdin)
+results = {}
+for name, root in job["bundles"].items():
+    rego, program = compile_bundle(read_bundle(Path(root)))
+    results[name] = [
+        evaluate(rego, program, DECISION_ENTRYPOINT.encode(), d) for d in job["documents"]
+    ]
+print(json.dumps({"status": patches.status(), "results": results}))
+"""
+
+
+def documents() -> list[dict[str, Any]]:
+    """Every scenario request as the service passes it to the engine, plus the bench bodies."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bodies import BODIES
+
+    scenarios = sorted(ROOT.glob("tests/scenarios/*.json"))
+    bodies = [json.loads(path.read_text())["request"] for path in scenarios]
+    out = []
+    for body in [*bodies, *BODIES.values()]:
+        document = REQUEST_ADAPTER.validate_python(body).model_dump(mode="json", exclude_none=True)
+        document["state"] = {"session": {"recent": [{"action": "kb_search", "n": 1.5}]}}
+        out.append(document)
+    return out
+
+
+def decide_all(bundles: dict[str, Path], inputs: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The results in this process, where the fixes are loaded."""
+    results = {}
+    for name, root in bundles.items():
+        rego, program = compile_bundle(read_bundle(root))
+        results[name] = [evaluate(rego, program, ENTRYPOINT, d) for d in inputs]
+    return results
+
+
+@pytest.fixture(scope="module")
+def echo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle whose result echoes its input next to formatted numbers and a set of them."""
+    return write_bundle(tmp_path_factory.mktemp("echo"), {"maestro/decision/echo.rego": ECHO})
+
+
+def test_the_fixes_are_loaded_and_in_effect() -> None:
+    """Loaded by the package root before rego-cpp, so rego-cpp's own calls reach them."""
+    rego, program = compile_bundle(read_bundle(ROOT / "policies"))
+    document = documents()[0]
+    before = patches.status()
+    evaluate(rego, program, ENTRYPOINT, document)
+    first = patches.status()
+    evaluate(rego, program, ENTRYPOINT, document)
+    evaluate(rego, program, ENTRYPOINT, document)
+    after = patches.status()
+    assert after["loaded"] is True
+    assert after["streams_patched"] is True
+    assert first["verified"] == before["verified"] + 1  # a new bundle: verified on first use
+    assert after["verified"] == first["verified"]
+    assert after["verify_skipped"] == first["verify_skipped"] + 2
+
+
+def test_a_recompiled_bundle_is_verified_again() -> None:
+    """Compiling forgets every verified bundle: a new one may sit where a freed one was."""
+    bundle = read_bundle(ROOT / "policies")
+    rego, program = compile_bundle(bundle)
+    evaluate(rego, program, ENTRYPOINT, documents()[0])
+    verified = patches.status()["verified"]
+    compile_bundle(bundle)
+    evaluate(rego, program, ENTRYPOINT, documents()[0])
+    assert patches.status()["verified"] == verified + 1
+
+
+def test_queries_outside_the_gates_evaluate_are_verified_every_time(echo_root: Path) -> None:
+    """regopy's own query path (policy test, conformance) keeps rego-cpp's check per query."""
+    bundle = read_bundle(echo_root)
+    rego, program = compile_bundle(bundle)
+    before = patches.status()
+    for _ in range(3):
+        rego.set_input(regopy.Input({"a": 1}))
+        output = rego.query_bundle_entrypoint(program, DECISION_ENTRYPOINT)
+        assert json.loads(str(output))["expressions"][0]["input"] == {"a": 1}
+    after = patches.status()
+    assert after["verified"] == before["verified"] + 3
+    assert after["verify_skipped"] == before["verify_skipped"]
+
+
+def test_decisions_are_identical_to_rego_cpp_as_shipped(echo_root: Path) -> None:
+    """Every scenario and bench request decides the same, byte for byte, with the fixes off."""
+    bundles = {"maestro": ROOT / "policies", "echo": echo_root}
+    inputs = documents()
+    job = json.dumps({"bundles": {k: str(v) for k, v in bundles.items()}, "documents": inputs})
+    env = os.environ | {patches.ENVIRONMENT_VARIABLE: "off"}
+    shipped = subprocess.run(
+        [sys.executable, "-c", DECIDE_ALL],
+        input=job,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=300,
+    )
+    unpatched = json.loads(shipped.stdout)
+    assert unpatched["status"] == {"loaded": False}
+    patched = decide_all(bundles, inputs)
+    assert len(inputs) > 10
+    assert {r["decision"] for r in patched["maestro"]} >= {"allow", "deny"}
+    assert json.dumps(patched, sort_keys=True) == json.dumps(unpatched["results"], sort_keys=True)
+    assert patched["echo"][0]["text"] == unpatched["results"]["echo"][0]["text"]
