@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml service/maestro_gate/engine/_rego.c service/maestro_gate/engine/_patches.cc | $(BIN)/python
+$(STAMP): pyproject.toml $(wildcard service/maestro_gate/engine/_*.c service/maestro_gate/engine/_*.h service/maestro_gate/engine/_*.cc) | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 

@@ -105,14 +105,15 @@ result := {"equal": input.k == "shell.exec", "message": sprintf("tool %s", [inpu
     assert result == {"equal": True, "message": "tool shell.exec"}
 
 
-def test_echoed_quote_fails_closed(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_echoed_quote_fails_closed(tmp_path: Path) -> None:
     """A result echoing an input string with a quote is refused by the engine, not passed on."""
     rego = DECISION_ECHO
     engine = EmbeddedEngine(workers=1)
     engine.load(read_bundle(write_bundle(tmp_path / "b", {"maestro/decision/decision.rego": rego})))
     with pytest.raises(EngineError):
-        engine._evaluate(engine._active, {"action": 'say "hi"'})  # type: ignore[arg-type]
-    assert engine._evaluate(engine._active, {"action": "hi"})["decision"] == "deny"  # type: ignore[arg-type]
+        await engine.evaluate({"action": 'say "hi"'}, timeout_s=5)
+    assert (await engine.evaluate({"action": "hi"}, timeout_s=5)).value["decision"] == "deny"
     engine.close()
 
 

@@ -16,23 +16,27 @@
  * 2. rego::BundleDef::verify (rego-cpp). Each query re-verifies the whole compiled bundle before
  *    running it (VirtualMachine::bundle), another fifth of the time. Here a bundle is verified by
  *    rego-cpp's own verify on the first query made from the gate's evaluate (engine/_rego.c marks
- *    those with `maestro_gate_trusted`) and not again until the gate compiles a bundle (`forget`,
- *    engine/embedded.py). Any other caller (policy test, raw queries) is verified every time.
+ *    those with `maestro_gate_trusted`) and not again until the gate compiles a bundle
+ *    (`maestro_gate_forget`, called by engine/embedded.py and engine/_pool.c's threads). Any other caller (policy test, raw queries) is verified every time.
  *
  * Built with -fno-access-control: the code reads libstdc++'s locale internals as its own
- * headers do.
+ * headers do. It is linked without libstdc++ and calls none of it directly: loading it
+ * RTLD_GLOBAL must not put libstdc++ ahead of rego-cpp, or rego-cpp's own operator new
+ * (snmalloc) would lose to glibc malloc, which measured 60% slower at building inputs. The
+ * facet ids come from the libstdc++ rego-cpp loaded, found at first use.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <dlfcn.h>
 #include <link.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <atomic>
-#include <cstring>
 #include <ios>
 #include <locale>
-#include <mutex>
-#include <stdexcept>
 
 namespace {
 
@@ -40,12 +44,70 @@ namespace {
 std::atomic<bool> streams_patched{false};
 std::atomic<unsigned long long> verified{0}, skipped{0};
 
+/* A library already loaded in the process, by part of its file name. */
+void *loaded(const char *name_part)
+{
+    struct wanted {
+        const char *part, *path;
+    } want = {name_part, nullptr};
+    dl_iterate_phdr(
+        [](struct dl_phdr_info *info, size_t, void *data) {
+            auto *w = static_cast<wanted *>(data);
+            if (info->dlpi_name != nullptr && strstr(info->dlpi_name, w->part) != nullptr) {
+                w->path = info->dlpi_name;
+                return 1;
+            }
+            return 0;
+        },
+        &want);
+    return want.path ? dlopen(want.path, RTLD_NOLOAD | RTLD_LAZY) : nullptr;
+}
+
+/* Nothing here can fail once rego-cpp is loaded; if it does, stop rather than decide. */
+[[noreturn]] void give_up(const char *what)
+{
+    fprintf(stderr, "maestro_gate.engine._patches: %s; stopping\n", what);
+    abort();
+}
+
+/* ---- 1. the facets: their index in every locale, from the libstdc++ rego-cpp loaded ------- */
+
+size_t ctype_index, num_put_index, num_get_index;
+pthread_once_t indexes_found = PTHREAD_ONCE_INIT;
+
+void find_indexes()
+{
+    void *libstdcxx = loaded("libstdc++.so");
+    typedef size_t (*id_function)(const void *);
+    auto id_of = libstdcxx ? (id_function)dlsym(libstdcxx, "_ZNKSt6locale2id5_M_idEv") : nullptr;
+    const void *ctype = libstdcxx ? dlsym(libstdcxx, "_ZNSt5ctypeIcE2idE") : nullptr;
+    const void *num_put = libstdcxx ? dlsym(libstdcxx, "_ZNSt7num_putIcSt19ostreambuf_iteratorIcSt11char_traitsIcEEE2idE") : nullptr;
+    const void *num_get = libstdcxx ? dlsym(libstdcxx, "_ZNSt7num_getIcSt19istreambuf_iteratorIcSt11char_traitsIcEEE2idE") : nullptr;
+    if (!id_of || !ctype || !num_put || !num_get) {
+        give_up("libstdc++'s facet ids were not found");
+    }
+    ctype_index = id_of(ctype);
+    num_put_index = id_of(num_put);
+    num_get_index = id_of(num_get);
+}
+
+/* ---- 2. verify once: the bundles verified since the last compile -------------------------- */
+
 typedef void (*verify_function)(const void *);
 verify_function rego_verify = nullptr;
+pthread_once_t rego_verify_found = PTHREAD_ONCE_INIT;
 
-/* The bundles verified since the last compile: one or two live at a time. No std container, so
- * no template instantiation joins the symbols this module exports. When full, verify runs. */
-std::mutex lock;
+void find_rego_verify()
+{
+    void *library = loaded("librego_shared.so");
+    rego_verify = library ? (verify_function)dlsym(library, "_ZNK4rego9BundleDef6verifyEv") : nullptr;
+    if (rego_verify == nullptr) {
+        give_up("rego::BundleDef::verify was not found in librego_shared.so");
+    }
+}
+
+/* One or two bundles live at a time; when full, verify runs. */
+pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 const void *seen[16];
 size_t seen_count = 0;
 thread_local bool trusted = false;
@@ -60,30 +122,6 @@ bool was_seen(const void *bundle)
     return false;
 }
 
-int find_rego(struct dl_phdr_info *info, size_t, void *found)
-{
-    if (info->dlpi_name != nullptr && std::strstr(info->dlpi_name, "librego_shared.so")) {
-        *static_cast<const char **>(found) = info->dlpi_name;
-        return 1;
-    }
-    return 0;
-}
-
-/* rego-cpp's own BundleDef::verify: the library is loaded RTLD_LOCAL, so look in it directly.
- * Called holding `lock`. */
-void find_rego_verify()
-{
-    if (rego_verify != nullptr) {
-        return;
-    }
-    const char *path = nullptr;
-    dl_iterate_phdr(find_rego, &path);
-    void *library = path ? dlopen(path, RTLD_NOLOAD | RTLD_LAZY) : nullptr;
-    if (library != nullptr) {
-        rego_verify = reinterpret_cast<verify_function>(dlsym(library, "_ZNK4rego9BundleDef6verifyEv"));
-    }
-}
-
 }  // namespace
 
 /* Built with -fvisibility=hidden: these two and PyInit__patches are all the module exports. */
@@ -94,12 +132,11 @@ EXPORTED void cache_locale(std::basic_ios<char> *self, const std::locale &locale
 
 void cache_locale(std::basic_ios<char> *self, const std::locale &locale)
 {
+    pthread_once(&indexes_found, find_indexes);
     const std::locale::facet **facets = locale._M_impl->_M_facets;
-    self->_M_ctype = static_cast<const std::ctype<char> *>(facets[std::ctype<char>::id._M_id()]);
-    self->_M_num_put =
-        static_cast<const std::num_put<char> *>(facets[std::num_put<char>::id._M_id()]);
-    self->_M_num_get =
-        static_cast<const std::num_get<char> *>(facets[std::num_get<char>::id._M_id()]);
+    self->_M_ctype = static_cast<const std::ctype<char> *>(facets[ctype_index]);
+    self->_M_num_put = static_cast<const std::num_put<char> *>(facets[num_put_index]);
+    self->_M_num_get = static_cast<const std::num_get<char> *>(facets[num_get_index]);
     if (!streams_patched.load(std::memory_order_relaxed)) {
         streams_patched.store(true, std::memory_order_relaxed);
     }
@@ -107,42 +144,47 @@ void cache_locale(std::basic_ios<char> *self, const std::locale &locale)
 
 EXPORTED void bundle_verify(const void *bundle) __asm__("_ZNK4rego9BundleDef6verifyEv");
 
-/* Throws like the original: rego-cpp turns the exception into an error result, so a deny. */
+/* rego-cpp's verify throws on a malformed bundle; that passes through here to its caller. */
 void bundle_verify(const void *bundle)
 {
-    verify_function verify;
-    {
-        std::lock_guard<std::mutex> held(lock);
-        find_rego_verify();
-        if (trusted && was_seen(bundle)) {
+    pthread_once(&rego_verify_found, find_rego_verify);
+    if (trusted) {
+        pthread_mutex_lock(&lock);
+        bool known = was_seen(bundle);
+        pthread_mutex_unlock(&lock);
+        if (known) {
             skipped.fetch_add(1, std::memory_order_relaxed);
             return;
         }
-        verify = rego_verify;
     }
-    if (verify == nullptr) {
-        throw std::runtime_error("rego::BundleDef::verify not found in librego_shared.so");
-    }
-    verify(bundle);
+    rego_verify(bundle);
     verified.fetch_add(1, std::memory_order_relaxed);
     if (trusted) {
-        std::lock_guard<std::mutex> held(lock);
+        pthread_mutex_lock(&lock);
         if (!was_seen(bundle) && seen_count < sizeof seen / sizeof seen[0]) {
             seen[seen_count++] = bundle;
         }
+        pthread_mutex_unlock(&lock);
     }
 }
 
-/* Called by engine/_rego.c around its query, on the evaluating thread. */
+/* Called by engine/_rego.c around a query, on the evaluating thread. */
 extern "C" void maestro_gate_trusted(int on)
 {
     trusted = on != 0;
 }
 
+/* Called after compiling a bundle, by engine/embedded.py and by engine/_pool.c's threads. */
+extern "C" void maestro_gate_forget()
+{
+    pthread_mutex_lock(&lock);
+    seen_count = 0;
+    pthread_mutex_unlock(&lock);
+}
+
 static PyObject *forget(PyObject *, PyObject *)
 {
-    std::lock_guard<std::mutex> held(lock);
-    seen_count = 0;
+    maestro_gate_forget();
     Py_RETURN_NONE;
 }
 
@@ -152,9 +194,10 @@ static PyObject *counts(PyObject *, PyObject *)
                          "verified", verified.load(), "verify_skipped", skipped.load());
 }
 
-static PyObject *trusted_address(PyObject *, PyObject *)
+static PyObject *addresses(PyObject *, PyObject *)
 {
-    return PyLong_FromVoidPtr(reinterpret_cast<void *>(&maestro_gate_trusted));
+    return Py_BuildValue("(NN)", PyLong_FromVoidPtr(reinterpret_cast<void *>(&maestro_gate_trusted)),
+                         PyLong_FromVoidPtr(reinterpret_cast<void *>(&maestro_gate_forget)));
 }
 
 static PyMethodDef methods[] = {
@@ -162,8 +205,8 @@ static PyMethodDef methods[] = {
      "Verify every bundle again on its next query (call after compiling a bundle)."},
     {"counts", counts, METH_NOARGS,
      "Whether a stream took the patched locale path; how often verify ran and was skipped."},
-    {"trusted_address", trusted_address, METH_NOARGS,
-     "The address of maestro_gate_trusted(int), for engine/_rego.c."},
+    {"addresses", addresses, METH_NOARGS,
+     "The addresses of maestro_gate_trusted(int) and maestro_gate_forget(), for engine/_rego.c."},
     {nullptr, nullptr, 0, nullptr},
 };
 

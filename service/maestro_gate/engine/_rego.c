@@ -13,65 +13,20 @@
  * plan into a new rego-cpp input, sets it on the interpreter and evaluates the bundle. Under load
  * every release costs a wait to take the GIL back from the busy event loop, so a decision
  * releases it exactly once, for all of rego-cpp's work (~1 ms), instead of once per call.
+ *
+ * The service does not call `evaluate`: its decisions go to engine/_pool.c's worker threads,
+ * which run the same plans and never take the GIL at all. `evaluate` serves the benchmark, the
+ * tests and one-off evaluations.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stdint.h>
+#include "_rego.h"
+
 #include <string.h>
 
-typedef unsigned int (*with_handle)(void *);
-typedef unsigned int (*with_string)(void *, const char *);
-typedef unsigned int (*with_size)(void *, unsigned int);
-typedef unsigned int (*with_bool)(void *, unsigned char);
-typedef unsigned int (*with_int)(void *, int64_t);
-typedef unsigned int (*with_float)(void *, double);
-typedef void *(*make_input)(void);
-typedef void (*free_input)(void *);
-typedef unsigned int (*set_input)(void *, void *);
-typedef void *(*bundle_query)(void *, void *, const char *);
-typedef void (*mark_trusted)(int);
-
-static struct {
-    with_string string;
-    with_handle object_item;
-    with_size object;
-    with_size array;
-    with_bool boolean;
-    with_int integer;
-    with_float real;
-    with_handle null;
-    make_input new_input;
-    free_input free_input;
-    set_input set_input;
-    bundle_query query;
-    mark_trusted trusted; /* engine/_patches.cc's maestro_gate_trusted, or NULL when not loaded */
-} rego;
-
-static int bound = 0;
+struct rego_api rego;
+int rego_bound = 0;
 
 /* Deeper than any request the API accepts (MAESTRO_GATE_MAX_DEPTH is at most 256), plus state. */
 #define MAX_DEPTH 300
-
-/* One rego-cpp call of the plan. */
-enum kind { STRING, OBJECT_ITEM, OBJECT, ARRAY, BOOLEAN, INTEGER, REAL, NULL_ };
-
-typedef struct {
-    enum kind kind;
-    union {
-        size_t text; /* STRING: offset of a NUL-terminated copy in plan.text */
-        unsigned int size; /* OBJECT, ARRAY */
-        unsigned char flag; /* BOOLEAN */
-        int64_t integer;
-        double real;
-    } arg;
-} step;
-
-typedef struct {
-    step *steps;
-    size_t count, steps_room;
-    char *text;
-    size_t used, text_room;
-} plan;
 
 static int grow(void **buffer, size_t *room, size_t needed, size_t unit)
 {
@@ -82,7 +37,7 @@ static int grow(void **buffer, size_t *room, size_t needed, size_t unit)
     while (room_now < needed) {
         room_now *= 2;
     }
-    void *moved = PyMem_Realloc(*buffer, room_now * unit);
+    void *moved = realloc(*buffer, room_now * unit);
     if (moved == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -101,8 +56,6 @@ static step *add(plan *p, enum kind kind)
     s->kind = kind;
     return s;
 }
-
-static int plan_value(plan *p, PyObject *value, int depth);
 
 static int plan_string(plan *p, PyObject *text)
 {
@@ -182,7 +135,7 @@ static int plan_sequence(plan *p, PyObject *value, int depth)
     return plan_sized(p, ARRAY, size);
 }
 
-static int plan_value(plan *p, PyObject *value, int depth)
+int plan_value(plan *p, PyObject *value, int depth)
 {
     step *s;
     if (depth > MAX_DEPTH) {
@@ -232,10 +185,12 @@ static int plan_value(plan *p, PyObject *value, int depth)
     return -1;
 }
 
-static void forget(plan *p)
+void plan_free(plan *p)
 {
-    PyMem_Free(p->steps);
-    PyMem_Free(p->text);
+    free(p->steps);
+    free(p->text);
+    p->steps = NULL;
+    p->text = NULL;
 }
 
 /* Replay the plan into rego-cpp; no Python API here (the GIL is released). Non-zero if refused. */
@@ -246,76 +201,155 @@ static unsigned int replay(const plan *p, void *handle)
         const step *s = &p->steps[i];
         switch (s->kind) {
         case STRING:
-            failed = rego.string(handle, p->text + s->arg.text);
+            failed = rego.input_string(handle, p->text + s->arg.text);
             break;
         case OBJECT_ITEM:
-            failed = rego.object_item(handle);
+            failed = rego.input_object_item(handle);
             break;
         case OBJECT:
-            failed = rego.object(handle, s->arg.size);
+            failed = rego.input_object(handle, s->arg.size);
             break;
         case ARRAY:
-            failed = rego.array(handle, s->arg.size);
+            failed = rego.input_array(handle, s->arg.size);
             break;
         case BOOLEAN:
-            failed = rego.boolean(handle, s->arg.flag);
+            failed = rego.input_boolean(handle, s->arg.flag);
             break;
         case INTEGER:
-            failed = rego.integer(handle, s->arg.integer);
+            failed = rego.input_int(handle, s->arg.integer);
             break;
         case REAL:
-            failed = rego.real(handle, s->arg.real);
+            failed = rego.input_float(handle, s->arg.real);
             break;
         case NULL_:
-            failed = rego.null(handle);
+            failed = rego.input_null(handle);
             break;
         }
     }
     return failed;
 }
 
-#define FUNCTIONS 12
+enum ending run_plan(const plan *p, void *interpreter, void *bundle, const char *entrypoint,
+                     void **output)
+{
+    enum ending ending = EVALUATED;
+    void *input = rego.new_input();
+    if (input == NULL) {
+        return NO_MEMORY;
+    }
+    if (replay(p, input)) {
+        ending = INPUT_REFUSED;
+    } else if (rego.set_input(interpreter, input)) {
+        ending = NOT_SET;
+    }
+    rego.free_input(input);
+    if (ending != EVALUATED) {
+        return ending;
+    }
+    if (rego.trusted) {
+        rego.trusted(1);
+    }
+    *output = rego.query(interpreter, bundle, entrypoint);
+    if (rego.trusted) {
+        rego.trusted(0);
+    }
+    return *output == NULL ? NO_OUTPUT : EVALUATED;
+}
+
+const char *ending_name(enum ending ending)
+{
+    switch (ending) {
+    case EVALUATED:
+        return NULL;
+    case NO_MEMORY:
+        return "memory";
+    case INPUT_REFUSED:
+        return "refused";
+    case NOT_SET:
+        return "input";
+    case NO_OUTPUT:
+        return "query";
+    case NOT_COMPILED:
+        return "compile";
+    case CLOSED:
+    default:
+        return "closed";
+    }
+}
+
+void copy_error(void *interpreter, char *buffer, size_t room)
+{
+    buffer[0] = '\0';
+    unsigned int size = rego.error_size(interpreter);
+    if (size == 0 || size > room) {
+        size = (unsigned int)room;
+    }
+    if (rego.error(interpreter, buffer, size)) {
+        buffer[0] = '\0';
+    }
+    buffer[room - 1] = '\0';
+}
+
+/* rego-cpp's functions by name, and where bind() puts each. */
+static const struct {
+    const char *name;
+    void **slot;
+} functions[] = {
+    {"regoInputString", (void **)&rego.input_string},
+    {"regoInputObjectItem", (void **)&rego.input_object_item},
+    {"regoInputObject", (void **)&rego.input_object},
+    {"regoInputArray", (void **)&rego.input_array},
+    {"regoInputBoolean", (void **)&rego.input_boolean},
+    {"regoInputInt", (void **)&rego.input_int},
+    {"regoInputFloat", (void **)&rego.input_float},
+    {"regoInputNull", (void **)&rego.input_null},
+    {"regoNewInput", (void **)&rego.new_input},
+    {"regoFreeInput", (void **)&rego.free_input},
+    {"regoSetInput", (void **)&rego.set_input},
+    {"regoBundleQueryEntrypoint", (void **)&rego.query},
+    {"regoNew", (void **)&rego.new_interpreter},
+    {"regoFree", (void **)&rego.free_interpreter},
+    {"regoSetLogLevel", (void **)&rego.set_log_level},
+    {"regoSetStrictBuiltInErrors", (void **)&rego.set_strict_built_in_errors},
+    {"regoAddModule", (void **)&rego.add_module},
+    {"regoAddDataJSON", (void **)&rego.add_data_json},
+    {"regoAddEntrypoint", (void **)&rego.add_entrypoint},
+    {"regoBuild", (void **)&rego.build},
+    {"regoBundleOk", (void **)&rego.bundle_ok},
+    {"regoFreeBundle", (void **)&rego.free_bundle},
+    {"regoErrorSize", (void **)&rego.error_size},
+    {"regoError", (void **)&rego.error},
+    {"regoFreeOutput", (void **)&rego.free_output},
+};
+
+#define FUNCTIONS (sizeof functions / sizeof functions[0])
 
 static PyObject *bind(PyObject *self, PyObject *args)
 {
-    PyObject *f[FUNCTIONS], *trusted;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOOOOO", &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6],
-                          &f[7], &f[8], &f[9], &f[10], &f[11], &trusted)) {
+    PyObject *addresses;
+    unsigned long long trusted, forget;
+    if (!PyArg_ParseTuple(args, "O!KK", &PyDict_Type, &addresses, &trusted, &forget)) {
         return NULL;
     }
-    void *trusted_address = PyLong_AsVoidPtr(trusted);
-    if (trusted_address == NULL && PyErr_Occurred()) {
-        return NULL;
-    }
-    void *p[FUNCTIONS];
-    for (int i = 0; i < FUNCTIONS; i++) {
-        p[i] = PyLong_AsVoidPtr(f[i]);
-        if (p[i] == NULL) {
+    void *found[FUNCTIONS];
+    for (size_t i = 0; i < FUNCTIONS; i++) {
+        PyObject *address = PyDict_GetItemString(addresses, functions[i].name);
+        found[i] = address ? PyLong_AsVoidPtr(address) : NULL;
+        if (found[i] == NULL) {
             if (!PyErr_Occurred()) {
-                PyErr_SetString(PyExc_ValueError, "a null function address");
+                PyErr_Format(PyExc_ValueError, "no address for %s", functions[i].name);
             }
             return NULL;
         }
     }
-    rego.string = (with_string)p[0];
-    rego.object_item = (with_handle)p[1];
-    rego.object = (with_size)p[2];
-    rego.array = (with_size)p[3];
-    rego.boolean = (with_bool)p[4];
-    rego.integer = (with_int)p[5];
-    rego.real = (with_float)p[6];
-    rego.null = (with_handle)p[7];
-    rego.new_input = (make_input)p[8];
-    rego.free_input = (free_input)p[9];
-    rego.set_input = (set_input)p[10];
-    rego.query = (bundle_query)p[11];
-    rego.trusted = (mark_trusted)trusted_address;
-    bound = 1;
+    for (size_t i = 0; i < FUNCTIONS; i++) {
+        *functions[i].slot = found[i];
+    }
+    rego.trusted = (void (*)(int))(uintptr_t)trusted;
+    rego.forget_verified = (void (*)(void))(uintptr_t)forget;
+    rego_bound = 1;
     Py_RETURN_NONE;
 }
-
-/* How the GIL-free pass ended. */
-enum ending { EVALUATED, NO_MEMORY, INPUT_REFUSED, NOT_SET, NO_OUTPUT };
 
 static PyObject *evaluate(PyObject *self, PyObject *args)
 {
@@ -325,7 +359,7 @@ static PyObject *evaluate(PyObject *self, PyObject *args)
                           &value)) {
         return NULL;
     }
-    if (!bound) {
+    if (!rego_bound) {
         PyErr_SetString(PyExc_RuntimeError, "bind() the rego-cpp functions first");
         return NULL;
     }
@@ -340,72 +374,55 @@ static PyObject *evaluate(PyObject *self, PyObject *args)
     }
     plan p = {0};
     if (plan_value(&p, value, 0)) {
-        forget(&p);
+        plan_free(&p);
         return NULL;
     }
-    enum ending ending = EVALUATED;
     void *output = NULL;
+    enum ending ending;
     Py_BEGIN_ALLOW_THREADS
-    void *input = rego.new_input();
-    if (input == NULL) {
-        ending = NO_MEMORY;
-    } else if (replay(&p, input)) {
-        ending = INPUT_REFUSED;
-    } else if (rego.set_input(interpreter, input)) {
-        ending = NOT_SET;
-    }
-    if (input != NULL) {
-        rego.free_input(input);
-    }
-    if (ending == EVALUATED) {
-        if (rego.trusted) {
-            rego.trusted(1);
-        }
-        output = rego.query(interpreter, bundle, entrypoint);
-        if (rego.trusted) {
-            rego.trusted(0);
-        }
-        if (output == NULL) {
-            ending = NO_OUTPUT;
-        }
-    }
+    ending = run_plan(&p, interpreter, bundle, entrypoint, &output);
     Py_END_ALLOW_THREADS
-    forget(&p);
-    switch (ending) {
-    case EVALUATED:
+    plan_free(&p);
+    if (ending == EVALUATED) {
         return Py_BuildValue("(NO)", PyLong_FromVoidPtr(output), Py_None);
-    case NO_MEMORY:
-        return PyErr_NoMemory();
-    case INPUT_REFUSED:
-        PyErr_SetString(PyExc_ValueError, "the policy engine refused the input document");
-        return NULL;
-    case NOT_SET:
-        return Py_BuildValue("(is)", 0, "input");
-    case NO_OUTPUT:
-    default:
-        return Py_BuildValue("(is)", 0, "query");
     }
+    return Py_BuildValue("(is)", 0, ending_name(ending));
+}
+
+static PyObject *function_names(PyObject *self, PyObject *unused)
+{
+    PyObject *names = PyTuple_New((Py_ssize_t)FUNCTIONS);
+    for (size_t i = 0; names && i < FUNCTIONS; i++) {
+        PyTuple_SET_ITEM(names, (Py_ssize_t)i, PyUnicode_FromString(functions[i].name));
+    }
+    return names;
 }
 
 static PyMethodDef methods[] = {
+    {"function_names", function_names, METH_NOARGS,
+     "The rego-cpp C API functions bind() needs, by name."},
     {"bind", bind, METH_VARARGS,
-     "bind(string, object_item, object, array, boolean, int, float, null, new_input, free_input, "
-     "set_input, bundle_query_entrypoint, trusted): the addresses of rego-cpp's C API functions, "
-     "and of engine/_patches.cc's maestro_gate_trusted (0 when it is not loaded)."},
+     "bind(addresses, trusted, forget): the address of each function_names() function, and of "
+     "engine/_patches.cc's maestro_gate_trusted and maestro_gate_forget (0 when not loaded)."},
     {"evaluate", evaluate, METH_VARARGS,
      "evaluate(interpreter, bundle, entrypoint, value): set `value` as the input and evaluate "
      "`entrypoint`. (output, None) with the regoOutput address (the caller frees it), or "
-     "(0, stage) when rego-cpp failed at stage 'input' or 'query' (read regoError); ValueError "
-     "or TypeError when `value` cannot be passed."},
+     "(0, stage) when rego-cpp failed at stage 'refused', 'input', 'query' or 'memory'; "
+     "ValueError or TypeError when `value` cannot be passed."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_rego", "One decision's trip into rego-cpp, GIL released once.", -1,
+    PyModuleDef_HEAD_INIT, "_rego", "One decision's trip into rego-cpp, without the GIL.", -1,
     methods,
 };
 
 PyMODINIT_FUNC PyInit__rego(void)
 {
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && add_pool_types(m)) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

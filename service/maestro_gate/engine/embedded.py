@@ -1,16 +1,17 @@
 """The embedded engine: regopy (rego-cpp) evaluating a compiled bundle through its VM.
 
-Each worker thread owns an interpreter compiled from the active bundle; a reload compiles and
-checks the new bundle on a fresh interpreter first and swaps it in whole, so no decision ever
-sees a half-loaded bundle. regopy calls C through ctypes and releases the GIL, so a deadline
-on the event loop holds even while a worker is busy; a late result is discarded.
+Decisions run on native worker threads that never take the GIL (engine/_pool.c, seen from the
+loop through engine/pool.py). Each thread owns an interpreter compiled from the active bundle's
+sources the first time it meets them; a reload compiles and checks the new bundle here first and
+swaps it in whole, so no decision ever sees a half-loaded bundle. A deadline on the event loop
+holds while a worker is busy; a late result is discarded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,25 +20,17 @@ import regopy
 
 from maestro_gate.core.errors import BundleError, EngineTimeout, NotReady
 from maestro_gate.core.ports import BundleInfo, EngineResult
-from maestro_gate.engine import patches
+from maestro_gate.engine import _rego, patches
 from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, Bundle, check_builtins
-from maestro_gate.engine.vm import evaluate, first_line
-
-_ENTRYPOINT = DECISION_ENTRYPOINT.encode()
+from maestro_gate.engine.pool import WorkerPool
+from maestro_gate.engine.vm import first_line
 
 
 @dataclass(frozen=True)
 class _Active:
     bundle: Bundle
     info: BundleInfo
-    generation: int
-
-
-@dataclass
-class _Compiled:
-    rego: regopy.Interpreter
-    program: Any
-    generation: int
+    sources: _rego.Generation
 
 
 def compile_bundle(bundle: Bundle) -> tuple[regopy.Interpreter, Any]:
@@ -62,17 +55,8 @@ def compile_bundle(bundle: Bundle) -> tuple[regopy.Interpreter, Any]:
     return rego, program
 
 
-@dataclass
-class _Workers:
-    """A pool and how many of its threads are still busy with evaluations past their deadline."""
-
-    pool: ThreadPoolExecutor
-    size: int
-    overrunning: int = 0
-
-
 class EmbeddedEngine:
-    """PolicyEngine running the bundle in process on a small pool of worker threads.
+    """PolicyEngine running the bundle in process on a small pool of native worker threads.
 
     rego-cpp cannot be interrupted, so an evaluation past its deadline keeps its thread until it
     ends. When every thread of the pool is held that way, new evaluations go to a fresh pool:
@@ -83,22 +67,23 @@ class EmbeddedEngine:
 
     def __init__(self, workers: int = 2) -> None:
         self._size = workers
-        self._workers = self._new_workers()
-        self._local = threading.local()
+        self._pool: WorkerPool | None = None
         self._active: _Active | None = None
         self._lock = threading.Lock()
 
     def load(self, bundle: Bundle) -> BundleInfo:
         """Compile, check and activate a bundle; the active one stays if this raises."""
         compile_bundle(bundle)
+        sources = _rego.Generation(
+            list(bundle.modules.items()), json.dumps(bundle.data), DECISION_ENTRYPOINT
+        )
+        info = BundleInfo(
+            revision=bundle.revision,
+            digest=bundle.digest,
+            activated_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        )
         with self._lock:
-            generation = self._active.generation + 1 if self._active else 1
-            info = BundleInfo(
-                revision=bundle.revision,
-                digest=bundle.digest,
-                activated_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
-            )
-            self._active = _Active(bundle=bundle, info=info, generation=generation)
+            self._active = _Active(bundle=bundle, info=info, sources=sources)
         return info
 
     def active_bundle(self) -> BundleInfo | None:
@@ -115,44 +100,27 @@ class EmbeddedEngine:
         active = self._active
         if active is None:
             raise NotReady("no policy bundle is active")
-        workers = self._workers
-        running = workers.pool.submit(self._evaluate, active, document)
+        pool = self._pool_for(asyncio.get_running_loop())
         try:
-            # asyncio.timeout rather than wait_for: no extra task per decision.
-            async with asyncio.timeout(timeout_s):
-                value = await asyncio.wrap_future(running)
-        except TimeoutError:
-            if not running.cancelled():
-                self._overran(workers, running)
-            raise EngineTimeout(
-                f"evaluation exceeded its {timeout_s * 1000:.0f} ms deadline"
-            ) from None
+            value = await pool.evaluate(active.sources, document, timeout_s)
+        except EngineTimeout:
+            if pool.overrunning >= pool.threads and pool is self._pool:
+                self._pool = WorkerPool(pool.loop, self._size)
+                pool.close()
+            raise
         return EngineResult(value=value, bundle=active.info)
 
     def close(self) -> None:
         """Stop the workers without waiting for runaway evaluations."""
-        self._workers.pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
-    def _new_workers(self) -> _Workers:
-        pool = ThreadPoolExecutor(max_workers=self._size, thread_name_prefix="rego")
-        return _Workers(pool=pool, size=self._size)
-
-    def _overran(self, workers: _Workers, running: Future[Any]) -> None:
-        with self._lock:
-            workers.overrunning += 1
-            if workers is self._workers and workers.overrunning >= workers.size:
-                self._workers = self._new_workers()
-                workers.pool.shutdown(wait=False)
-        running.add_done_callback(lambda _: self._settled(workers))
-
-    def _settled(self, workers: _Workers) -> None:
-        with self._lock:
-            workers.overrunning -= 1
-
-    def _evaluate(self, active: _Active, document: dict[str, Any]) -> Any:
-        compiled: _Compiled | None = getattr(self._local, "compiled", None)
-        if compiled is None or compiled.generation != active.generation:
-            rego, program = compile_bundle(active.bundle)
-            compiled = _Compiled(rego=rego, program=program, generation=active.generation)
-            self._local.compiled = compiled
-        return evaluate(compiled.rego, compiled.program, _ENTRYPOINT, document)
+    def _pool_for(self, loop: asyncio.AbstractEventLoop) -> WorkerPool:
+        """The pool reporting to this loop (a new loop, as in tests, gets a new pool)."""
+        pool = self._pool
+        if pool is None or pool.loop is not loop:
+            if pool is not None:
+                pool.close()
+            pool = self._pool = WorkerPool(loop, self._size)
+        return pool

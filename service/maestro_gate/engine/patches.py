@@ -31,9 +31,12 @@ def _load() -> ModuleType | None:
 _module = _load()
 
 
-def trusted_address() -> int:
-    """The address engine/_rego.c calls to mark the gate's own queries; 0 when not loaded."""
-    return _module.trusted_address() if _module else 0
+def addresses() -> tuple[int, int]:
+    """For engine/_rego.c: the hooks marking the gate's queries and forgetting verified bundles.
+
+    (0, 0) when the fixes are not loaded.
+    """
+    return _module.addresses() if _module else (0, 0)
 
 
 def forget() -> None:

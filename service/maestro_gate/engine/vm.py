@@ -20,7 +20,8 @@ A string holding a NUL character is refused (EngineError, so a deny): rego-cpp t
 and would silently cut it short.
 
 The output is read directly, skipping regopy's `Output`, which fetches and parses the result
-JSON up to three times.
+JSON up to three times. The service's decisions take the same path through engine/_pool.c's
+threads, which never hold the GIL (engine/pool.py); `result_of` reads what they return.
 """
 
 from __future__ import annotations
@@ -48,26 +49,17 @@ def _address(name: str) -> int:
     return ctypes.cast(getattr(_held, name), ctypes.c_void_p).value or 0
 
 
-_rego.bind(
-    *(
-        _address(name)
-        for name in (
-            "regoInputString",
-            "regoInputObjectItem",
-            "regoInputObject",
-            "regoInputArray",
-            "regoInputBoolean",
-            "regoInputInt",
-            "regoInputFloat",
-            "regoInputNull",
-            "regoNewInput",
-            "regoFreeInput",
-            "regoSetInput",
-            "regoBundleQueryEntrypoint",
-        )
-    ),
-    patches.trusted_address(),
-)
+_rego.bind({name: _address(name) for name in _rego.function_names()}, *patches.addresses())
+
+# What failed, by the stage `_rego` names.
+_FAILED = {
+    "refused": "the policy engine refused the input document",
+    "input": "the engine refused the input",
+    "query": "evaluation failed: the engine returned no output",
+    "compile": "the bundle did not compile on an engine worker",
+    "memory": "the engine ran out of memory",
+    "closed": "the engine's workers were replaced before this evaluation ran",
+}
 
 
 def evaluate(rego: regopy.Interpreter, program: Any, entrypoint: bytes, document: Any) -> Any:
@@ -76,10 +68,15 @@ def evaluate(rego: regopy.Interpreter, program: Any, entrypoint: bytes, document
         output, failed = _rego.evaluate(rego._impl, program._impl, entrypoint, document)
     except (TypeError, ValueError) as exc:
         raise EngineError(str(exc)) from None
-    if failed == "input":
-        raise EngineError(f"the engine refused the input: {first_line(rego_get_error(rego._impl))}")
+    message = rego_get_error(rego._impl) if failed == "input" else ""
+    return result_of(output, failed, message)
+
+
+def result_of(output: int, failed: str | None, message: str) -> Any:
+    """The decision document in a regoOutput (freed here), or EngineError for a failed stage."""
     if failed is not None:
-        raise EngineError("evaluation failed: the engine returned no output")
+        detail = f": {first_line(message)}" if message.strip() else ""
+        raise EngineError(_FAILED.get(failed, f"evaluation failed at {failed}") + detail)
     try:
         size = _held.regoOutputJSONSize(output)
         buffer = ctypes.create_string_buffer(size)

@@ -1,0 +1,96 @@
+"""The embedded engine's worker threads, as the event loop sees them (the threads: engine/_pool.c).
+
+The loop queues a decision, its input walked into a plan while the loop holds the GIL, and awaits
+a future. The threads evaluate without ever taking the GIL; the pool's eventfd wakes the loop
+when jobs finish, and `_collect` turns each output into the decision document. An evaluation
+past its deadline keeps its thread until rego-cpp returns; `overrunning` counts those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from typing import Any
+
+from maestro_gate.core.errors import EngineError, EngineTimeout
+from maestro_gate.engine import _rego
+from maestro_gate.engine.vm import result_of
+
+
+class WorkerPool:
+    """`threads` native rego-cpp workers reporting to one event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, threads: int) -> None:
+        self.loop = loop
+        self.threads = threads
+        self._native = _rego.Pool(threads)
+        self._waiting: dict[int, asyncio.Future[Any]] = {}
+        self._overran: set[int] = set()
+        self._ids = itertools.count()
+        self._closed = False
+        self._fd = self._native.fileno()
+        loop.add_reader(self._fd, self._collect)
+
+    @property
+    def overrunning(self) -> int:
+        """Evaluations still running past their deadline."""
+        return len(self._overran)
+
+    async def evaluate(self, generation: _rego.Generation, document: Any, timeout_s: float) -> Any:
+        """The decision document for `document`; EngineError or EngineTimeout otherwise."""
+        job = next(self._ids)
+        try:
+            self._native.submit(job, generation, document)
+        except (TypeError, ValueError) as exc:
+            raise EngineError(str(exc)) from None
+        except RuntimeError:
+            raise EngineError(_FAILED_CLOSED) from None
+        future = self._waiting[job] = self.loop.create_future()
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await future
+        except TimeoutError:
+            self._abandon(job, overran=True)
+            raise EngineTimeout(
+                f"evaluation exceeded its {timeout_s * 1000:.0f} ms deadline"
+            ) from None
+        except asyncio.CancelledError:
+            self._abandon(job, overran=False)
+            raise
+
+    def close(self) -> None:
+        """Take no more jobs; queued ones fail closed; threads end after their current job."""
+        self._closed = True
+        self._native.close()
+        if not self._waiting:
+            self._stop_watching()
+
+    def _abandon(self, job: int, *, overran: bool) -> None:
+        if self._native.cancel(job):  # still queued: it never runs
+            del self._waiting[job]
+        elif overran:
+            self._overran.add(job)
+
+    def _collect(self) -> None:
+        for job, output, failed, message in self._native.take():
+            future = self._waiting.pop(job, None)
+            self._overran.discard(job)
+            try:
+                value = result_of(output, failed, message)  # frees the output either way
+            except EngineError as exc:
+                if future is not None and not future.done():
+                    future.set_exception(exc)
+                continue
+            if future is not None and not future.done():
+                future.set_result(value)
+        if self._closed and not self._waiting:
+            self._stop_watching()
+
+    def _stop_watching(self) -> None:
+        if not self.loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop is shutting down
+                self.loop.remove_reader(self._fd)
+
+
+_FAILED_CLOSED = "the engine's workers were replaced before this evaluation ran"
