@@ -1,0 +1,194 @@
+"""The native worker threads (engine/_pool.c through engine/pool.py), on the real rego-cpp."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from maestro_gate.core.errors import EngineError, EngineTimeout
+from maestro_gate.engine import _rego
+from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, read_bundle
+from maestro_gate.engine.embedded import EmbeddedEngine, compile_bundle
+from maestro_gate.engine.pool import WorkerPool
+from maestro_gate.engine.vm import evaluate
+from tests.conftest import write_bundle
+from tests.test_engine_patches import documents
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ECHO = "package maestro.decision\n\nresult := input\n"
+
+SLOW = """package maestro.decision
+
+import rego.v1
+
+default slow := false
+
+slow if {
+  input.action == "slow"
+  count([1 | some i in numbers.range(1, 1000000)]) > 0
+}
+
+result := input.action if not slow
+
+result := "slow, at last" if slow
+"""
+
+
+RESULT_IS = 'package maestro.decision\n\nresult := "{}"\n'
+
+
+def generation(root: Path) -> _rego.Generation:
+    """The sources a pool's threads compile, as EmbeddedEngine.load gives them."""
+    bundle = read_bundle(root)
+    return _rego.Generation(
+        list(bundle.modules.items()), json.dumps(bundle.data), DECISION_ENTRYPOINT
+    )
+
+
+@pytest.fixture
+def echo_root(tmp_path: Path) -> Path:
+    """A bundle whose decision document is its input."""
+    return write_bundle(tmp_path / "echo", {"maestro/decision/echo.rego": ECHO})
+
+
+@pytest.fixture
+def slow_root(tmp_path: Path) -> Path:
+    """A bundle that takes a while for action "slow" and answers the action at once otherwise."""
+    return write_bundle(tmp_path / "slow", {"maestro/decision/slow.rego": SLOW})
+
+
+@pytest.mark.anyio
+async def test_the_pool_decides_as_a_single_evaluation_does() -> None:
+    """Every scenario request, 8 at a time on 2 threads, decides as `vm.evaluate` decides it."""
+    inputs = documents()
+    rego, program = compile_bundle(read_bundle(ROOT / "policies"))
+    expected = [evaluate(rego, program, DECISION_ENTRYPOINT.encode(), d) for d in inputs]
+    engine = EmbeddedEngine(workers=2)
+    engine.load(read_bundle(ROOT / "policies"))
+    gate = asyncio.Semaphore(8)
+
+    async def decide(document: dict[str, Any]) -> Any:
+        async with gate:
+            return (await engine.evaluate(document, timeout_s=10)).value
+
+    assert await asyncio.gather(*(decide(d) for d in inputs * 3)) == expected * 3
+    engine.close()
+
+
+@pytest.mark.anyio
+async def test_concurrent_inputs_come_back_to_their_own_callers(echo_root: Path) -> None:
+    """300 different documents in flight on 3 threads: each caller gets its own back."""
+    pool = WorkerPool(asyncio.get_running_loop(), 3)
+    sources = generation(echo_root)
+    docs = [{"n": i, "text": "x" * (i % 50), "list": list(range(i % 7))} for i in range(300)]
+    results = await asyncio.gather(*(pool.evaluate(sources, d, 10) for d in docs))
+    assert results == docs
+    pool.close()
+
+
+@pytest.mark.anyio
+async def test_a_job_still_queued_at_its_deadline_never_runs(slow_root: Path) -> None:
+    """Dropped from the queue, so it does not count as an evaluation holding a thread."""
+    pool = WorkerPool(asyncio.get_running_loop(), 1)
+    sources = generation(slow_root)
+    slow = asyncio.ensure_future(pool.evaluate(sources, {"action": "slow"}, 30))
+    await asyncio.sleep(0.05)  # the one thread is busy with it
+    with pytest.raises(EngineTimeout):
+        await pool.evaluate(sources, {"action": "fast"}, 0.05)
+    assert pool.overrunning == 0
+    assert await slow == "slow, at last"
+    assert await pool.evaluate(sources, {"action": "after"}, 10) == "after"
+    pool.close()
+
+
+@pytest.mark.anyio
+async def test_an_evaluation_past_its_deadline_counts_until_it_ends(slow_root: Path) -> None:
+    """It keeps its thread (rego-cpp cannot be interrupted) and is counted until it returns."""
+    pool = WorkerPool(asyncio.get_running_loop(), 1)
+    sources = generation(slow_root)
+    with pytest.raises(EngineTimeout):
+        await pool.evaluate(sources, {"action": "slow"}, 0.05)
+    assert pool.overrunning == 1
+    assert await pool.evaluate(sources, {"action": "next"}, 30) == "next"
+    assert pool.overrunning == 0
+    pool.close()
+
+
+@pytest.mark.anyio
+async def test_a_closed_pool_fails_its_queued_jobs_closed(slow_root: Path) -> None:
+    """Queued jobs end as EngineError (a deny), not lost; new submissions are refused."""
+    pool = WorkerPool(asyncio.get_running_loop(), 1)
+    sources = generation(slow_root)
+    running = asyncio.ensure_future(pool.evaluate(sources, {"action": "slow"}, 30))
+    await asyncio.sleep(0.05)
+    queued = asyncio.ensure_future(pool.evaluate(sources, {"action": "queued"}, 30))
+    await asyncio.sleep(0.01)
+    pool.close()
+    with pytest.raises(EngineError, match="replaced"):
+        await queued
+    assert await running == "slow, at last"  # the job already running still ends normally
+    with pytest.raises(EngineError, match="replaced"):
+        await pool.evaluate(sources, {"action": "late"}, 1)
+
+
+@pytest.mark.anyio
+async def test_sources_that_do_not_compile_fail_closed(tmp_path: Path) -> None:
+    """A thread that cannot compile the bundle answers EngineError with rego-cpp's reason."""
+    pool = WorkerPool(asyncio.get_running_loop(), 1)
+    broken = _rego.Generation(
+        [("maestro/decision/x.rego", "package maestro.decision\nresult := {")], "{}", "x/y"
+    )
+    with pytest.raises(EngineError, match="did not compile"):
+        await pool.evaluate(broken, {}, 10)
+    pool.close()
+
+
+@pytest.mark.anyio
+async def test_input_the_engine_cannot_take_is_refused_and_the_pool_goes_on(
+    echo_root: Path,
+) -> None:
+    """A NUL in a string is refused before queueing; the next decision is served."""
+    pool = WorkerPool(asyncio.get_running_loop(), 1)
+    sources = generation(echo_root)
+    with pytest.raises(EngineError, match="NUL"):
+        await pool.evaluate(sources, {"a": "x\x00y"}, 10)
+    assert await pool.evaluate(sources, {"a": "ok"}, 10) == {"a": "ok"}
+    pool.close()
+
+
+def test_a_new_bundle_reaches_every_thread(tmp_path: Path) -> None:
+    """After load(), each worker compiles the new bundle on its next job: no old answers."""
+    first, second = (
+        write_bundle(tmp_path / name, {"maestro/decision/r.rego": RESULT_IS.format(name)})
+        for name in ("a", "b")
+    )
+    engine = EmbeddedEngine(workers=2)
+
+    async def decide_many() -> set[Any]:
+        results = await asyncio.gather(*(engine.evaluate({}, timeout_s=10) for _ in range(20)))
+        return {r.value for r in results}
+
+    engine.load(read_bundle(first))
+    assert asyncio.run(decide_many()) == {"a"}
+    engine.load(read_bundle(second))
+    assert asyncio.run(decide_many()) == {"b"}  # a second event loop also gets a pool
+    engine.close()
+
+
+def test_loading_the_patches_leaves_rego_cpp_its_own_allocator() -> None:
+    """No operator new in the global scope: rego-cpp's (snmalloc) binds, not glibc's."""
+    everything = ctypes.CDLL(None)
+    with pytest.raises(AttributeError):
+        everything._Znwm  # noqa: B018 - the lookup is the test
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Run async tests on asyncio."""
+    return "asyncio"
