@@ -141,9 +141,21 @@ def test_decisions_are_identical_to_rego_cpp_as_shipped(echo_root: Path) -> None
         timeout=300,
     )
     unpatched = json.loads(shipped.stdout)
-    assert unpatched["status"] == {"loaded": False}
+    assert unpatched["status"] == {"loaded": False, "reason": "MAESTRO_GATE_ENGINE_PATCHES=off"}
     patched = decide_all(bundles, inputs)
     assert len(inputs) > 10
     assert {r["decision"] for r in patched["maestro"]} >= {"allow", "deny"}
     assert json.dumps(patched, sort_keys=True) == json.dumps(unpatched["results"], sort_keys=True)
     assert patched["echo"][0]["text"] == unpatched["results"]["echo"][0]["text"]
+
+
+def test_the_fixes_stay_out_for_a_regopy_they_were_not_checked_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another rego-cpp may verify bundles differently: no interposition until re-checked."""
+    monkeypatch.setattr(patches.metadata, "version", lambda name: "1.6.0")
+    assert patches._why_not() == "checked with regopy 1.5.2, found 1.6.0"
+    monkeypatch.setattr(patches.metadata, "version", lambda name: patches.CHECKED_WITH)
+    assert patches._why_not() is None
+    monkeypatch.setenv(patches.ENVIRONMENT_VARIABLE, "off")
+    assert patches._why_not() == "MAESTRO_GATE_ENGINE_PATCHES=off"

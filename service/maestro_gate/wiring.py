@@ -25,6 +25,7 @@ from maestro_gate.core.controls import Controls
 from maestro_gate.core.errors import BundleError, EngineError
 from maestro_gate.core.point import DecisionPoint
 from maestro_gate.core.ports import BundleInfo, StateSource
+from maestro_gate.engine import patches
 from maestro_gate.engine.bundle import read_bundle
 from maestro_gate.engine.embedded import EmbeddedEngine
 from maestro_gate.engine.opa import OpaEngine
@@ -112,7 +113,12 @@ class Gate:
             raise
         self.last_reload_error = None
         self.metrics.bundle_activated(info.revision, info.digest, self.engine.name)
-        self._log.info("bundle_activated", revision=info.revision, digest=info.digest)
+        self._log.info(
+            "bundle_activated",
+            revision=info.revision,
+            digest=info.digest,
+            engine_patches=patches.status() if self.engine.name == "embedded" else None,
+        )
         return info
 
     def _load(self, engine: EmbeddedEngine) -> BundleInfo:

@@ -2,21 +2,39 @@
 
 The fixes work by symbol interposition, so the module must be loaded with RTLD_GLOBAL and before
 regopy loads librego_shared.so; the package root (`maestro_gate/__init__.py`) imports this
-module first for that reason. `MAESTRO_GATE_ENGINE_PATCHES=off` leaves them unloaded: rego-cpp then
-runs exactly as shipped, about 1.5 times slower per decision.
+module first for that reason. `MAESTRO_GATE_ENGINE_PATCHES=off` leaves them unloaded, as does
+a regopy other than the one they were checked with: rego-cpp then runs exactly as shipped,
+about 1.7 times slower per decision.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from importlib import metadata
 from types import ModuleType
 
 ENVIRONMENT_VARIABLE = "MAESTRO_GATE_ENGINE_PATCHES"
 
+# The regopy release whose rego-cpp the fixes were read against and tested with. Another one
+# may verify bundles differently, so the fixes stay out until they are checked against it.
+CHECKED_WITH = "1.5.2"
+
+
+def _why_not() -> str | None:
+    if os.environ.get(ENVIRONMENT_VARIABLE, "on").strip().lower() in {"off", "0", "false", "no"}:
+        return f"{ENVIRONMENT_VARIABLE}=off"
+    try:
+        found = metadata.version("regopy")
+    except metadata.PackageNotFoundError:
+        return "regopy is not installed"
+    if found != CHECKED_WITH:
+        return f"checked with regopy {CHECKED_WITH}, found {found}"
+    return None
+
 
 def _load() -> ModuleType | None:
-    if os.environ.get(ENVIRONMENT_VARIABLE, "on").strip().lower() in {"off", "0", "false", "no"}:
+    if _why_not() is not None:
         return None
     flags = sys.getdlopenflags()
     sys.setdlopenflags(flags | os.RTLD_GLOBAL)
@@ -48,5 +66,5 @@ def forget() -> None:
 def status() -> dict[str, object]:
     """Whether the fixes are loaded and in effect, for the startup log and the tests."""
     if _module is None:
-        return {"loaded": False}
+        return {"loaded": False, "reason": _why_not()}
     return {"loaded": True, **_module.counts()}
