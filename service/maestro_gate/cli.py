@@ -54,7 +54,7 @@ def _decide(args: argparse.Namespace, settings: Settings) -> int:
     from maestro_gate.logs import configure
     from maestro_gate.wiring import build
 
-    configure("warning")
+    configure("warning", sys.stderr)  # stdout carries the decision alone
     raw = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
     try:
         request = parse_request(json.loads(raw))

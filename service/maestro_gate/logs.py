@@ -1,4 +1,4 @@
-"""structlog configuration: one JSON line per event on stdout."""
+"""structlog configuration: one JSON line per event on stdout (stderr for `decide`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
@@ -16,16 +16,17 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 from maestro_gate.core.clock import iso_z
 
 
-def configure(level: str = "info") -> None:
-    """Route structlog and stdlib logging to JSON lines on stdout at `level`."""
+def configure(level: str = "info", stream: TextIO | None = None) -> None:
+    """Route structlog and stdlib logging to JSON lines on `stream` (stdout) at `level`."""
     numeric = logging.getLevelNamesMapping()[level.upper()]
+    out = stream or sys.stdout
     structlog.configure(
         processors=processors(),
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stdout),
+        logger_factory=structlog.WriteLoggerFactory(file=out),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=numeric, stream=sys.stdout, format="%(message)s", force=True)
+    logging.basicConfig(level=numeric, stream=out, format="%(message)s", force=True)
 
 
 def processors() -> list[Processor]:
