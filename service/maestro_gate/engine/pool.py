@@ -78,9 +78,10 @@ class WorkerPool:
             self._overran.discard(job)
             try:
                 value = result_of(output, failed, message)  # frees the output either way
-            except EngineError as exc:
+            except Exception as exc:  # every job must end, and each failure is a deny
                 if future is not None and not future.done():
-                    future.set_exception(exc)
+                    error = exc if isinstance(exc, EngineError) else EngineError(repr(exc))
+                    future.set_exception(error)
                 continue
             if future is not None and not future.done():
                 future.set_result(value)
