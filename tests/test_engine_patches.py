@@ -149,13 +149,18 @@ def test_decisions_are_identical_to_rego_cpp_as_shipped(echo_root: Path) -> None
     assert patched["echo"][0]["text"] == unpatched["results"]["echo"][0]["text"]
 
 
-def test_the_fixes_stay_out_for_a_regopy_they_were_not_checked_with(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("environ", "version", "refused"),
+    [
+        ({}, "1.5.2", None),
+        ({}, "1.6.0", "checked with regopy 1.5.2, found 1.6.0"),
+        ({}, None, "regopy is not installed"),
+        ({"MAESTRO_GATE_ENGINE_PATCHES": "off"}, "1.5.2", "MAESTRO_GATE_ENGINE_PATCHES=off"),
+        ({"MAESTRO_GATE_ENGINE_PATCHES": "on"}, "1.5.2", None),
+    ],
+)
+def test_the_fixes_load_only_with_the_regopy_they_were_checked_with(
+    environ: dict[str, str], version: str | None, refused: str | None
 ) -> None:
     """Another rego-cpp may verify bundles differently: no interposition until re-checked."""
-    monkeypatch.setattr(patches.metadata, "version", lambda name: "1.6.0")
-    assert patches._why_not() == "checked with regopy 1.5.2, found 1.6.0"
-    monkeypatch.setattr(patches.metadata, "version", lambda name: patches.CHECKED_WITH)
-    assert patches._why_not() is None
-    monkeypatch.setenv(patches.ENVIRONMENT_VARIABLE, "off")
-    assert patches._why_not() == "MAESTRO_GATE_ENGINE_PATCHES=off"
+    assert patches.refusal(environ, version) == refused

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from importlib import metadata
 from types import ModuleType
 
@@ -21,16 +22,23 @@ ENVIRONMENT_VARIABLE = "MAESTRO_GATE_ENGINE_PATCHES"
 CHECKED_WITH = "1.5.2"
 
 
-def _why_not() -> str | None:
-    if os.environ.get(ENVIRONMENT_VARIABLE, "on").strip().lower() in {"off", "0", "false", "no"}:
+def refusal(environ: Mapping[str, str], regopy_version: str | None) -> str | None:
+    """Why the fixes must stay out of this process, or None when they may load."""
+    if environ.get(ENVIRONMENT_VARIABLE, "on").strip().lower() in {"off", "0", "false", "no"}:
         return f"{ENVIRONMENT_VARIABLE}=off"
-    try:
-        found = metadata.version("regopy")
-    except metadata.PackageNotFoundError:
+    if regopy_version is None:
         return "regopy is not installed"
-    if found != CHECKED_WITH:
-        return f"checked with regopy {CHECKED_WITH}, found {found}"
+    if regopy_version != CHECKED_WITH:
+        return f"checked with regopy {CHECKED_WITH}, found {regopy_version}"
     return None
+
+
+def _why_not() -> str | None:
+    try:
+        installed: str | None = metadata.version("regopy")
+    except metadata.PackageNotFoundError:
+        installed = None
+    return refusal(os.environ, installed)
 
 
 def _load() -> ModuleType | None:
