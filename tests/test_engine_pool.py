@@ -121,6 +121,18 @@ async def test_an_evaluation_past_its_deadline_counts_until_it_ends(slow_root: P
 
 
 @pytest.mark.anyio
+async def test_a_deadline_that_fires_after_the_result_came_counts_no_overrun(
+    echo_root: Path,
+) -> None:
+    """The timeout can win the race against a result already collected: nothing stays held."""
+    pool = WorkerPool(asyncio.get_running_loop(), 1)
+    assert await pool.evaluate(generation(echo_root), {"a": 1}, 10) == {"a": 1}
+    pool._abandon(0, overran=True)  # job 0, as a timeout firing just after collection would
+    assert pool.overrunning == 0
+    pool.close()
+
+
+@pytest.mark.anyio
 async def test_a_closed_pool_fails_its_queued_jobs_closed(slow_root: Path) -> None:
     """Queued jobs end as EngineError (a deny), not lost; new submissions are refused."""
     pool = WorkerPool(asyncio.get_running_loop(), 1)

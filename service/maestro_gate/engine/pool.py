@@ -69,7 +69,7 @@ class WorkerPool:
     def _abandon(self, job: int, *, overran: bool) -> None:
         if self._native.cancel(job):  # still queued: it never runs
             del self._waiting[job]
-        elif overran:
+        elif overran and job in self._waiting:  # not collected yet: `_collect` uncounts it
             self._overran.add(job)
 
     def _collect(self) -> None:
