@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,12 @@ def generation(root: Path) -> _rego.Generation:
     )
 
 
+def workers(threads: int, first_id: int = 0) -> WorkerPool:
+    """`threads` fresh native workers reporting to the running loop."""
+    ids = itertools.count(first_id)
+    return WorkerPool(asyncio.get_running_loop(), _rego.Pool(threads), threads, ids)
+
+
 @pytest.fixture
 def echo_root(tmp_path: Path) -> Path:
     """A bundle whose decision document is its input."""
@@ -84,7 +91,7 @@ async def test_the_pool_decides_as_a_single_evaluation_does() -> None:
 @pytest.mark.anyio
 async def test_concurrent_inputs_come_back_to_their_own_callers(echo_root: Path) -> None:
     """300 different documents in flight on 3 threads: each caller gets its own back."""
-    pool = WorkerPool(asyncio.get_running_loop(), 3)
+    pool = workers(3)
     sources = generation(echo_root)
     docs = [{"n": i, "text": "x" * (i % 50), "list": list(range(i % 7))} for i in range(300)]
     results = await asyncio.gather(*(pool.evaluate(sources, d, 10) for d in docs))
@@ -95,7 +102,7 @@ async def test_concurrent_inputs_come_back_to_their_own_callers(echo_root: Path)
 @pytest.mark.anyio
 async def test_a_job_still_queued_at_its_deadline_never_runs(slow_root: Path) -> None:
     """Dropped from the queue, so it does not count as an evaluation holding a thread."""
-    pool = WorkerPool(asyncio.get_running_loop(), 1)
+    pool = workers(1)
     sources = generation(slow_root)
     slow = asyncio.ensure_future(pool.evaluate(sources, {"action": "slow"}, 30))
     await asyncio.sleep(0.05)  # the one thread is busy with it
@@ -110,7 +117,7 @@ async def test_a_job_still_queued_at_its_deadline_never_runs(slow_root: Path) ->
 @pytest.mark.anyio
 async def test_an_evaluation_past_its_deadline_counts_until_it_ends(slow_root: Path) -> None:
     """It keeps its thread (rego-cpp cannot be interrupted) and is counted until it returns."""
-    pool = WorkerPool(asyncio.get_running_loop(), 1)
+    pool = workers(1)
     sources = generation(slow_root)
     with pytest.raises(EngineTimeout):
         await pool.evaluate(sources, {"action": "slow"}, 0.05)
@@ -125,17 +132,54 @@ async def test_a_deadline_that_fires_after_the_result_came_counts_no_overrun(
     echo_root: Path,
 ) -> None:
     """The timeout can win the race against a result already collected: nothing stays held."""
-    pool = WorkerPool(asyncio.get_running_loop(), 1)
+    pool = workers(1, first_id=700)
     assert await pool.evaluate(generation(echo_root), {"a": 1}, 10) == {"a": 1}
-    pool._abandon(0, overran=True)  # job 0, as a timeout firing just after collection would
+    pool._abandon(700, overran=True)  # as a timeout firing just after collection would
     assert pool.overrunning == 0
     pool.close()
 
 
 @pytest.mark.anyio
+async def test_a_thread_compiling_the_bundle_is_not_counted_as_held(slow_root: Path) -> None:
+    """A compile (~100 ms) outlasting a tight deadline is not a stuck evaluation."""
+    pool = workers(1)
+    sources = generation(ROOT / "policies")  # never prepared for this pool: the job compiles it
+    with pytest.raises(EngineTimeout):
+        await pool.evaluate(sources, documents()[0], 0.005)
+    assert pool.overrunning == 0
+    pool.close()
+
+
+def test_load_compiles_a_copy_for_every_worker() -> None:
+    """After load() no worker has a compile ahead of it."""
+    engine = EmbeddedEngine(workers=3)
+    engine.load(read_bundle(ROOT / "policies"))
+    assert engine._active is not None
+    assert engine._native.warmed(engine._active.sources) == 3
+    engine.close()
+
+
+def test_a_tight_deadline_is_met_from_the_first_decision() -> None:
+    """A 50 ms deadline, shorter than a compile: the first decisions are answered, not timed out.
+
+    Before load() prepared the workers, each first decision compiled the bundle past its
+    deadline, and every timeout started a fresh, cold pool: nothing was ever decided.
+    """
+    engine = EmbeddedEngine(workers=2)
+    engine.load(read_bundle(ROOT / "policies"))
+
+    async def first_decisions() -> list[Any]:
+        batch = [engine.evaluate(d, timeout_s=0.05) for d in documents()[:4]]
+        return [r.value["decision"] for r in await asyncio.gather(*batch)]
+
+    assert set(asyncio.run(first_decisions())) <= {"allow", "deny", "require_hitl"}
+    engine.close()
+
+
+@pytest.mark.anyio
 async def test_a_closed_pool_fails_its_queued_jobs_closed(slow_root: Path) -> None:
     """Queued jobs end as EngineError (a deny), not lost; new submissions are refused."""
-    pool = WorkerPool(asyncio.get_running_loop(), 1)
+    pool = workers(1)
     sources = generation(slow_root)
     running = asyncio.ensure_future(pool.evaluate(sources, {"action": "slow"}, 30))
     await asyncio.sleep(0.05)
@@ -152,7 +196,7 @@ async def test_a_closed_pool_fails_its_queued_jobs_closed(slow_root: Path) -> No
 @pytest.mark.anyio
 async def test_sources_that_do_not_compile_fail_closed(tmp_path: Path) -> None:
     """A thread that cannot compile the bundle answers EngineError with rego-cpp's reason."""
-    pool = WorkerPool(asyncio.get_running_loop(), 1)
+    pool = workers(1)
     broken = _rego.Generation(
         [("maestro/decision/x.rego", "package maestro.decision\nresult := {")], "{}", "x/y"
     )
@@ -166,7 +210,7 @@ async def test_input_the_engine_cannot_take_is_refused_and_the_pool_goes_on(
     echo_root: Path,
 ) -> None:
     """A NUL in a string is refused before queueing; the next decision is served."""
-    pool = WorkerPool(asyncio.get_running_loop(), 1)
+    pool = workers(1)
     sources = generation(echo_root)
     with pytest.raises(EngineError, match="NUL"):
         await pool.evaluate(sources, {"a": "x\x00y"}, 10)

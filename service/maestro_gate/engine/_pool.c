@@ -7,9 +7,11 @@
  * work: the event loop builds a decision's plan (holding the GIL, engine/_rego.c), queues it, and
  * learns of finished jobs from an eventfd it watches (`fileno`), then collects them (`take`).
  *
- * Each thread owns one rego-cpp interpreter and bundle, compiled from a Generation (the bundle's
- * sources) the first time it meets that generation, as rego-cpp interpreters cannot be shared
- * between threads. An evaluation cannot be interrupted; `close` stops a pool taking jobs (its
+ * Each thread owns its rego-cpp interpreters and bundles, compiled from a Generation (the
+ * bundle's sources), as rego-cpp interpreters cannot be shared between threads. `prepare`
+ * compiles a generation for every thread in the calling thread and hands each its copy, so no
+ * decision waits on a compile (about 100 ms, longer than a tight deadline); a thread that meets
+ * a generation it lacks compiles it then, and `cancel` reports it as compiling. An evaluation cannot be interrupted; `close` stops a pool taking jobs (its
  * queued ones end CLOSED) and its threads end when their current job does.
  *
  * Everything the threads touch is plain malloc'd memory with atomic reference counts, so a pool
@@ -140,6 +142,8 @@ typedef struct job {
     char error[ERROR_ROOM];
 } job;
 
+struct worker;
+
 typedef struct {
     atomic_int references; /* the Python object, and each running thread */
     pthread_mutex_t lock;
@@ -148,6 +152,8 @@ typedef struct {
     job *done, *done_last;
     int closing;
     int ready; /* eventfd: readable while `done` may hold jobs */
+    struct worker *workers[MAX_THREADS];
+    int threads;
 } shared;
 
 static void free_job(job *j)
@@ -207,32 +213,54 @@ static void wake(shared *s)
 
 /* ---- A worker thread. ----------------------------------------------------------------------- */
 
+/* A compiled interpreter. A thread keeps two, so jobs of the bundle being replaced and of its
+ * replacement both run without recompiling while a reload is under way. */
 typedef struct {
-    shared *pool;
-    sources *compiled_from;
+    sources *from;
     void *interpreter, *bundle;
+    unsigned long long used;
+} compiled;
+
+typedef struct worker {
+    shared *pool;
+    compiled slots[2]; /* written by the owning thread only, under the lock */
+    unsigned long long clock;
+    /* Guarded by pool->lock: */
+    job *current;
+    int compiling;
+    compiled incoming; /* compiled for this thread by `prepare`, installed at its next job */
 } worker;
 
-static void drop_compiled(worker *w)
+static void drop(compiled *c)
 {
-    if (w->bundle != NULL) {
-        rego.free_bundle(w->bundle);
+    if (c->bundle != NULL) {
+        rego.free_bundle(c->bundle);
     }
-    if (w->interpreter != NULL) {
-        rego.free_interpreter(w->interpreter);
+    if (c->interpreter != NULL) {
+        rego.free_interpreter(c->interpreter);
     }
-    release_sources(w->compiled_from);
-    w->bundle = w->interpreter = NULL;
-    w->compiled_from = NULL;
+    release_sources(c->from);
+    memset(c, 0, sizeof *c);
 }
 
-/* Compile `s` as engine/embedded.py's compile_bundle does; 0, or -1 with the error in `j`. */
-static int compile(worker *w, sources *s, job *j)
+/* The slot holding `s` compiled, or NULL. Read under the lock or by the owning thread. */
+static compiled *holding(worker *w, const sources *s)
 {
-    drop_compiled(w);
+    for (int i = 0; i < 2; i++) {
+        if (w->slots[i].from == s) {
+            return &w->slots[i];
+        }
+    }
+    return NULL;
+}
+
+/* Compile `s` as engine/embedded.py's compile_bundle does; 0, or -1 with rego-cpp's reason in
+ * `error`. Any thread, no GIL needed. */
+static int compile(sources *s, compiled *into, char *error, size_t room)
+{
     void *interpreter = rego.new_interpreter();
     if (interpreter == NULL) {
-        snprintf(j->error, sizeof j->error, "no memory for an interpreter");
+        snprintf(error, room, "no memory for an interpreter");
         return -1;
     }
     rego.set_log_level(interpreter, 0);
@@ -245,7 +273,7 @@ static int compile(worker *w, sources *s, job *j)
              rego.add_entrypoint(interpreter, s->entrypoint) != 0;
     void *bundle = failed ? NULL : rego.build(interpreter);
     if (bundle == NULL || !rego.bundle_ok(bundle)) {
-        copy_error(interpreter, j->error, sizeof j->error);
+        copy_error(interpreter, error, room);
         if (bundle != NULL) {
             rego.free_bundle(bundle);
         }
@@ -256,21 +284,50 @@ static int compile(worker *w, sources *s, job *j)
         rego.forget_verified(); /* the new bundle may sit where a freed one was */
     }
     atomic_fetch_add(&s->references, 1);
-    w->compiled_from = s;
-    w->interpreter = interpreter;
-    w->bundle = bundle;
+    into->from = s;
+    into->interpreter = interpreter;
+    into->bundle = bundle;
+    into->used = 0;
     return 0;
+}
+
+/* Put `fresh` in the least recently used slot (owning thread); the slot. */
+static compiled *install(worker *w, compiled *fresh)
+{
+    compiled *slot = w->slots[0].used <= w->slots[1].used ? &w->slots[0] : &w->slots[1];
+    compiled old;
+    pthread_mutex_lock(&w->pool->lock); /* `holding` is read under the lock by `warmed` */
+    old = *slot;
+    *slot = *fresh;
+    slot->used = ++w->clock;
+    pthread_mutex_unlock(&w->pool->lock);
+    drop(&old);
+    return slot;
 }
 
 static void run(worker *w, job *j)
 {
-    if (w->compiled_from != j->sources && compile(w, j->sources, j)) {
-        j->ending = NOT_COMPILED;
-        return;
+    compiled *slot = holding(w, j->sources);
+    if (slot == NULL) { /* not prepared: compile now, and say so to `cancel` */
+        compiled fresh;
+        pthread_mutex_lock(&w->pool->lock);
+        w->compiling = 1;
+        pthread_mutex_unlock(&w->pool->lock);
+        int failed = compile(j->sources, &fresh, j->error, sizeof j->error);
+        pthread_mutex_lock(&w->pool->lock);
+        w->compiling = 0;
+        pthread_mutex_unlock(&w->pool->lock);
+        if (failed) {
+            j->ending = NOT_COMPILED;
+            return;
+        }
+        slot = install(w, &fresh);
     }
-    j->ending = run_plan(&j->plan, w->interpreter, w->bundle, j->sources->entrypoint, &j->output);
+    slot->used = ++w->clock;
+    j->ending = run_plan(&j->plan, slot->interpreter, slot->bundle, j->sources->entrypoint,
+                         &j->output);
     if (j->ending == NOT_SET) {
-        copy_error(w->interpreter, j->error, sizeof j->error);
+        copy_error(slot->interpreter, j->error, sizeof j->error);
     }
 }
 
@@ -278,29 +335,47 @@ static void *work(void *argument)
 {
     worker *w = argument;
     shared *s = w->pool;
+    pthread_mutex_lock(&s->lock);
     for (;;) {
-        pthread_mutex_lock(&s->lock);
         while (s->queued == NULL && !s->closing) {
             pthread_cond_wait(&s->work, &s->lock);
         }
         job *j = s->queued;
         if (j == NULL) { /* closing, and nothing left */
-            pthread_mutex_unlock(&s->lock);
             break;
         }
         s->queued = j->next;
+        w->current = j;
+        compiled incoming = w->incoming;
+        memset(&w->incoming, 0, sizeof w->incoming);
         pthread_mutex_unlock(&s->lock);
 
+        if (incoming.from != NULL && holding(w, incoming.from) == NULL) {
+            install(w, &incoming);
+        } else {
+            drop(&incoming);
+        }
         run(w, j);
 
         pthread_mutex_lock(&s->lock);
+        w->current = NULL;
         int first = finish(s, j);
         pthread_mutex_unlock(&s->lock);
         if (first) {
             wake(s);
         }
+        pthread_mutex_lock(&s->lock);
     }
-    drop_compiled(w);
+    for (int i = 0; i < s->threads; i++) {
+        if (s->workers[i] == w) {
+            s->workers[i] = NULL;
+        }
+    }
+    compiled incoming = w->incoming;
+    pthread_mutex_unlock(&s->lock);
+    drop(&incoming);
+    drop(&w->slots[0]);
+    drop(&w->slots[1]);
     free(w);
     release_shared(s);
     return NULL;
@@ -360,8 +435,14 @@ static int pool_init(Pool *self, PyObject *args, PyObject *kwargs)
         }
         w->pool = s;
         atomic_fetch_add(&s->references, 1);
+        pthread_mutex_lock(&s->lock);
+        s->workers[s->threads++] = w;
+        pthread_mutex_unlock(&s->lock);
         int failed = pthread_create(&thread, &attributes, work, w);
         if (failed) {
+            pthread_mutex_lock(&s->lock);
+            s->workers[--s->threads] = NULL;
+            pthread_mutex_unlock(&s->lock);
             atomic_fetch_sub(&s->references, 1);
             free(w);
             errno = failed;
@@ -460,6 +541,7 @@ static PyObject *pool_cancel(Pool *self, PyObject *args)
         return NULL;
     }
     job *removed = NULL;
+    const char *state = "finished";
     pthread_mutex_lock(&s->lock);
     for (job **at = &s->queued, *previous = NULL; *at != NULL; previous = *at, at = &(*at)->next) {
         if ((*at)->id == id) {
@@ -468,15 +550,85 @@ static PyObject *pool_cancel(Pool *self, PyObject *args)
             if (s->queued_last == removed) {
                 s->queued_last = previous;
             }
+            state = "dropped";
             break;
         }
     }
-    pthread_mutex_unlock(&s->lock);
-    if (removed == NULL) {
-        Py_RETURN_FALSE;
+    for (int i = 0; removed == NULL && i < s->threads; i++) {
+        worker *w = s->workers[i];
+        if (w != NULL && w->current != NULL && w->current->id == id) {
+            state = w->compiling ? "compiling" : "evaluating";
+        }
     }
-    free_job(removed);
-    Py_RETURN_TRUE;
+    pthread_mutex_unlock(&s->lock);
+    if (removed != NULL) {
+        free_job(removed);
+    }
+    return PyUnicode_FromString(state);
+}
+
+static PyObject *pool_prepare(Pool *self, PyObject *args)
+{
+    Generation *generation;
+    shared *s = opened(self);
+    if (s == NULL || !PyArg_ParseTuple(args, "O!", &GenerationType, &generation)) {
+        return NULL;
+    }
+    sources *wanted = generation->sources;
+    if (wanted == NULL) {
+        PyErr_SetString(PyExc_ValueError, "an uninitialised generation");
+        return NULL;
+    }
+    char error[ERROR_ROOM] = "";
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (int i = 0; i < MAX_THREADS && !failed; i++) {
+        pthread_mutex_lock(&s->lock);
+        int present = i < s->threads && s->workers[i] != NULL;
+        pthread_mutex_unlock(&s->lock);
+        if (!present) {
+            continue;
+        }
+        compiled fresh, replaced = {0};
+        failed = compile(wanted, &fresh, error, sizeof error) != 0;
+        if (failed) {
+            break;
+        }
+        pthread_mutex_lock(&s->lock);
+        worker *w = i < s->threads ? s->workers[i] : NULL;
+        if (w != NULL) { /* still running: it installs this at its next job */
+            replaced = w->incoming;
+            w->incoming = fresh;
+        } else {
+            replaced = fresh;
+        }
+        pthread_mutex_unlock(&s->lock);
+        drop(&replaced);
+    }
+    Py_END_ALLOW_THREADS
+    if (failed) {
+        PyErr_Format(PyExc_ValueError, "the bundle did not compile: %s", error);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *pool_warmed(Pool *self, PyObject *args)
+{
+    Generation *generation;
+    shared *s = opened(self);
+    if (s == NULL || !PyArg_ParseTuple(args, "O!", &GenerationType, &generation)) {
+        return NULL;
+    }
+    int count = 0;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < s->threads; i++) {
+        worker *w = s->workers[i];
+        count += w != NULL && (holding(w, generation->sources) != NULL ||
+                               w->incoming.from == generation->sources);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return PyLong_FromLong(count);
 }
 
 static PyObject *pool_take(Pool *self, PyObject *unused)
@@ -530,7 +682,13 @@ static PyMethodDef pool_methods[] = {
      "submit(id, generation, value): queue an evaluation of `value` as the input; ValueError or "
      "TypeError when it cannot be passed, RuntimeError when the pool is closed."},
     {"cancel", (PyCFunction)pool_cancel, METH_VARARGS,
-     "cancel(id): True if the job was still queued and is now dropped; False once it started."},
+     "cancel(id): 'dropped' if the job was still queued (it never runs), 'compiling' or "
+     "'evaluating' if a thread is on it, 'finished' otherwise."},
+    {"prepare", (PyCFunction)pool_prepare, METH_VARARGS,
+     "prepare(generation): compile it for every thread, here (GIL released), and hand each "
+     "thread its copy to install at its next job; ValueError if it does not compile."},
+    {"warmed", (PyCFunction)pool_warmed, METH_VARARGS,
+     "warmed(generation): how many threads hold it compiled."},
     {"take", (PyCFunction)pool_take, METH_NOARGS,
      "take(): the finished jobs as (id, output, stage, error): the regoOutput address (the "
      "caller frees it) and None, or 0 and the stage that failed ('refused', 'input', 'query', "

@@ -1,9 +1,9 @@
 """The embedded engine: regopy (rego-cpp) evaluating a compiled bundle through its VM.
 
 Decisions run on native worker threads that never take the GIL (engine/_pool.c, seen from the
-loop through engine/pool.py). Each thread owns an interpreter compiled from the active bundle's
-sources the first time it meets them; a reload compiles and checks the new bundle here first and
-swaps it in whole, so no decision ever sees a half-loaded bundle. A deadline on the event loop
+loop through engine/pool.py). A load compiles and checks the new bundle here, compiles a copy for
+each thread (rego-cpp interpreters cannot be shared), and only then swaps it in whole: no
+decision ever sees a half-loaded bundle or waits for a compile. A deadline on the event loop
 holds while a worker is busy; a late result is discarded.
 """
 
@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import regopy
+import structlog
 
 from maestro_gate.core.errors import BundleError, EngineTimeout, NotReady
 from maestro_gate.core.ports import BundleInfo, EngineResult
@@ -31,6 +32,13 @@ class _Active:
     bundle: Bundle
     info: BundleInfo
     sources: _rego.Generation
+
+
+def _prepare(native: _rego.Pool, sources: _rego.Generation) -> None:
+    try:
+        native.prepare(sources)
+    except (ValueError, RuntimeError) as exc:  # it compiled at load: only out of memory
+        structlog.get_logger("maestro_gate.engine").warning("workers_not_prepared", error=str(exc))
 
 
 def compile_bundle(bundle: Bundle) -> tuple[regopy.Interpreter, Any]:
@@ -67,16 +75,24 @@ class EmbeddedEngine:
 
     def __init__(self, workers: int = 2) -> None:
         self._size = workers
+        self._native = _rego.Pool(workers)
         self._pool: WorkerPool | None = None
         self._active: _Active | None = None
         self._lock = threading.Lock()
 
     def load(self, bundle: Bundle) -> BundleInfo:
-        """Compile, check and activate a bundle; the active one stays if this raises."""
+        """Compile, check and activate a bundle; the active one stays if this raises.
+
+        Blocks while every worker's copy compiles (about 100 ms each); call it off the loop.
+        """
         compile_bundle(bundle)
         sources = _rego.Generation(
             list(bundle.modules.items()), json.dumps(bundle.data), DECISION_ENTRYPOINT
         )
+        try:
+            self._native.prepare(sources)
+        except ValueError as exc:
+            raise BundleError(str(exc)) from None
         info = BundleInfo(
             revision=bundle.revision,
             digest=bundle.digest,
@@ -105,22 +121,30 @@ class EmbeddedEngine:
             value = await pool.evaluate(active.sources, document, timeout_s)
         except EngineTimeout:
             if pool.overrunning >= pool.threads and pool is self._pool:
-                self._pool = WorkerPool(pool.loop, self._size)
-                pool.close()
+                self._replace(pool, active)
             raise
         return EngineResult(value=value, bundle=active.info)
 
     def close(self) -> None:
         """Stop the workers without waiting for runaway evaluations."""
         if self._pool is not None:
-            self._pool.close()
+            self._pool.detach()
             self._pool = None
+        self._native.close()
 
     def _pool_for(self, loop: asyncio.AbstractEventLoop) -> WorkerPool:
-        """The pool reporting to this loop (a new loop, as in tests, gets a new pool)."""
+        """The workers reporting to this loop (a new loop, as in tests, takes them over)."""
         pool = self._pool
-        if pool is None or pool.loop is not loop:
+        if pool is None or pool.loop is not loop or pool.native is not self._native:
             if pool is not None:
-                pool.close()
-            pool = self._pool = WorkerPool(loop, self._size)
+                pool.detach()
+            pool = self._pool = WorkerPool(loop, self._native, self._size)
         return pool
+
+    def _replace(self, held: WorkerPool, active: _Active) -> None:
+        """Every thread is held past a deadline: new threads take the next decisions."""
+        native = self._native = _rego.Pool(self._size)
+        self._pool = WorkerPool(held.loop, native, self._size)
+        held.close()
+        # Their copies compile off the loop; a decision that comes first compiles its own.
+        held.loop.run_in_executor(None, _prepare, native, active.sources)

@@ -1,9 +1,10 @@
-"""The embedded engine's worker threads, as the event loop sees them (the threads: engine/_pool.c).
+"""The embedded engine's worker threads, as one event loop sees them (the threads: engine/_pool.c).
 
 The loop queues a decision, its input walked into a plan while the loop holds the GIL, and awaits
 a future. The threads evaluate without ever taking the GIL; the pool's eventfd wakes the loop
 when jobs finish, and `_collect` turns each output into the decision document. An evaluation
-past its deadline keeps its thread until rego-cpp returns; `overrunning` counts those.
+past its deadline keeps its thread until rego-cpp returns; `overrunning` counts those (a thread
+still compiling the bundle is not stuck, and is not counted).
 """
 
 from __future__ import annotations
@@ -11,23 +12,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from collections.abc import Iterator
 from typing import Any
 
 from maestro_gate.core.errors import EngineError, EngineTimeout
 from maestro_gate.engine import _rego
 from maestro_gate.engine.vm import result_of
 
+# Job ids unique across every WorkerPool: pools for different loops may share native threads.
+_JOB_IDS = itertools.count()
+
 
 class WorkerPool:
-    """`threads` native rego-cpp workers reporting to one event loop."""
+    """A native pool's `threads` rego-cpp workers, reporting to one event loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, threads: int) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        native: _rego.Pool,
+        threads: int,
+        ids: Iterator[int] = _JOB_IDS,
+    ) -> None:
         self.loop = loop
+        self.native = native
         self.threads = threads
-        self._native = _rego.Pool(threads)
+        self._native = native
         self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._overran: set[int] = set()
-        self._ids = itertools.count()
+        self._ids = ids
         self._closed = False
         self._fd = self._native.fileno()
         loop.add_reader(self._fd, self._collect)
@@ -61,16 +73,21 @@ class WorkerPool:
 
     def close(self) -> None:
         """Take no more jobs; queued ones fail closed; threads end after their current job."""
-        self._closed = True
         self._native.close()
+        self.detach()
+
+    def detach(self) -> None:
+        """Stop reporting to this loop once the jobs it waits for are in (the threads go on)."""
+        self._closed = True
         if not self._waiting:
             self._stop_watching()
 
     def _abandon(self, job: int, *, overran: bool) -> None:
-        if self._native.cancel(job):  # still queued: it never runs
+        state = self._native.cancel(job)
+        if state == "dropped":  # still queued: it never runs
             del self._waiting[job]
-        elif overran and job in self._waiting:  # not collected yet: `_collect` uncounts it
-            self._overran.add(job)
+        elif state == "evaluating" and overran and job in self._waiting:
+            self._overran.add(job)  # `_collect` uncounts it when it ends
 
     def _collect(self) -> None:
         for job, output, failed, message in self._native.take():
