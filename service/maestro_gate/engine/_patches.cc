@@ -17,7 +17,8 @@
  *    running it (VirtualMachine::bundle), another fifth of the time. Here a bundle is verified by
  *    rego-cpp's own verify on the first query made from the gate's evaluate (engine/_rego.c marks
  *    those with `maestro_gate_trusted`) and not again until the gate compiles a bundle
- *    (`maestro_gate_forget`, called by engine/embedded.py and engine/_pool.c's threads). Any other caller (policy test, raw queries) is verified every time.
+ *    (`maestro_gate_forget`, called by engine/embedded.py and engine/_pool.c's compiles). Any
+ *    other caller (policy test, raw queries) is verified every time.
  *
  * Built with -fno-access-control: the code reads libstdc++'s locale internals as its own
  * headers do. It is linked without libstdc++ and calls none of it directly: loading it
@@ -78,11 +79,14 @@ pthread_once_t indexes_found = PTHREAD_ONCE_INIT;
 void find_indexes()
 {
     void *libstdcxx = loaded("libstdc++.so");
+    auto find = [libstdcxx](const char *name) {
+        return libstdcxx ? dlsym(libstdcxx, name) : nullptr;
+    };
     typedef size_t (*id_function)(const void *);
-    auto id_of = libstdcxx ? (id_function)dlsym(libstdcxx, "_ZNKSt6locale2id5_M_idEv") : nullptr;
-    const void *ctype = libstdcxx ? dlsym(libstdcxx, "_ZNSt5ctypeIcE2idE") : nullptr;
-    const void *num_put = libstdcxx ? dlsym(libstdcxx, "_ZNSt7num_putIcSt19ostreambuf_iteratorIcSt11char_traitsIcEEE2idE") : nullptr;
-    const void *num_get = libstdcxx ? dlsym(libstdcxx, "_ZNSt7num_getIcSt19istreambuf_iteratorIcSt11char_traitsIcEEE2idE") : nullptr;
+    auto id_of = (id_function)find("_ZNKSt6locale2id5_M_idEv"); /* std::locale::id::_M_id */
+    const void *ctype = find("_ZNSt5ctypeIcE2idE");
+    const void *num_put = find("_ZNSt7num_putIcSt19ostreambuf_iteratorIcSt11char_traitsIcEEE2idE");
+    const void *num_get = find("_ZNSt7num_getIcSt19istreambuf_iteratorIcSt11char_traitsIcEEE2idE");
     if (!id_of || !ctype || !num_put || !num_get) {
         give_up("libstdc++'s facet ids were not found");
     }
@@ -100,7 +104,8 @@ pthread_once_t rego_verify_found = PTHREAD_ONCE_INIT;
 void find_rego_verify()
 {
     void *library = loaded("librego_shared.so");
-    rego_verify = library ? (verify_function)dlsym(library, "_ZNK4rego9BundleDef6verifyEv") : nullptr;
+    void *found = library ? dlsym(library, "_ZNK4rego9BundleDef6verifyEv") : nullptr;
+    rego_verify = (verify_function)found;
     if (rego_verify == nullptr) {
         give_up("rego::BundleDef::verify was not found in librego_shared.so");
     }
@@ -196,8 +201,9 @@ static PyObject *counts(PyObject *, PyObject *)
 
 static PyObject *addresses(PyObject *, PyObject *)
 {
-    return Py_BuildValue("(NN)", PyLong_FromVoidPtr(reinterpret_cast<void *>(&maestro_gate_trusted)),
-                         PyLong_FromVoidPtr(reinterpret_cast<void *>(&maestro_gate_forget)));
+    void *trusted = reinterpret_cast<void *>(&maestro_gate_trusted);
+    void *forgetting = reinterpret_cast<void *>(&maestro_gate_forget);
+    return Py_BuildValue("(NN)", PyLong_FromVoidPtr(trusted), PyLong_FromVoidPtr(forgetting));
 }
 
 static PyMethodDef methods[] = {

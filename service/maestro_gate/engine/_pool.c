@@ -11,8 +11,9 @@
  * bundle's sources), as rego-cpp interpreters cannot be shared between threads. `prepare`
  * compiles a generation for every thread in the calling thread and hands each its copy, so no
  * decision waits on a compile (about 100 ms, longer than a tight deadline); a thread that meets
- * a generation it lacks compiles it then, and `cancel` reports it as compiling. An evaluation cannot be interrupted; `close` stops a pool taking jobs (its
- * queued ones end CLOSED) and its threads end when their current job does.
+ * a generation it lacks compiles it then, and `cancel` reports it as compiling. An evaluation
+ * cannot be interrupted; `close` stops a pool taking jobs (its queued ones end CLOSED) and its
+ * threads end when their current job does.
  *
  * Everything the threads touch is plain malloc'd memory with atomic reference counts, so a pool
  * or generation outlives its Python object for as long as a thread still needs it.
