@@ -36,12 +36,11 @@ class WorkerPool:
         self.loop = loop
         self.native = native
         self.threads = threads
-        self._native = native
         self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._overran: set[int] = set()
         self._ids = ids
         self._closed = False
-        self._fd = self._native.fileno()
+        self._fd = self.native.fileno()
         loop.add_reader(self._fd, self._collect)
 
     @property
@@ -53,7 +52,7 @@ class WorkerPool:
         """The decision document for `document`; EngineError or EngineTimeout otherwise."""
         job = next(self._ids)
         try:
-            self._native.submit(job, generation, document)
+            self.native.submit(job, generation, document)
         except (TypeError, ValueError) as exc:
             raise EngineError(str(exc)) from None
         except RuntimeError:
@@ -73,7 +72,7 @@ class WorkerPool:
 
     def close(self) -> None:
         """Take no more jobs; queued ones fail closed; threads end after their current job."""
-        self._native.close()
+        self.native.close()
         self.detach()
 
     def detach(self) -> None:
@@ -83,14 +82,14 @@ class WorkerPool:
             self._stop_watching()
 
     def _abandon(self, job: int, *, overran: bool) -> None:
-        state = self._native.cancel(job)
+        state = self.native.cancel(job)
         if state == "dropped":  # still queued: it never runs
             del self._waiting[job]
         elif state == "evaluating" and overran and job in self._waiting:
             self._overran.add(job)  # `_collect` uncounts it when it ends
 
     def _collect(self) -> None:
-        for job, output, failed, message in self._native.take():
+        for job, output, failed, message in self.native.take():
             future = self._waiting.pop(job, None)
             self._overran.discard(job)
             try:
