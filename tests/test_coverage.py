@@ -8,18 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from maestro_gate.catalog_files import load_catalog
-from maestro_gate.core.catalog import Catalog
-from maestro_gate.coverage import (
+from maestro_gate.annotations import (
     AnnotationError,
-    CoverageReport,
     annotation_problems,
-    coverage_report,
-    main_coverage,
     rego_tests,
-    render_text,
     rule_annotations,
 )
+from maestro_gate.catalog_files import load_catalog
+from maestro_gate.core.catalog import Catalog
+from maestro_gate.coverage import CoverageReport, coverage_report, main_coverage, render_text
 
 CATALOG_DIR = Path(__file__).resolve().parents[1] / "catalog"
 
