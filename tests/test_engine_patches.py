@@ -39,16 +39,9 @@ DECIDE_ALL = """
 import json, sys
 from pathlib import Path
 from maestro_gate.engine import patches
-from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, read_bundle
-from maestro_gate.engine.embedded import compile_bundle
-from maestro_gate.engine.vm import evaluate
+from tests.test_engine_patches import decide_all
 job = json.load(sys.stdin)
-results = {}
-for name, root in job["bundles"].items():
-    rego, program = compile_bundle(read_bundle(Path(root)))
-    results[name] = [
-        evaluate(rego, program, DECISION_ENTRYPOINT.encode(), d) for d in job["documents"]
-    ]
+results = decide_all({k: Path(v) for k, v in job["bundles"].items()}, job["documents"])
 print(json.dumps({"status": patches.status(), "results": results}))
 """
 
@@ -69,7 +62,7 @@ def documents() -> list[dict[str, Any]]:
 
 
 def decide_all(bundles: dict[str, Path], inputs: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    """The results in this process, where the fixes are loaded."""
+    """The results in this process: with the fixes here, without them in DECIDE_ALL's."""
     results = {}
     for name, root in bundles.items():
         rego, program = compile_bundle(read_bundle(root))
@@ -137,6 +130,7 @@ def test_decisions_are_identical_to_rego_cpp_as_shipped(echo_root: Path) -> None
         capture_output=True,
         text=True,
         env=env,
+        cwd=ROOT,
         check=True,
         timeout=300,
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import itertools
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 from maestro_gate.core.errors import EngineError, EngineTimeout
 from maestro_gate.engine import _rego
 from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, read_bundle
-from maestro_gate.engine.embedded import EmbeddedEngine, compile_bundle
+from maestro_gate.engine.embedded import EmbeddedEngine, compile_bundle, sources_of
 from maestro_gate.engine.pool import WorkerPool
 from maestro_gate.engine.vm import evaluate
 from tests.conftest import write_bundle
@@ -46,16 +45,13 @@ RESULT_IS = 'package maestro.decision\n\nresult := "{}"\n'
 
 def generation(root: Path) -> _rego.Generation:
     """The sources a pool's threads compile, as EmbeddedEngine.load gives them."""
-    bundle = read_bundle(root)
-    return _rego.Generation(
-        list(bundle.modules.items()), json.dumps(bundle.data), DECISION_ENTRYPOINT
-    )
+    return sources_of(read_bundle(root))
 
 
 def workers(threads: int, first_id: int = 0) -> WorkerPool:
     """`threads` fresh native workers reporting to the running loop."""
     ids = itertools.count(first_id)
-    return WorkerPool(asyncio.get_running_loop(), _rego.Pool(threads), threads, ids)
+    return WorkerPool(asyncio.get_running_loop(), _rego.Pool(threads), ids)
 
 
 @pytest.fixture

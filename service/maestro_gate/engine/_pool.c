@@ -21,6 +21,8 @@
 #include "_rego.h"
 
 #include <errno.h>
+#include <stddef.h>
+#include <structmember.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -28,7 +30,6 @@
 #include <unistd.h>
 
 #define MAX_THREADS 64
-#define ERROR_ROOM 600
 
 /* ---- Generation: one bundle's sources, shared read-only by every thread. ------------------- */
 
@@ -326,10 +327,7 @@ static void run(worker *w, job *j)
     }
     slot->used = ++w->clock;
     j->ending = run_plan(&j->plan, slot->interpreter, slot->bundle, j->sources->entrypoint,
-                         &j->output);
-    if (j->ending == NOT_SET) {
-        copy_error(slot->interpreter, j->error, sizeof j->error);
-    }
+                         &j->output, j->error);
 }
 
 static void *work(void *argument)
@@ -387,7 +385,7 @@ static void *work(void *argument)
 typedef struct {
     PyObject_HEAD
     shared *shared;
-    int threads;
+    int threads; /* started; read-only `threads` attribute */
 } Pool;
 
 static int pool_init(Pool *self, PyObject *args, PyObject *kwargs)
@@ -583,11 +581,11 @@ static PyObject *pool_prepare(Pool *self, PyObject *args)
     char error[ERROR_ROOM] = "";
     int failed = 0;
     Py_BEGIN_ALLOW_THREADS
-    for (int i = 0; i < MAX_THREADS && !failed; i++) {
+    for (int i = 0; i < self->threads && !failed; i++) {
         pthread_mutex_lock(&s->lock);
-        int present = i < s->threads && s->workers[i] != NULL;
+        int running = s->workers[i] != NULL; /* a thread of a closed pool may have ended */
         pthread_mutex_unlock(&s->lock);
-        if (!present) {
+        if (!running) {
             continue;
         }
         compiled fresh, replaced = {0};
@@ -596,7 +594,7 @@ static PyObject *pool_prepare(Pool *self, PyObject *args)
             break;
         }
         pthread_mutex_lock(&s->lock);
-        worker *w = i < s->threads ? s->workers[i] : NULL;
+        worker *w = s->workers[i];
         if (w != NULL) { /* still running: it installs this at its next job */
             replaced = w->incoming;
             w->incoming = fresh;
@@ -701,6 +699,11 @@ static PyMethodDef pool_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyMemberDef pool_members[] = {
+    {"threads", T_INT, offsetof(Pool, threads), READONLY, "How many threads the pool started."},
+    {NULL, 0, 0, 0, NULL},
+};
+
 static PyTypeObject PoolType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "maestro_gate.engine._rego.Pool",
     .tp_doc = "Pool(threads): native threads evaluating queued decisions without the GIL.",
@@ -710,6 +713,7 @@ static PyTypeObject PoolType = {
     .tp_init = (initproc)pool_init,
     .tp_dealloc = (destructor)pool_dealloc,
     .tp_methods = pool_methods,
+    .tp_members = pool_members,
 };
 
 int add_pool_types(PyObject *module)

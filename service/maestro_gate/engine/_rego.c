@@ -230,7 +230,7 @@ static unsigned int replay(const plan *p, void *handle)
 }
 
 enum ending run_plan(const plan *p, void *interpreter, void *bundle, const char *entrypoint,
-                     void **output)
+                     void **output, char error[ERROR_ROOM])
 {
     enum ending ending = EVALUATED;
     void *input = rego.new_input();
@@ -243,6 +243,9 @@ enum ending run_plan(const plan *p, void *interpreter, void *bundle, const char 
         ending = NOT_SET;
     }
     rego.free_input(input);
+    if (ending == NOT_SET) {
+        copy_error(interpreter, error, ERROR_ROOM);
+    }
     if (ending != EVALUATED) {
         return ending;
     }
@@ -378,15 +381,13 @@ static PyObject *evaluate(PyObject *self, PyObject *args)
         return NULL;
     }
     void *output = NULL;
+    char error[ERROR_ROOM] = "";
     enum ending ending;
     Py_BEGIN_ALLOW_THREADS
-    ending = run_plan(&p, interpreter, bundle, entrypoint, &output);
+    ending = run_plan(&p, interpreter, bundle, entrypoint, &output, error);
     Py_END_ALLOW_THREADS
     plan_free(&p);
-    if (ending == EVALUATED) {
-        return Py_BuildValue("(NO)", PyLong_FromVoidPtr(output), Py_None);
-    }
-    return Py_BuildValue("(is)", 0, ending_name(ending));
+    return Py_BuildValue("(Nzs)", PyLong_FromVoidPtr(output), ending_name(ending), error);
 }
 
 static PyObject *function_names(PyObject *self, PyObject *unused)
@@ -406,9 +407,10 @@ static PyMethodDef methods[] = {
      "engine/_patches.cc's maestro_gate_trusted and maestro_gate_forget (0 when not loaded)."},
     {"evaluate", evaluate, METH_VARARGS,
      "evaluate(interpreter, bundle, entrypoint, value): set `value` as the input and evaluate "
-     "`entrypoint`. (output, None) with the regoOutput address (the caller frees it), or "
-     "(0, stage) when rego-cpp failed at stage 'refused', 'input', 'query' or 'memory'; "
-     "ValueError or TypeError when `value` cannot be passed."},
+     "`entrypoint`. (output, None, '') with the regoOutput address (the caller frees it), or "
+     "(0, stage, message) when rego-cpp failed at stage 'refused', 'input', 'query' or "
+     "'memory', as Pool.take reports them; ValueError or TypeError when `value` cannot be "
+     "passed."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -70,9 +70,13 @@ void plan_free(plan *p);
 /* How an evaluation without the GIL ended. */
 enum ending { EVALUATED, NO_MEMORY, INPUT_REFUSED, NOT_SET, NO_OUTPUT, NOT_COMPILED, CLOSED };
 
-/* Build the plan's input on `interpreter` and query `entrypoint` of `bundle`; no Python API. */
+/* Room for rego-cpp's message about a failed stage. */
+#define ERROR_ROOM 600
+
+/* Build the plan's input on `interpreter` and query `entrypoint` of `bundle`; no Python API.
+ * When the interpreter refuses the input (NOT_SET), its message is copied into `error`. */
 enum ending run_plan(const plan *p, void *interpreter, void *bundle, const char *entrypoint,
-                     void **output);
+                     void **output, char error[ERROR_ROOM]);
 
 /* The ending's name as `evaluate` and `Pool.take` report it, NULL for EVALUATED. */
 const char *ending_name(enum ending ending);

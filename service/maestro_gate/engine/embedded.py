@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +38,13 @@ def _prepare(native: _rego.Pool, sources: _rego.Generation) -> None:
         native.prepare(sources)
     except (ValueError, RuntimeError) as exc:  # it compiled at load: only out of memory
         structlog.get_logger("maestro_gate.engine").warning("workers_not_prepared", error=str(exc))
+
+
+def sources_of(bundle: Bundle) -> _rego.Generation:
+    """What each worker thread compiles: the modules, the data as JSON and the entrypoint."""
+    return _rego.Generation(
+        list(bundle.modules.items()), json.dumps(bundle.data), DECISION_ENTRYPOINT
+    )
 
 
 def compile_bundle(bundle: Bundle) -> tuple[regopy.Interpreter, Any]:
@@ -78,7 +84,6 @@ class EmbeddedEngine:
         self._native = _rego.Pool(workers)
         self._pool: WorkerPool | None = None
         self._active: _Active | None = None
-        self._lock = threading.Lock()
 
     def load(self, bundle: Bundle) -> BundleInfo:
         """Compile, check and activate a bundle; the active one stays if this raises.
@@ -86,9 +91,7 @@ class EmbeddedEngine:
         Blocks while every worker's copy compiles (about 100 ms each); call it off the loop.
         """
         compile_bundle(bundle)
-        sources = _rego.Generation(
-            list(bundle.modules.items()), json.dumps(bundle.data), DECISION_ENTRYPOINT
-        )
+        sources = sources_of(bundle)
         try:
             self._native.prepare(sources)
         except ValueError as exc:
@@ -98,8 +101,7 @@ class EmbeddedEngine:
             digest=bundle.digest,
             activated_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
         )
-        with self._lock:
-            self._active = _Active(bundle=bundle, info=info, sources=sources)
+        self._active = _Active(bundle=bundle, info=info, sources=sources)  # one swap
         return info
 
     def active_bundle(self) -> BundleInfo | None:
@@ -138,13 +140,13 @@ class EmbeddedEngine:
         if pool is None or pool.loop is not loop or pool.native is not self._native:
             if pool is not None:
                 pool.detach()
-            pool = self._pool = WorkerPool(loop, self._native, self._size)
+            pool = self._pool = WorkerPool(loop, self._native)
         return pool
 
     def _replace(self, held: WorkerPool, active: _Active) -> None:
         """Every thread is held past a deadline: new threads take the next decisions."""
         native = self._native = _rego.Pool(self._size)
-        self._pool = WorkerPool(held.loop, native, self._size)
+        self._pool = WorkerPool(held.loop, native)
         held.close()
         # Their copies compile off the loop; a decision that comes first compiles its own.
         held.loop.run_in_executor(None, _prepare, native, active.sources)

@@ -17,25 +17,21 @@ from typing import Any
 
 from maestro_gate.core.errors import EngineError, EngineTimeout
 from maestro_gate.engine import _rego
-from maestro_gate.engine.vm import result_of
+from maestro_gate.engine.vm import failure, result_of
 
 # Job ids unique across every WorkerPool: pools for different loops may share native threads.
 _JOB_IDS = itertools.count()
 
 
 class WorkerPool:
-    """A native pool's `threads` rego-cpp workers, reporting to one event loop."""
+    """A native pool's rego-cpp worker threads, reporting to one event loop."""
 
     def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        native: _rego.Pool,
-        threads: int,
-        ids: Iterator[int] = _JOB_IDS,
+        self, loop: asyncio.AbstractEventLoop, native: _rego.Pool, ids: Iterator[int] = _JOB_IDS
     ) -> None:
         self.loop = loop
         self.native = native
-        self.threads = threads
+        self.threads = native.threads
         self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._overran: set[int] = set()
         self._ids = ids
@@ -55,8 +51,8 @@ class WorkerPool:
             self.native.submit(job, generation, document)
         except (TypeError, ValueError) as exc:
             raise EngineError(str(exc)) from None
-        except RuntimeError:
-            raise EngineError(_FAILED_CLOSED) from None
+        except RuntimeError:  # the pool is closed
+            raise failure("closed") from None
         future = self._waiting[job] = self.loop.create_future()
         try:
             async with asyncio.timeout(timeout_s):
@@ -108,6 +104,3 @@ class WorkerPool:
         if not self.loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop is shutting down
                 self.loop.remove_reader(self._fd)
-
-
-_FAILED_CLOSED = "the engine's workers were replaced before this evaluation ran"

@@ -32,7 +32,6 @@ from typing import Any
 
 import regopy
 from regopy.rego_shared import rego as _lib
-from regopy.rego_shared import rego_get_error
 
 from maestro_gate.core.errors import EngineError
 from maestro_gate.engine import _rego, patches
@@ -65,18 +64,22 @@ _FAILED = {
 def evaluate(rego: regopy.Interpreter, program: Any, entrypoint: bytes, document: Any) -> Any:
     """Evaluate `entrypoint` of a compiled bundle on `document`; the value, or EngineError."""
     try:
-        output, failed = _rego.evaluate(rego._impl, program._impl, entrypoint, document)
+        output, failed, message = _rego.evaluate(rego._impl, program._impl, entrypoint, document)
     except (TypeError, ValueError) as exc:
         raise EngineError(str(exc)) from None
-    message = rego_get_error(rego._impl) if failed == "input" else ""
     return result_of(output, failed, message)
+
+
+def failure(stage: str, message: str = "") -> EngineError:
+    """The EngineError for a stage `_rego` reports failed, with rego-cpp's message if any."""
+    detail = f": {first_line(message)}" if message.strip() else ""
+    return EngineError(_FAILED.get(stage, f"evaluation failed at {stage}") + detail)
 
 
 def result_of(output: int, failed: str | None, message: str) -> Any:
     """The decision document in a regoOutput (freed here), or EngineError for a failed stage."""
     if failed is not None:
-        detail = f": {first_line(message)}" if message.strip() else ""
-        raise EngineError(_FAILED.get(failed, f"evaluation failed at {failed}") + detail)
+        raise failure(failed, message)
     try:
         size = _held.regoOutputJSONSize(output)
         buffer = ctypes.create_string_buffer(size)
