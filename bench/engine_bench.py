@@ -24,15 +24,10 @@ from maestro_gate.engine import patches
 from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, read_bundle
 from maestro_gate.engine.embedded import compile_bundle
 from maestro_gate.engine.vm import evaluate
+from maestro_gate.state.activity import entry
 
-# What state/activity.py and the memory state source give a busy session (20 entries kept).
-ENTRY = {
-    "kind": "agent_action",
-    "action": "kb_search",
-    "destination_type": "store",
-    "classification": "internal",
-    "decision": "allow",
-}
+# A busy session as the memory state source holds it: 20 entries, as `state/activity.py` writes.
+ENTRY = entry(REQUEST_ADAPTER.validate_python(BODIES["agent_action"]), "allow")
 SERVICE_STATE = {
     "agent": {"requests_in_window": 5, "window_seconds": 60, "budget_spent": 0.0},
     "session": {"recent": [ENTRY] * 20},
