@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import regopy
 
+from maestro_gate.core.errors import EngineError
 from maestro_gate.core.requests import REQUEST_ADAPTER
 from maestro_gate.engine import patches
 from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, read_bundle
@@ -32,6 +33,32 @@ ECHO = """package maestro.decision
 result := {"input": input, "keys": {k | some k in numbers}, "text": sprintf("%v", [numbers])}
 
 numbers := [1, -7, 0.1, 2.5e-7, 1e300, 123456789.125, 3]
+"""
+
+# Keys of every scalar type, looked up, compared and tested for membership, by the second fix's
+# fast path (strings, keys, integers, booleans, null) and around it (floats, arrays, objects);
+# built-ins that succeed and, with input.text not a number, one that fails (the third fix).
+KEYS = """package maestro.decision
+
+import rego.v1
+
+table := {1: "int", "1": "string", true: "t", false: "f", null: "n", 2.5: "float", "k": {"x": [1]}, "": "e"}
+
+mixed := {1, "1", true, false, null, 2.5, [1, "a"], {"a": 1}, ""}
+
+probes := [1, "1", true, false, null, 2.5, "k", "", "missing", 7, [1, "a"], {"a": 1}]
+
+member(p) if p in mixed
+
+result := {
+	"found": [object.get(table, p, "-") | some p in probes],
+	"indexed": [v | some p in probes; v := table[p]],
+	"members": [p | some p in probes; member(p)],
+	"input": [object.get(input, p, "-") | some p in probes],
+	"compared": [[p == q, p < q] | some p in probes; some q in probes],
+	"number": to_number(input.text),
+	"count": count(mixed),
+}
 """
 
 # Run under MAESTRO_GATE_ENGINE_PATCHES=off: the same evaluations on rego-cpp as shipped.
@@ -66,14 +93,28 @@ def decide_all(bundles: dict[str, Path], inputs: list[dict[str, Any]]) -> dict[s
     results = {}
     for name, root in bundles.items():
         rego, program = compile_bundle(read_bundle(root))
-        results[name] = [evaluate(rego, program, ENTRYPOINT, d) for d in inputs]
+        results[name] = [outcome(rego, program, d) for d in inputs]
     return results
+
+
+def outcome(rego: regopy.Interpreter, program: Any, document: dict[str, Any]) -> Any:
+    """The decision document, or the engine's error message."""
+    try:
+        return evaluate(rego, program, ENTRYPOINT, document)
+    except EngineError as exc:
+        return {"error": str(exc)}
 
 
 @pytest.fixture(scope="module")
 def echo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A bundle whose result echoes its input next to formatted numbers and a set of them."""
     return write_bundle(tmp_path_factory.mktemp("echo"), {"maestro/decision/echo.rego": ECHO})
+
+
+@pytest.fixture(scope="module")
+def keys_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle that looks up, compares and collects keys of every type, and calls built-ins."""
+    return write_bundle(tmp_path_factory.mktemp("keys"), {"maestro/decision/keys.rego": KEYS})
 
 
 def test_the_fixes_are_loaded_and_in_effect() -> None:
@@ -88,6 +129,8 @@ def test_the_fixes_are_loaded_and_in_effect() -> None:
     after = patches.status()
     assert after["loaded"] is True
     assert after["streams_patched"] is True
+    assert after["keys_patched"] is True
+    assert after["calls_patched"] is True
     assert first["verified"] == before["verified"] + 1  # a new bundle: verified on first use
     assert after["verified"] == first["verified"]
     assert after["verify_skipped"] == first["verify_skipped"] + 2
@@ -118,10 +161,11 @@ def test_queries_outside_the_gates_evaluate_are_verified_every_time(echo_root: P
     assert after["verify_skipped"] == before["verify_skipped"]
 
 
-def test_decisions_are_identical_to_rego_cpp_as_shipped(echo_root: Path) -> None:
+def test_decisions_are_identical_to_rego_cpp_as_shipped(echo_root: Path, keys_root: Path) -> None:
     """Every scenario and bench request decides the same, byte for byte, with the fixes off."""
-    bundles = {"maestro": ROOT / "policies", "echo": echo_root}
-    inputs = documents()
+    bundles = {"maestro": ROOT / "policies", "echo": echo_root, "keys": keys_root}
+    numbers = [{"text": "12.5", "1": "s", "k": True, "": 0}, {"text": "twelve", "missing": None}]
+    inputs = [*documents(), *numbers]
     job = json.dumps({"bundles": {k: str(v) for k, v in bundles.items()}, "documents": inputs})
     env = os.environ | {patches.ENVIRONMENT_VARIABLE: "off"}
     shipped = subprocess.run(
@@ -138,9 +182,14 @@ def test_decisions_are_identical_to_rego_cpp_as_shipped(echo_root: Path) -> None
     assert unpatched["status"] == {"loaded": False, "reason": "MAESTRO_GATE_ENGINE_PATCHES=off"}
     patched = decide_all(bundles, inputs)
     assert len(inputs) > 10
-    assert {r["decision"] for r in patched["maestro"]} >= {"allow", "deny"}
+    assert {r.get("decision") for r in patched["maestro"]} >= {"allow", "deny"}
     assert json.dumps(patched, sort_keys=True) == json.dumps(unpatched["results"], sort_keys=True)
     assert patched["echo"][0]["text"] == unpatched["results"]["echo"][0]["text"]
+    number, not_a_number = patched["keys"][-2:]
+    assert number["number"] == 12.5
+    assert number["input"][1] == "s"
+    assert len(number["compared"]) == 144
+    assert "error" in not_a_number  # to_number("twelve") fails: strict built-in errors
 
 
 @pytest.mark.parametrize(

@@ -1,30 +1,43 @@
 /*
- * Two performance fixes for rego-cpp 1.5.2 (regopy's librego_shared.so), by symbol interposition.
+ * Four performance fixes for rego-cpp 1.5.2 (regopy's librego_shared.so), by symbol interposition.
  *
  * engine/patches.py loads this module with RTLD_GLOBAL before anything loads rego-cpp, so the
- * dynamic linker binds every call of the two symbols below, from rego-cpp and from libstdc++
- * itself, to these definitions. Measured with bench/engine_bench.py, they take a decision on the
- * MAESTRO bundle from about 1.0 ms to about 0.68 ms. MAESTRO_GATE_ENGINE_PATCHES=off leaves them
- * unloaded.
+ * dynamic linker binds every call of the symbols below, from rego-cpp and from libstdc++ itself,
+ * to these definitions. Measured with bench/engine_bench.py, they take a decision on the MAESTRO
+ * bundle from about 1.0 ms to about 0.34 ms. MAESTRO_GATE_ENGINE_PATCHES=off leaves them unloaded.
  *
- * 1. std::basic_ios<char>::_M_cache_locale (libstdc++). rego-cpp compares keys as strings built
- *    in a std::ostringstream (rego::to_key), and an object lookup builds one per member it scans.
- *    Every stream construction caches three facets of its locale; libstdc++ 12 (Debian bookworm's)
- *    finds each with has_facet then use_facet, six dynamic_casts, a quarter of rego-cpp's time.
- *    libstdc++ 13 and later read the three with a static_cast, since every locale holds the
- *    standard facets; this is that code.
- * 2. rego::BundleDef::verify (rego-cpp). Each query re-verifies the whole compiled bundle before
- *    running it (VirtualMachine::bundle), another fifth of the time. Here a bundle is verified by
- *    rego-cpp's own verify on the first query made from the gate's evaluate (engine/_rego.c marks
- *    those with `maestro_gate_trusted`) and not again until the gate compiles a bundle
+ * 1. std::basic_ios<char>::_M_cache_locale (libstdc++). rego-cpp builds strings in
+ *    std::ostringstreams, and every stream construction caches three facets of its locale;
+ *    libstdc++ 12 (Debian bookworm's) finds each with has_facet then use_facet, six
+ *    dynamic_casts. libstdc++ 13 and later read the three with a static_cast, since every locale
+ *    holds the standard facets; this is that code.
+ * 2. rego::to_key (rego-cpp): the string rego-cpp compares object keys, set members and values
+ *    by. An object lookup builds one per member it scans, each in a fresh std::ostringstream.
+ *    For a string, integer, boolean or null it is just the text (a string quoted), built here
+ *    with rego-cpp's own add_quotes and strip_quotes; anything else goes to rego-cpp's to_key.
+ * 3. rego::VirtualMachine::run_call (rego-cpp). For a built-in (comparisons, arithmetic, count,
+ *    object.get, ...) it reads the arguments in a lambda that captures the whole VM state by
+ *    value, copying and freeing the locals frame, call stack and function cache on every call.
+ *    Here the built-in branch reads the state in place; the bundle's own functions go to
+ *    rego-cpp's run_call.
+ * 4. rego::BundleDef::verify (rego-cpp). Each query re-verifies the whole compiled bundle before
+ *    running it (VirtualMachine::bundle). Here a bundle is verified by rego-cpp's own verify on
+ *    the first query made from the gate's evaluate (engine/_rego.c marks those with
+ *    `maestro_gate_trusted`) and not again until the gate compiles a bundle
  *    (`maestro_gate_forget`, called by engine/embedded.py and engine/_pool.c's compiles). Any
  *    other caller (policy test, raw queries) is verified every time.
+ *
+ * Fixes 2 and 3 read rego-cpp's objects at offsets read off its 1.5.2 code (noted where used);
+ * engine/patches.py loads the module only with that release, and tests/test_engine_patches.py
+ * checks decisions are byte-for-byte those of rego-cpp as shipped.
  *
  * Built with -fno-access-control: the code reads libstdc++'s locale internals as its own
  * headers do. It is linked without libstdc++ and calls none of it directly: loading it
  * RTLD_GLOBAL must not put libstdc++ ahead of rego-cpp, or rego-cpp's own operator new
  * (snmalloc) would lose to glibc malloc, which measured 60% slower at building inputs. The
- * facet ids come from the libstdc++ rego-cpp loaded, found at first use.
+ * facet ids, and every rego-cpp function the fixes call, come from the libraries rego-cpp
+ * loaded, found at first use. Built without exceptions: an exception rego-cpp throws through
+ * fix 3 (a malformed bundle) passes through, leaking that call's argument references.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -38,11 +51,13 @@
 #include <atomic>
 #include <ios>
 #include <locale>
+#include <string>
+#include <string_view>
 
 namespace {
 
 /* Set once, then only read: a counter here would bounce a cache line between the workers. */
-std::atomic<bool> streams_patched{false};
+std::atomic<bool> streams_patched{false}, keys_patched{false}, calls_patched{false};
 std::atomic<unsigned long long> verified{0}, skipped{0};
 
 /* A library already loaded in the process, by part of its file name. */
@@ -95,7 +110,161 @@ void find_indexes()
     num_get_index = id_of(num_get);
 }
 
-/* ---- 2. verify once: the bundles verified since the last compile -------------------------- */
+/* ---- 2. keys of scalars: rego-cpp's own string functions, found in librego_shared.so -------- */
+
+/* trieste::NodeDef as rego-cpp 1.5.2 lays it out (read off its code: to_key reads the type at 8,
+ * the first child at 64): refcount, Token type_ (a TokenDef pointer), Location location_ at 16
+ * (source, pos, len), symtab, parent, flags, then the children vector. */
+const size_t TYPE_AT = 8, LOCATION_AT = 16, CHILDREN_AT = 64;
+
+typedef std::string (*to_key_function)(const void *, int, bool, const char *);
+typedef std::string (*quotes_function)(const std::string_view &);
+typedef std::string_view (*view_function)(const void *);
+
+to_key_function rego_to_key = nullptr;
+quotes_function add_quotes = nullptr, strip_quotes = nullptr;
+view_function location_view = nullptr;
+const void *Int, *JSONString, *Key, *True, *False, *Null, *Scalar, *Term, *DataTerm;
+pthread_once_t rego_keys_found = PTHREAD_ONCE_INIT;
+
+void find_rego_keys()
+{
+    void *library = loaded("librego_shared.so");
+    auto find = [library](const char *name) {
+        void *found = library ? dlsym(library, name) : nullptr;
+        if (found == nullptr) {
+            give_up("a rego-cpp symbol to_key needs was not found in librego_shared.so");
+        }
+        return found;
+    };
+    rego_to_key = (to_key_function)find(
+        "_ZN4rego6to_keyB5cxx11ERKN7trieste13intrusive_ptrINS0_7NodeDefEEENS_9SetFormatEbPKc");
+    add_quotes = (quotes_function)find(
+        "_ZN4rego10add_quotesB5cxx11ERKSt17basic_string_viewIcSt11char_traitsIcEE");
+    strip_quotes = (quotes_function)find(
+        "_ZN4rego12strip_quotesB5cxx11ERKSt17basic_string_viewIcSt11char_traitsIcEE");
+    location_view = (view_function)find("_ZNK7trieste8Location4viewEv");
+    Int = find("_ZN4rego3IntE");
+    JSONString = find("_ZN4rego10JSONStringE");
+    Key = find("_ZN4rego3KeyE");
+    True = find("_ZN4rego4TrueE");
+    False = find("_ZN4rego5FalseE");
+    Null = find("_ZN4rego4NullE");
+    Scalar = find("_ZN4rego6ScalarE");
+    Term = find("_ZN4rego4TermE");
+    DataTerm = find("_ZN4rego8DataTermE");
+    keys_patched.store(true);
+}
+
+/* ---- 3. built-in calls: rego-cpp's own functions, found in librego_shared.so ------------------ */
+
+/* trieste::Node, an intrusive_ptr<NodeDef>: one pointer to a node whose first word is its atomic
+ * reference count. Having a copy constructor and destructor, it is passed and returned by address,
+ * exactly as trieste's own. */
+typedef void (*release_function)(void *);
+release_function release_node = nullptr;
+
+struct NodeRef {
+    void *p = nullptr;
+    NodeRef() = default;
+    NodeRef(const NodeRef &other) : p(other.p)
+    {
+        if (p != nullptr) {
+            __atomic_fetch_add(static_cast<size_t *>(p), 1, __ATOMIC_SEQ_CST);
+        }
+    }
+    NodeRef &operator=(const NodeRef &) = delete;
+    ~NodeRef()
+    {
+        if (p != nullptr) {
+            release_node(p);
+        }
+    }
+};
+
+/* VirtualMachine::Code values, read off rego-cpp 1.5.2's run_call. */
+const int CODE_CONTINUE = 1, CODE_ERROR = 6;
+/* VirtualMachine holds its BuiltInsDef pointer at 16 (run_call reads it there). */
+const size_t BUILTINS_AT = 16;
+/* A bundle::Operand is 16 bytes (run_call steps through them so). */
+const size_t OPERAND_SIZE = 16;
+
+typedef int (*run_call_function)(const void *, void *, const void *, const void *, size_t);
+typedef bool (*in_call_stack_function)(const void *, const void *);
+typedef bool (*is_builtin_function)(void *, const void *);
+typedef NodeRef (*unpack_function)(const void *, const void *, const void *);
+typedef NodeRef (*call_function)(void *, const void *, const void *, const void *);
+typedef void (*write_local_function)(void *, size_t, NodeRef);
+typedef void (*add_error_function)(void *, NodeRef);
+typedef void (*location_function)(void *, const void *);
+typedef void (*nodes_destructor)(void *);
+typedef void *(*new_function)(size_t);
+
+run_call_function rego_run_call = nullptr;
+in_call_stack_function in_call_stack = nullptr;
+is_builtin_function is_builtin = nullptr;
+unpack_function unpack_operand = nullptr;
+call_function call_builtin = nullptr;
+write_local_function write_local = nullptr;
+add_error_function add_error = nullptr;
+nodes_destructor destroy_nodes = nullptr;
+new_function rego_new = nullptr;
+const void *Error = nullptr;
+/* The trieste::Location {"v1"} rego-cpp builds afresh for every built-in call; built once here.
+ * Its source's reference count is atomic, so the threads share it. */
+struct {
+    void *source;
+    size_t pos, len;
+} v1;
+pthread_once_t rego_calls_found = PTHREAD_ONCE_INIT;
+
+void find_rego_calls()
+{
+    pthread_once(&rego_keys_found, find_rego_keys); /* location_view */
+    void *library = loaded("librego_shared.so");
+    auto find = [library](const char *name) {
+        void *found = library ? dlsym(library, name) : nullptr;
+        if (found == nullptr) {
+            give_up("a rego-cpp symbol run_call needs was not found in librego_shared.so");
+        }
+        return found;
+    };
+    rego_run_call = (run_call_function)find(
+        "_ZNK4rego14VirtualMachine8run_callERNS0_5StateERKN7trieste8LocationERKSt6vectorINS_6bundle"
+        "7OperandESaIS9_EEm");
+    in_call_stack = (in_call_stack_function)find(
+        "_ZNK4rego14VirtualMachine5State16is_in_call_stackERKN7trieste8LocationE");
+    is_builtin = (is_builtin_function)find(
+        "_ZN4rego11BuiltInsDef10is_builtinERKN7trieste8LocationE");
+    unpack_operand = (unpack_function)find(
+        "_ZNK4rego14VirtualMachine14unpack_operandERKNS0_5StateERKNS_6bundle7OperandE");
+    call_builtin = (call_function)find(
+        "_ZN4rego11BuiltInsDef4callERKN7trieste8LocationES4_RKSt6vectorINS1_13intrusive_ptrINS1_7N"
+        "odeDefEEESaIS8_EE");
+    write_local = (write_local_function)find(
+        "_ZN4rego14VirtualMachine5State11write_localEmN7trieste13intrusive_ptrINS2_7NodeDefEEE");
+    add_error = (add_error_function)find(
+        "_ZN4rego14VirtualMachine5State9add_errorEN7trieste13intrusive_ptrINS2_7NodeDefEEE");
+    destroy_nodes = (nodes_destructor)find(
+        "_ZNSt6vectorIN7trieste13intrusive_ptrINS0_7NodeDefEEESaIS3_EED1Ev");
+    release_node = (release_function)find(
+        "_ZN7trieste20intrusive_refcountedINS_7NodeDefEE17intrusive_dec_refEv");
+    rego_new = (new_function)find("_Znwm");
+    Error = find("_ZN7trieste5ErrorE");
+    auto make_location = (location_function)find(
+        "_ZN7trieste8LocationC1ERKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEE");
+    /* A std::string "v1" as libstdc++'s C++11 ABI lays one out: its short text in place. */
+    struct {
+        const char *data;
+        size_t size;
+        char local[16];
+    } text = {nullptr, 2, "v1"};
+    text.data = text.local;
+    make_location(&v1, &text);
+    calls_patched.store(true);
+}
+
+/* ---- 4. verify once: the bundles verified since the last compile -------------------------- */
 
 typedef void (*verify_function)(const void *);
 verify_function rego_verify = nullptr;
@@ -129,7 +298,7 @@ bool was_seen(const void *bundle)
 
 }  // namespace
 
-/* Built with -fvisibility=hidden: these two and PyInit__patches are all the module exports. */
+/* Built with -fvisibility=hidden: these four and PyInit__patches are all the module exports. */
 #define EXPORTED __attribute__((visibility("default")))
 
 EXPORTED void cache_locale(std::basic_ios<char> *self, const std::locale &locale)
@@ -145,6 +314,98 @@ void cache_locale(std::basic_ios<char> *self, const std::locale &locale)
     if (!streams_patched.load(std::memory_order_relaxed)) {
         streams_patched.store(true, std::memory_order_relaxed);
     }
+}
+
+/* rego::to_key(node, set_format, sort_arrays, list_delim): the string rego-cpp compares keys,
+ * set members and values by. For a scalar it is the scalar's text (a string or key quoted), which
+ * the original builds in a std::ostringstream; here it is built by the same add_quotes and
+ * strip_quotes the original uses, without the stream. Scalar, Term and DataTerm wrap one child,
+ * as in the original. Anything else (numbers written as floats, arrays, sets, objects, results)
+ * goes to rego-cpp's own to_key, which calls back here for its members. */
+EXPORTED std::string to_key(const void *node, int set_format, bool sort_arrays, const char *delim)
+    __asm__("_ZN4rego6to_keyB5cxx11ERKN7trieste13intrusive_ptrINS0_7NodeDefEEENS_9SetFormatEbPKc");
+
+std::string to_key(const void *node, int set_format, bool sort_arrays, const char *delim)
+{
+    pthread_once(&rego_keys_found, find_rego_keys);
+    const void *ref = node; /* a trieste::Node, i.e. a pointer to the NodeDef */
+    for (;;) {
+        const char *def = *static_cast<const char *const *>(ref);
+        const void *type = *reinterpret_cast<const void *const *>(def + TYPE_AT);
+        if (type == Scalar || type == Term || type == DataTerm) {
+            const char *const *children = reinterpret_cast<const char *const *>(def + CHILDREN_AT);
+            if (children[0] == children[1]) {
+                break; /* no child: the original's business */
+            }
+            ref = children[0];
+            continue;
+        }
+        if (type == JSONString || type == Key || type == Int) {
+            std::string_view text = location_view(def + LOCATION_AT);
+            if (type != Int) {
+                return add_quotes(text);
+            }
+            if (text.empty() || text.front() == '"') {
+                break; /* strip_quotes would change it; never so for an integer */
+            }
+            return strip_quotes(text);
+        }
+        if (type == True || type == False || type == Null) {
+            std::string_view text = type == True ? "true" : type == False ? "false" : "null";
+            return strip_quotes(text);
+        }
+        break;
+    }
+    return rego_to_key(ref, set_format, sort_arrays, delim);
+}
+
+/* rego::VirtualMachine::run_call(state, func, args, target). For a built-in, rego-cpp 1.5.2 reads
+ * the arguments in a lambda that captures the whole VM state by value: every built-in call
+ * (comparisons, arithmetic, count, object.get, ...) copies the locals frame, the call stack and
+ * the function cache, and frees the copy, about half of a call's cost; and it builds the
+ * Location "v1" afresh. This is the same built-in branch with the state read in place, in the
+ * original's order: recursion check, arguments, call, write the target, an Error result recorded
+ * as the query's error. Calls of the bundle's own functions go to rego-cpp's run_call. */
+EXPORTED int run_call(const void *vm, void *state, const void *func, const void *args,
+                      size_t target)
+    __asm__("_ZNK4rego14VirtualMachine8run_callERNS0_5StateERKN7trieste8LocationERKSt6vectorINS_6b"
+            "undle7OperandESaIS9_EEm");
+
+int run_call(const void *vm, void *state, const void *func, const void *args, size_t target)
+{
+    pthread_once(&rego_calls_found, find_rego_calls);
+    /* The bundle's own functions are named g0.<path>; no built-in is. Those go straight to
+     * rego-cpp, which looks the name up among the built-ins itself. */
+    std::string_view name = location_view(func);
+    void *builtins = *reinterpret_cast<void *const *>(static_cast<const char *>(vm) + BUILTINS_AT);
+    if (name.substr(0, 3) == "g0." || in_call_stack(state, func) || !is_builtin(builtins, func)) {
+        return rego_run_call(vm, state, func, args, target);
+    }
+    /* args is a std::vector<bundle::Operand>; values a std::vector<Node> rego-cpp frees. */
+    const char *const *operands = static_cast<const char *const *>(args);
+    size_t count = static_cast<size_t>(operands[1] - operands[0]) / OPERAND_SIZE;
+    struct {
+        void **begin, **end, **capacity;
+    } values = {nullptr, nullptr, nullptr};
+    if (count > 0) {
+        values.begin = static_cast<void **>(rego_new(count * sizeof(void *)));
+        values.end = values.begin;
+        values.capacity = values.begin + count;
+        for (size_t i = 0; i < count; i++) {
+            NodeRef value = unpack_operand(vm, state, operands[0] + i * OPERAND_SIZE);
+            *values.end++ = value.p; /* the vector takes the reference */
+            value.p = nullptr;
+        }
+    }
+    NodeRef value = call_builtin(builtins, func, &v1, &values);
+    destroy_nodes(&values);
+    write_local(state, target, value);
+    const void *type = *reinterpret_cast<const void *const *>(static_cast<char *>(value.p) + TYPE_AT);
+    if (type == Error) {
+        add_error(state, value);
+        return CODE_ERROR;
+    }
+    return CODE_CONTINUE;
 }
 
 EXPORTED void bundle_verify(const void *bundle) __asm__("_ZNK4rego9BundleDef6verifyEv");
@@ -195,7 +456,9 @@ static PyObject *forget(PyObject *, PyObject *)
 
 static PyObject *counts(PyObject *, PyObject *)
 {
-    return Py_BuildValue("{sOsKsK}", "streams_patched", streams_patched.load() ? Py_True : Py_False,
+    auto flag = [](const std::atomic<bool> &set) { return set.load() ? Py_True : Py_False; };
+    return Py_BuildValue("{sOsOsOsKsK}", "streams_patched", flag(streams_patched), "keys_patched",
+                         flag(keys_patched), "calls_patched", flag(calls_patched),
                          "verified", verified.load(), "verify_skipped", skipped.load());
 }
 

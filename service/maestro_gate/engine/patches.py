@@ -4,7 +4,7 @@ The fixes work by symbol interposition, so the module must be loaded with RTLD_G
 regopy loads librego_shared.so; the package root (`maestro_gate/__init__.py`) imports this
 module first for that reason. `MAESTRO_GATE_ENGINE_PATCHES=off` leaves them unloaded, as does
 a regopy other than the one they were checked with: rego-cpp then runs exactly as shipped,
-about 1.7 times slower per decision.
+about 3 times slower per decision.
 """
 
 from __future__ import annotations
