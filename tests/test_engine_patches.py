@@ -131,6 +131,7 @@ def test_the_fixes_are_loaded_and_in_effect() -> None:
     assert after["streams_patched"] is True
     assert after["keys_patched"] is True
     assert after["calls_patched"] is True
+    assert after["terms_patched"] is True
     assert first["verified"] == before["verified"] + 1  # a new bundle: verified on first use
     assert after["verified"] == first["verified"]
     assert after["verify_skipped"] == first["verify_skipped"] + 2
@@ -165,7 +166,8 @@ def test_decisions_are_identical_to_rego_cpp_as_shipped(echo_root: Path, keys_ro
     """Every scenario and bench request decides the same, byte for byte, with the fixes off."""
     bundles = {"maestro": ROOT / "policies", "echo": echo_root, "keys": keys_root}
     numbers = [{"text": "12.5", "1": "s", "k": True, "": 0}, {"text": "twelve", "missing": None}]
-    inputs = [*documents(), *numbers]
+    deep = {"a": [{"b": [1, {"c": None, "d": [[], {}]}], "e": 2.5}, "x", [True, False]]}
+    inputs = [*documents(), {**deep, "text": "3", "deep": deep}, *numbers]
     job = json.dumps({"bundles": {k: str(v) for k, v in bundles.items()}, "documents": inputs})
     env = os.environ | {patches.ENVIRONMENT_VARIABLE: "off"}
     shipped = subprocess.run(
@@ -185,6 +187,7 @@ def test_decisions_are_identical_to_rego_cpp_as_shipped(echo_root: Path, keys_ro
     assert {r.get("decision") for r in patched["maestro"]} >= {"allow", "deny"}
     assert json.dumps(patched, sort_keys=True) == json.dumps(unpatched["results"], sort_keys=True)
     assert patched["echo"][0]["text"] == unpatched["results"]["echo"][0]["text"]
+    assert patched["echo"][-3]["input"]["deep"]["a"][0]["b"][1]["d"] == [[], {}]
     number, not_a_number = patched["keys"][-2:]
     assert number["number"] == 12.5
     assert number["input"][1] == "s"

@@ -57,7 +57,8 @@
 namespace {
 
 /* Set once, then only read: a counter here would bounce a cache line between the workers. */
-std::atomic<bool> streams_patched{false}, keys_patched{false}, calls_patched{false};
+std::atomic<bool> streams_patched{false}, keys_patched{false}, calls_patched{false},
+    terms_patched{false};
 std::atomic<unsigned long long> verified{0}, skipped{0};
 
 /* A library already loaded in the process, by part of its file name. */
@@ -158,11 +159,13 @@ void find_rego_keys()
 
 /* ---- 3. built-in calls: rego-cpp's own functions, found in librego_shared.so ------------------ */
 
+}  // namespace
+
 /* trieste::Node, an intrusive_ptr<NodeDef>: one pointer to a node whose first word is its atomic
  * reference count. Having a copy constructor and destructor, it is passed and returned by address,
- * exactly as trieste's own. */
+ * exactly as trieste's own. Outside the anonymous namespace: the exported to_term returns one. */
 typedef void (*release_function)(void *);
-release_function release_node = nullptr;
+static release_function release_node = nullptr;
 
 struct NodeRef {
     void *p = nullptr;
@@ -181,6 +184,8 @@ struct NodeRef {
         }
     }
 };
+
+namespace {
 
 /* VirtualMachine::Code values, read off rego-cpp 1.5.2's run_call. */
 const int CODE_CONTINUE = 1, CODE_ERROR = 6;
@@ -264,6 +269,51 @@ void find_rego_calls()
     calls_patched.store(true);
 }
 
+/* ---- 5. input terms: rego-cpp's own node functions, found in librego_shared.so ------------- */
+
+/* NodeDef's parent pointer sits at 48 (trieste's push_back writes it there). */
+const size_t PARENT_AT = 48;
+
+typedef NodeRef (*to_term_function)(const void *);
+typedef NodeRef (*create_function)(const void *);
+typedef void (*push_back_function)(void *, NodeRef);
+
+to_term_function rego_to_term = nullptr;
+create_function create_node = nullptr;
+push_back_function push_back = nullptr;
+const void *Float, *Array, *Set, *Object;
+pthread_once_t rego_terms_found = PTHREAD_ONCE_INIT;
+
+void find_rego_terms()
+{
+    pthread_once(&rego_calls_found, find_rego_calls); /* NodeRef's release, the scalar tokens */
+    void *library = loaded("librego_shared.so");
+    auto find = [library](const char *name) {
+        void *found = library ? dlsym(library, name) : nullptr;
+        if (found == nullptr) {
+            give_up("a rego-cpp symbol to_term needs was not found in librego_shared.so");
+        }
+        return found;
+    };
+    rego_to_term = (to_term_function)find(
+        "_ZN4rego8Resolver7to_termERKN7trieste13intrusive_ptrINS1_7NodeDefEEE");
+    create_node = (create_function)find("_ZN7trieste7NodeDef6createERKNS_5TokenE");
+    push_back = (push_back_function)find("_ZN7trieste7NodeDef9push_backENS_13intrusive_ptrIS0_EE");
+    Float = find("_ZN4rego5FloatE");
+    Array = find("_ZN4rego5ArrayE");
+    Set = find("_ZN4rego3SetE");
+    Object = find("_ZN4rego6ObjectE");
+    terms_patched.store(true);
+}
+
+/* A new node of type `token` (a TokenDef's address) with `child` as its one child. */
+NodeRef wrap(const void *token, const NodeRef &child)
+{
+    NodeRef node = create_node(&token); /* a trieste::Token is its TokenDef's address */
+    push_back(node.p, child);
+    return node;
+}
+
 /* ---- 4. verify once: the bundles verified since the last compile -------------------------- */
 
 typedef void (*verify_function)(const void *);
@@ -284,7 +334,8 @@ void find_rego_verify()
 pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 const void *seen[16];
 size_t seen_count = 0;
-thread_local bool trusted = false;
+thread_local int marked = 0; /* engine/_rego.h's marks */
+const int QUERYING = 1, BUILDING_INPUT = 2;
 
 bool was_seen(const void *bundle)
 {
@@ -408,13 +459,50 @@ int run_call(const void *vm, void *state, const void *func, const void *args, si
     return CODE_CONTINUE;
 }
 
+/* rego::Resolver::to_term(value): the value as a Term, for an object item. rego-cpp deep-copies
+ * the value first, and its C API builds input bottom-up through object items, so a value nested
+ * n objects deep is copied n times before regoSetInput copies the whole input once more (a
+ * 20-entry session history, ~400 nodes, was copied five times per decision). While engine/_rego.c
+ * builds the gate's input (BUILDING_INPUT), a value only the caller holds (one reference, no
+ * parent) is a fresh stack value of that input, and is wrapped as it is, in the original's
+ * shapes: a Term as it is; an array, set, object or scalar under a Term; a bare scalar value
+ * under a Scalar under a Term. Anything else, and every other caller, gets rego-cpp's to_term. */
+EXPORTED NodeRef to_term(const void *value)
+    __asm__("_ZN4rego8Resolver7to_termERKN7trieste13intrusive_ptrINS1_7NodeDefEEE");
+
+NodeRef to_term(const void *value)
+{
+    pthread_once(&rego_terms_found, find_rego_terms);
+    char *def = *static_cast<char *const *>(value);
+    if (marked != BUILDING_INPUT || def == nullptr ||
+        __atomic_load_n(reinterpret_cast<size_t *>(def), __ATOMIC_SEQ_CST) != 1 ||
+        *reinterpret_cast<void **>(def + PARENT_AT) != nullptr) {
+        return rego_to_term(value);
+    }
+    NodeRef node;
+    node.p = def;
+    __atomic_fetch_add(reinterpret_cast<size_t *>(def), 1, __ATOMIC_SEQ_CST);
+    const void *type = *reinterpret_cast<const void *const *>(def + TYPE_AT);
+    if (type == Term) {
+        return node;
+    }
+    if (type == Array || type == Set || type == Object || type == Scalar) {
+        return wrap(Term, node);
+    }
+    if (type == Int || type == Float || type == JSONString || type == True || type == False ||
+        type == Null) {
+        return wrap(Term, wrap(Scalar, node));
+    }
+    return rego_to_term(value);
+}
+
 EXPORTED void bundle_verify(const void *bundle) __asm__("_ZNK4rego9BundleDef6verifyEv");
 
 /* rego-cpp's verify throws on a malformed bundle; that passes through here to its caller. */
 void bundle_verify(const void *bundle)
 {
     pthread_once(&rego_verify_found, find_rego_verify);
-    if (trusted) {
+    if (marked == QUERYING) {
         pthread_mutex_lock(&lock);
         bool known = was_seen(bundle);
         pthread_mutex_unlock(&lock);
@@ -425,7 +513,7 @@ void bundle_verify(const void *bundle)
     }
     rego_verify(bundle);
     verified.fetch_add(1, std::memory_order_relaxed);
-    if (trusted) {
+    if (marked == QUERYING) {
         pthread_mutex_lock(&lock);
         if (!was_seen(bundle) && seen_count < sizeof seen / sizeof seen[0]) {
             seen[seen_count++] = bundle;
@@ -434,10 +522,11 @@ void bundle_verify(const void *bundle)
     }
 }
 
-/* Called by engine/_rego.c around a query, on the evaluating thread. */
-extern "C" void maestro_gate_trusted(int on)
+/* Called by engine/_rego.c on the evaluating thread: QUERYING (1) around the gate's query,
+ * BUILDING_INPUT (2) around building its input (engine/_rego.h), 0 after either. */
+extern "C" void maestro_gate_trusted(int what)
 {
-    trusted = on != 0;
+    marked = what;
 }
 
 /* Called after compiling a bundle, by engine/embedded.py and by engine/_pool.c's threads. */
@@ -457,8 +546,9 @@ static PyObject *forget(PyObject *, PyObject *)
 static PyObject *counts(PyObject *, PyObject *)
 {
     auto flag = [](const std::atomic<bool> &set) { return set.load() ? Py_True : Py_False; };
-    return Py_BuildValue("{sOsOsOsKsK}", "streams_patched", flag(streams_patched), "keys_patched",
-                         flag(keys_patched), "calls_patched", flag(calls_patched),
+    return Py_BuildValue("{sOsOsOsOsKsK}", "streams_patched", flag(streams_patched),
+                         "keys_patched", flag(keys_patched), "calls_patched", flag(calls_patched),
+                         "terms_patched", flag(terms_patched),
                          "verified", verified.load(), "verify_skipped", skipped.load());
 }
 

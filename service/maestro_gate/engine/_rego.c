@@ -237,7 +237,14 @@ enum ending run_plan(const plan *p, void *interpreter, void *bundle, const char 
     if (input == NULL) {
         return NO_MEMORY;
     }
-    if (replay(p, input)) {
+    if (rego.trusted) {
+        rego.trusted(BUILDING_INPUT);
+    }
+    unsigned int refused = replay(p, input);
+    if (rego.trusted) {
+        rego.trusted(0);
+    }
+    if (refused) {
         ending = INPUT_REFUSED;
     } else if (rego.set_input(interpreter, input)) {
         ending = NOT_SET;
@@ -250,7 +257,7 @@ enum ending run_plan(const plan *p, void *interpreter, void *bundle, const char 
         return ending;
     }
     if (rego.trusted) {
-        rego.trusted(1);
+        rego.trusted(QUERYING);
     }
     *output = rego.query(interpreter, bundle, entrypoint);
     if (rego.trusted) {
