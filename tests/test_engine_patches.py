@@ -42,7 +42,7 @@ KEYS = """package maestro.decision
 
 import rego.v1
 
-table := {1: "int", "1": "string", true: "t", false: "f", null: "n", 2.5: "float", "k": {"x": [1]}, "": "e"}
+table := {1: "i", "1": "s", true: "t", false: "f", null: "n", 2.5: "r", "k": {"x": [1]}, "": "e"}
 
 mixed := {1, "1", true, false, null, 2.5, [1, "a"], {"a": 1}, ""}
 
@@ -132,6 +132,7 @@ def test_the_fixes_are_loaded_and_in_effect() -> None:
     assert after["keys_patched"] is True
     assert after["calls_patched"] is True
     assert after["terms_patched"] is True
+    assert after["inputs_patched"] is True
     assert first["verified"] == before["verified"] + 1  # a new bundle: verified on first use
     assert after["verified"] == first["verified"]
     assert after["verify_skipped"] == first["verify_skipped"] + 2

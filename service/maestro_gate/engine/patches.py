@@ -65,6 +65,14 @@ def addresses() -> tuple[int, int]:
     return _module.addresses() if _module else (0, 0)
 
 
+def replacements() -> dict[str, int]:
+    """For engine/vm.py: rego-cpp C API functions to call in place of rego-cpp's, by name.
+
+    Empty when the fixes are not loaded.
+    """
+    return _module.replacements() if _module else {}
+
+
 def forget() -> None:
     """Verify every bundle again on its next query; called after compiling a bundle."""
     if _module:
