@@ -261,7 +261,12 @@ void find_rego_calls()
         "_ZNSt6vectorIN7trieste13intrusive_ptrINS0_7NodeDefEEESaIS3_EED1Ev");
     release_node = (release_function)find(
         "_ZN7trieste20intrusive_refcountedINS_7NodeDefEE17intrusive_dec_refEv");
-    rego_new = (new_function)find("_Znwm");
+    /* The operator new rego-cpp's own calls bind to (the vector below is freed by rego-cpp): the
+     * global scope's if it has one, else rego-cpp's (snmalloc), as its PLT resolves it. */
+    rego_new = (new_function)dlsym(RTLD_DEFAULT, "_Znwm");
+    if (rego_new == nullptr) {
+        rego_new = (new_function)find("_Znwm");
+    }
     Error = find("_ZN7trieste5ErrorE");
     auto make_location = (location_function)find(
         "_ZN7trieste8LocationC1ERKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEE");
