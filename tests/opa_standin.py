@@ -8,6 +8,9 @@ bodies, `GET /health?bundles`, `GET /v1/status` (or a 500 without the status plu
 (regopy) over the given bundle, so the answers are genuine; only the transport is OPA's.
 
 Set `misbehaviour` to make the data API fail the ways a real OPA, or the network to it, can.
+Set `token` to make it answer as OPA run with `--authentication=token --authorization=basic`
+and a `system.authz` policy that admits that bearer token: any request without it gets OPA's
+401 `unauthorized`.
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ class OpaStandIn:
         self.decision_logs = decision_logs
         self.slow_s = slow_s
         self.misbehaviour = Misbehaviour.NONE
+        self.token: str | None = None
+        self.refused = 0
         self.connections = 0
         self.decisions = 0
         self.port = 0
@@ -203,6 +208,12 @@ class OpaStandIn:
             writer.close()
 
     async def _answer(self, request: h11.Request, body: bytes) -> _Response | None:
+        if self.token is not None:
+            sent = dict(request.headers).get(b"authorization", b"").decode(errors="replace")
+            if sent != f"Bearer {self.token}":
+                self.refused += 1
+                message = "request rejected by administrative policy"
+                return _json(401, {"code": "unauthorized", "message": message})
         target = urlsplit(request.target.decode())
         query = parse_qs(target.query, keep_blank_values=True)
         method = request.method.decode()

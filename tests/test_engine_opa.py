@@ -12,9 +12,10 @@ from fastapi.testclient import TestClient
 
 from maestro_gate.api.app import create_app
 from maestro_gate.config import Settings
+from maestro_gate.core.errors import EngineError
 from maestro_gate.core.ports import BundleInfo
 from maestro_gate.engine.bundle import read_bundle
-from maestro_gate.wiring import Gate
+from maestro_gate.wiring import Gate, build
 from tests.conftest import action, make_settings, write_bundle
 from tests.opa_standin import Misbehaviour, OpaStandIn
 
@@ -205,3 +206,83 @@ def test_gate_started_before_opa_becomes_ready_when_opa_does(tmp_path: Path, bun
             assert client.get("/v1/status").json()["bundle"]["revision"] == "test-1"
     finally:
         opa.close()
+
+
+def token_settings(tmp_path: Path, opa: OpaStandIn, token: str) -> Settings:
+    """Settings for the stand-in with the gate's OPA token in a file holding `token`."""
+    token_file = tmp_path / "opa.token"
+    token_file.write_text(f"{token}\n")
+    return opa_settings(tmp_path, opa, opa_token_file=token_file)
+
+
+def test_a_token_file_authenticates_the_gate_to_opa(tmp_path: Path, opa: OpaStandIn) -> None:
+    """OPA run with --authentication=token: every call, health included, carries the token."""
+    opa.token = "s3cret-token-1"
+    with TestClient(create_app(token_settings(tmp_path, opa, "s3cret-token-1"))) as client:
+        assert client.get("/ready").status_code == 200
+        assert decide(client, action())["decision"] == "allow"
+        assert decide(client, action("shell.exec"))["decision"] == "deny"
+    assert opa.decisions >= 2
+    assert opa.refused == 0
+
+
+def test_without_the_token_opa_refuses_and_every_decision_is_a_deny(
+    tmp_path: Path, opa: OpaStandIn
+) -> None:
+    """OPA's 401 is an answer like any error: not ready, and an audited deny naming the status."""
+    opa.token = "s3cret-token-1"
+    with TestClient(create_app(opa_settings(tmp_path, opa))) as client:
+        assert client.get("/ready").status_code == 503
+        denied = decide(client, action())
+        assert denied["decision"] == "deny"
+        assert [r["rule"] for r in denied["reasons"]] == ["GATE.engine_error"]
+        assert "HTTP 401" in denied["reasons"][0]["message"]
+        assert client.get("/v1/status").json()["audit"]["records"] == 1
+    assert opa.refused >= 2
+
+
+def test_a_rotated_token_is_taken_up_on_reload(tmp_path: Path, opa: OpaStandIn) -> None:
+    """A new token in the file works from the next reload; an unreadable file keeps the old one."""
+    opa.token = "token-1"
+    settings = token_settings(tmp_path, opa, "token-1")
+    assert settings.opa_token_file is not None
+    with TestClient(create_app(settings)) as client:
+        assert decide(client, action())["decision"] == "allow"
+        opa.token = "token-2"  # OPA rotated first: refused until the gate reloads
+        assert decide(client, action())["decision"] == "deny"
+        settings.opa_token_file.write_text("token-2")
+        assert reload(client).revision == "test-1"
+        assert decide(client, action())["decision"] == "allow"
+        settings.opa_token_file.unlink()
+        with pytest.raises(EngineError, match="previous token stays in use"):
+            reload(client)
+        refused = client.post("/v1/admin/bundle/reload")
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["code"] == "engine_error"
+        assert "previous token stays in use" in refused.json()["message"]
+        assert decide(client, action())["decision"] == "allow"
+        error = client.get("/v1/status").json()["last_reload_error"]
+        assert "cannot read the OPA token file" in error
+        assert "token-2" not in error
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        (None, "cannot read the OPA token file"),
+        ("", "is empty"),
+        ("  \n", "is empty"),
+        ("two words", "spaces or control characters"),
+        ("tok\x01en", "spaces or control characters"),
+    ],
+)
+def test_an_unusable_token_file_stops_the_gate_from_starting(
+    tmp_path: Path, opa: OpaStandIn, content: str | None, error: str
+) -> None:
+    """A token file the gate cannot use is a configuration error at start, naming the file."""
+    token_file = tmp_path / "opa.token"
+    if content is not None:
+        token_file.write_text(content)
+    with pytest.raises(ValueError, match=error) as raised:
+        build(opa_settings(tmp_path, opa, opa_token_file=token_file))
+    assert str(token_file) in str(raised.value)

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
         "",
         description="OPA bundle whose revision decisions record (engine=opa; empty: the only one).",
     )
+    opa_token_file: Path | None = Field(
+        None,
+        description="File holding the bearer token sent to OPA run with `--authentication=token`"
+        " (engine=opa); read at start and again on every reload.",
+    )
     decision_timeout_ms: int = Field(
         250, ge=1, le=60_000, description="Evaluation deadline; past it the answer is deny."
     )

@@ -248,6 +248,7 @@ def _engine(settings: Settings, metrics: PrometheusMetrics) -> GateEngine:
             bundle_name=settings.opa_bundle,
             request_timeout_s=max(settings.decision_timeout_ms / 1000, 1.0),
             on_activate=lambda info: metrics.bundle_activated(info.revision, info.digest, "opa"),
+            token_file=settings.opa_token_file,
         )
         metrics.watch_engine(opa.name, lambda: opa.reachable)
         return opa

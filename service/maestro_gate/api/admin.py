@@ -3,7 +3,8 @@
 A reload activates the configured bundle only when it reads, verifies (when a public key is
 set), passes `policy check` and compiles; otherwise the active bundle stays, the failure is
 counted and shown in `/v1/status`, and the answer is 422 `{code: "bundle_error", message,
-errors}`.
+errors}`. With engine=opa a reload asks OPA for its active revision; an OPA that cannot be
+reached or will not take the gate's token answers 503 `engine_error`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
 @router.post(
     "/bundle/reload",
     summary="Re-read the bundle and activate it if it passes every check",
-    responses={422: {"description": "The bundle was refused; the active one stays."}},
+    responses={
+        422: {"description": "The bundle was refused; the active one stays."},
+        503: {"description": "engine=opa: OPA could not be reached or refused the gate's token."},
+    },
 )
 async def reload_bundle(request: Request) -> dict[str, Any]:
     """The now active bundle and the one it replaced; 422 `bundle_error` when refused."""

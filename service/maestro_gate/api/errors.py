@@ -20,6 +20,7 @@ STATUS: dict[type[errors.GateError], int] = {
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.BundleError: 422,
+    errors.EngineError: 503,  # a reload that cannot reach or authenticate to OPA
     errors.AuditUnavailable: 503,
     errors.NotReady: 503,
 }

@@ -18,6 +18,11 @@ What the async client gives, and what this module adds around it:
 - error bodies: `query_rule` raises for the status before reading the body, so OPA's
   `{code, message, errors}` is not visible here: the deny names the HTTP status, and OPA logs
   the evaluation error itself.
+- authentication: with a token file, every request carries `Authorization: Bearer <token>`, as
+  OPA run with `--authentication=token` expects. The file is read when the engine is made and
+  again on every reload (`refresh()`), so a rotated token takes effect without a restart; an
+  unreadable file at reload is a reload error and the previous token stays in use. OPA's 401 is
+  an answer like any other error status: a deny naming it.
 - provenance: `?provenance=true` makes OPA say which bundle revision answered, in the same
   response as the decision, so the audit record names the revision that decided even while OPA
   swaps bundles. `refresh()` (the Gate's reload) asks `GET /v1/status` for the active revision
@@ -30,6 +35,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -56,7 +62,9 @@ class OpaEngine:
         bundle_name: str = "",
         request_timeout_s: float = 1.0,
         on_activate: Callable[[BundleInfo], None] | None = None,
+        token_file: Path | None = None,
     ) -> None:
+        """Raise ValueError for a malformed URL or an unreadable or empty token file."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"OPA URL must be http(s)://host[:port], not {url!r}")
@@ -69,6 +77,8 @@ class OpaEngine:
         self._bundle_name = bundle_name
         self._request_timeout_s = request_timeout_s
         self._on_activate = on_activate
+        self._token_file = token_file
+        self._token = read_token(token_file) if token_file is not None else None
         self._client: AsyncOpaClient | None = None
         self._active: BundleInfo | None = None
         self.reachable = False
@@ -83,6 +93,7 @@ class OpaEngine:
             ssl=self._tls,
             retries=0,
             timeout=self._request_timeout_s,
+            token=self._token,
         )
         await client.__aenter__()
         self._client = client
@@ -116,8 +127,12 @@ class OpaEngine:
         return healthy and self._active is not None
 
     async def refresh(self) -> BundleInfo:
-        """Learn the active revision from OPA; raise BundleError if OPA reports none or an error."""
+        """Learn the active revision from OPA; raise BundleError if OPA reports none or an error.
+
+        Reads the token file again first: a reload is how a rotated token is taken up.
+        """
         client = self._require_client()
+        self._reread_token(client)
         try:
             async with asyncio.timeout(self._request_timeout_s):
                 reported = await self._reported_bundles(client)
@@ -249,10 +264,36 @@ class OpaEngine:
             self._on_activate(info)
         return info
 
+    def _reread_token(self, client: AsyncOpaClient) -> None:
+        if self._token_file is None:
+            return
+        try:
+            token = read_token(self._token_file)
+        except ValueError as exc:
+            raise EngineError(f"{exc}; the previous token stays in use") from None
+        if token != self._token:
+            # The pooled session's default headers: every request from now on carries it.
+            client._session.headers["Authorization"] = f"Bearer {token}"
+            self._token = token
+
     def _require_client(self) -> AsyncOpaClient:
         if self._client is None:
             raise NotReady("the OPA client is not open")
         return self._client
+
+
+def read_token(path: Path) -> str:
+    """The bearer token in `path`, surrounding whitespace removed; ValueError if unusable."""
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ValueError(f"cannot read the OPA token file {path}: {reason}") from None
+    if not token:
+        raise ValueError(f"the OPA token file {path} is empty")
+    if any(c.isspace() or not c.isprintable() for c in token):
+        raise ValueError(f"the OPA token in {path} holds spaces or control characters")
+    return token
 
 
 def _describe(exc: BaseException) -> str:
