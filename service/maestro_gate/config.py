@@ -109,6 +109,13 @@ class Settings(BaseSettings):
         "subjects", description="JWT claim listing the agent ids an agent token may ask for."
     )
     jwt_leeway_s: int = Field(30, ge=0, le=300, description="Clock skew allowed on `exp`/`nbf`.")
+    credentials_refresh_s: float = Field(
+        1.0,
+        ge=0,
+        le=3600,
+        description="Seconds between checks of the API keys and JWKS files for changes, which"
+        " take effect without a restart (0: at every request).",
+    )
     approval_ttl_s: int = Field(
         3600, ge=1, description="Seconds an approval stays usable after the hitl decision."
     )

@@ -3,7 +3,8 @@
 `build_authenticator(settings)` applies the profile rules: `production` refuses
 `MAESTRO_GATE_AUTH=off` and refuses to start without an API keys file or a JWKS file; the
 embedded profile with neither creates a development key (all roles, any subject) under `var/`
-on first run and says, on stderr and in the log, how to use it.
+on first run and says, on stderr and in the log, how to use it. The keys and JWKS files are
+watched (`auth/watched.py`): a change takes effect without a restart.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import structlog
 
 from maestro_gate.auth.keys import KEY_PREFIX, KeyEntry, KeyRing, dev_key, key_hash, read_keys
 from maestro_gate.auth.tokens import JwtVerifier
+from maestro_gate.auth.watched import Watched
 from maestro_gate.config import Settings
 from maestro_gate.core.callers import ANONYMOUS, ANY_SUBJECT, ROLES, Caller
 from maestro_gate.core.errors import Unauthenticated
@@ -28,13 +30,25 @@ class Authenticator:
     def __init__(
         self,
         *,
-        keys: KeyRing | None = None,
-        tokens: JwtVerifier | None = None,
+        keys: KeyRing | Watched[KeyRing] | None = None,
+        tokens: JwtVerifier | Watched[JwtVerifier] | None = None,
         required: bool = True,
     ) -> None:
-        self.keys = keys
-        self.tokens = tokens
+        self._keys = keys
+        self._tokens = tokens
         self.required = required
+
+    @property
+    def keys(self) -> KeyRing | None:
+        """The API keys in force (a watched keys file as last loaded)."""
+        keys = self._keys
+        return keys.current() if isinstance(keys, Watched) else keys
+
+    @property
+    def tokens(self) -> JwtVerifier | None:
+        """The JWT verifier in force (a watched JWKS file as last loaded)."""
+        tokens = self._tokens
+        return tokens.current() if isinstance(tokens, Watched) else tokens
 
     def authenticate(self, bearer: str | None, api_key: str | None) -> Caller:
         """The caller named by a bearer credential or an `X-API-Key` value."""
@@ -46,12 +60,14 @@ class Authenticator:
             raise Unauthenticated(
                 "a credential is required: `Authorization: Bearer <token or key>` or `X-API-Key`"
             )
-        if bearer.startswith(KEY_PREFIX) or self.tokens is None:
+        tokens = self.tokens
+        if bearer.startswith(KEY_PREFIX) or tokens is None:
             return self._key(bearer)
-        return self.tokens.caller(bearer)
+        return tokens.caller(bearer)
 
     def _key(self, key: str) -> Caller:
-        caller = self.keys.caller(key.strip()) if self.keys is not None else None
+        keys = self.keys
+        caller = keys.caller(key.strip()) if keys is not None else None
         if caller is None:
             raise Unauthenticated("the API key is not valid")
         return caller
@@ -66,22 +82,36 @@ def build_authenticator(settings: Settings, log: Any = None) -> Authenticator:
             raise ValueError("profile production refuses MAESTRO_GATE_AUTH=off")
         log.warning("authentication_off", detail="every caller is anonymous with every role")
         return Authenticator(required=False)
-    keys: KeyRing | None = None
-    tokens: JwtVerifier | None = None
+    keys: KeyRing | Watched[KeyRing] | None = None
+    tokens: JwtVerifier | Watched[JwtVerifier] | None = None
+    every = settings.credentials_refresh_s
     if settings.api_keys_file is not None:
-        keys = KeyRing(read_keys(settings.api_keys_file))
+        keys = Watched(
+            settings.api_keys_file,
+            lambda path: KeyRing(read_keys(path)),
+            interval_s=every,
+            what="api_keys",
+            log=log,
+        )
     if settings.jwks_file is not None:
-        if not settings.jwt_issuer or not settings.jwt_audience:
+        issuer, audience = settings.jwt_issuer, settings.jwt_audience
+        if not issuer or not audience:
             raise ValueError(
                 "MAESTRO_GATE_JWKS_FILE needs MAESTRO_GATE_JWT_ISSUER and MAESTRO_GATE_JWT_AUDIENCE"
             )
-        tokens = JwtVerifier.from_file(
+        tokens = Watched(
             settings.jwks_file,
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            roles_claim=settings.jwt_roles_claim,
-            subjects_claim=settings.jwt_subjects_claim,
-            leeway_s=settings.jwt_leeway_s,
+            lambda path: JwtVerifier.from_file(
+                path,
+                issuer=issuer,
+                audience=audience,
+                roles_claim=settings.jwt_roles_claim,
+                subjects_claim=settings.jwt_subjects_claim,
+                leeway_s=settings.jwt_leeway_s,
+            ),
+            interval_s=every,
+            what="jwks",
+            log=log,
         )
     if keys is None and tokens is None:
         if production:

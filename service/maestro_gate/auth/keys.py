@@ -68,8 +68,11 @@ def read_keys(path: Path) -> list[KeyEntry]:
         document = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ValueError(f"cannot read API keys file {path}: {exc}") from exc
+    listed = document.get("keys", []) if isinstance(document, dict) else None
+    if not isinstance(listed, list):
+        raise ValueError(f'{path}: an API keys file is a JSON object with a "keys" list')
     entries = []
-    for i, raw in enumerate(document.get("keys", []) if isinstance(document, dict) else []):
+    for i, raw in enumerate(listed):
         try:
             digest = str(raw["sha256"]).lower()
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
@@ -109,6 +112,15 @@ def add_key(
     entry = KeyEntry(name, check_roles(roles), frozenset(subjects), key_hash(key))
     write_keys(path, [*entries, entry])
     return key
+
+
+def revoke_key(path: Path, name: str) -> None:
+    """Remove the key stored under `name` from the keys file."""
+    entries = read_keys(path)
+    kept = [e for e in entries if e.name != name]
+    if len(kept) == len(entries):
+        raise ValueError(f"no key named {name!r} in {path}")
+    write_keys(path, kept)
 
 
 def dev_key(path: Path) -> tuple[str, bool]:

@@ -35,12 +35,20 @@ class JwtVerifier:
         leeway_s: int = 30,
     ) -> None:
         self._keys: list[jwt.PyJWK] = []
-        for raw in jwks.get("keys", []):
+        listed = jwks.get("keys") if isinstance(jwks, dict) else None
+        if not isinstance(listed, list):
+            raise ValueError('a JWKS is a JSON object with a "keys" list')
+        for i, raw in enumerate(listed):
+            if not isinstance(raw, dict):
+                raise ValueError(f"JWKS key {i} is not a JSON object")
             if raw.get("kty") not in ALGORITHMS.values() or raw.get("use", "sig") != "sig":
                 continue
             if raw.get("kty") == "EC" and raw.get("crv") != "P-256":
                 continue
-            self._keys.append(jwt.PyJWK.from_dict(raw, algorithm=_algorithm_for(raw)))
+            try:
+                self._keys.append(jwt.PyJWK.from_dict(raw, algorithm=_algorithm_for(raw)))
+            except jwt.PyJWTError as exc:
+                raise ValueError(f"JWKS key {i} ({raw.get('kid', 'no kid')}): {exc}") from None
         if not self._keys:
             raise ValueError("the JWKS has no EdDSA, ES256 or RS256 key")
         self.issuer = issuer

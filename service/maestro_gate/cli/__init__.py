@@ -80,12 +80,18 @@ def _decide(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(run())
 
 
-def _auth_add_key(args: argparse.Namespace, settings: Settings) -> int:
-    from maestro_gate.auth.keys import add_key
-
+def _keys_file(args: argparse.Namespace, settings: Settings) -> Path | None:
     path = Path(args.file) if args.file else settings.api_keys_file
     if path is None:
         print("set MAESTRO_GATE_API_KEYS_FILE or pass --file", file=sys.stderr)
+    return path
+
+
+def _auth_add_key(args: argparse.Namespace, settings: Settings) -> int:
+    from maestro_gate.auth.keys import add_key
+
+    path = _keys_file(args, settings)
+    if path is None:
         return 1
     roles = args.roles.split(",")
     if "agent" in roles and not args.subject:
@@ -100,6 +106,26 @@ def _auth_add_key(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"stored the SHA-256 of this key as {args.name!r} in {path}; it is not shown again. "
         "Use it as `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _auth_revoke_key(args: argparse.Namespace, settings: Settings) -> int:
+    from maestro_gate.auth.keys import revoke_key
+
+    path = _keys_file(args, settings)
+    if path is None:
+        return 1
+    try:
+        revoke_key(path, args.name)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    every = settings.credentials_refresh_s
+    print(
+        f"removed the key {args.name!r} from {path}; a running gate refuses it from its next "
+        f"check of the file (every {every:g} s: MAESTRO_GATE_CREDENTIALS_REFRESH_S)",
         file=sys.stderr,
     )
     return 0
@@ -164,6 +190,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_key.add_argument("--file", help="keys file (default: MAESTRO_GATE_API_KEYS_FILE)")
     add_key.set_defaults(handler=_auth_add_key)
+    revoke_key = auth.add_parser("revoke-key", help="remove an API key from the keys file")
+    revoke_key.add_argument("--name", required=True, help="principal name the key is stored under")
+    revoke_key.add_argument("--file", help="keys file (default: MAESTRO_GATE_API_KEYS_FILE)")
+    revoke_key.set_defaults(handler=_auth_revoke_key)
 
     config = sub.add_parser("config", help="print the environment variables as a Markdown table")
     config.set_defaults(handler=_config)
