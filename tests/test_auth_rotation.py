@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from maestro_gate.api.app import create_app
 from maestro_gate.auth.watched import Watched
 from maestro_gate.cli import main
+from maestro_gate.config import Settings
 from tests.auth_support import ANALYST, act, gate_settings
 from tests.test_auth import AUDIENCE, ISSUER, _bearer, _jwk, _token
 
@@ -32,6 +33,21 @@ def _replace(path: Path, text: str) -> None:
 
 def _decide(client: TestClient, headers: dict[str, str]) -> int:
     return client.post("/v1/decide", json=act(), headers=headers).status_code
+
+
+def _jwks_settings(tmp_path: Path, *keys: tuple[Any, str]) -> tuple[Settings, Path]:
+    """Settings authenticating JWTs only, against a JWKS file of `(private key, kid)` pairs."""
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [_jwk(key, "EdDSA", kid) for key, kid in keys]}))
+    settings, _ = gate_settings(
+        tmp_path,
+        api_keys_file=None,
+        jwks_file=jwks,
+        jwt_issuer=ISSUER,
+        jwt_audience=AUDIENCE,
+        credentials_refresh_s=0,
+    )
+    return settings, jwks
 
 
 def test_a_key_added_and_revoked_with_the_cli_takes_effect_without_a_restart(
@@ -69,16 +85,7 @@ def test_revoking_an_unknown_key_fails_and_changes_nothing(
 def test_a_rotated_jwks_is_taken_up_without_a_restart(tmp_path: Path) -> None:
     """A new signing key is accepted and the retired one refused as soon as the JWKS changes."""
     old, new = ed25519.Ed25519PrivateKey.generate(), ed25519.Ed25519PrivateKey.generate()
-    jwks = tmp_path / "jwks.json"
-    jwks.write_text(json.dumps({"keys": [_jwk(old, "EdDSA", "k1")]}))
-    settings, _ = gate_settings(
-        tmp_path,
-        api_keys_file=None,
-        jwks_file=jwks,
-        jwt_issuer=ISSUER,
-        jwt_audience=AUDIENCE,
-        credentials_refresh_s=0,
-    )
+    settings, jwks = _jwks_settings(tmp_path, (old, "k1"))
     old_token = _bearer(_token(old, "EdDSA", "k1", roles=["agent"]))
     new_token = _bearer(_token(new, "EdDSA", "k2", roles=["agent"]))
     with TestClient(create_app(settings)) as client:
@@ -125,16 +132,7 @@ def test_a_keys_file_that_no_longer_loads_keeps_the_previous_keys_and_is_logged_
 def test_a_jwks_without_a_usable_key_keeps_the_previous_keys(tmp_path: Path) -> None:
     """A JWKS emptied or holding a malformed key is refused; tokens keep verifying."""
     key = ed25519.Ed25519PrivateKey.generate()
-    jwks = tmp_path / "jwks.json"
-    jwks.write_text(json.dumps({"keys": [_jwk(key, "EdDSA", "k1")]}))
-    settings, _ = gate_settings(
-        tmp_path,
-        api_keys_file=None,
-        jwks_file=jwks,
-        jwt_issuer=ISSUER,
-        jwt_audience=AUDIENCE,
-        credentials_refresh_s=0,
-    )
+    settings, jwks = _jwks_settings(tmp_path, (key, "k1"))
     token = _bearer(_token(key, "EdDSA", "k1", roles=["agent"]))
     with TestClient(create_app(settings)) as client:
         for broken in ({"keys": []}, {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "!"}]}, []):

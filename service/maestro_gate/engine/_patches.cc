@@ -94,6 +94,18 @@ void *loaded(const char *name_part)
     abort();
 }
 
+/* A symbol of librego_shared.so (rego-cpp as regopy loaded it); stop if it is missing. */
+void *rego_symbol(const char *name)
+{
+    void *library = loaded("librego_shared.so"); /* at first use of each fix only */
+    void *found = library ? dlsym(library, name) : nullptr;
+    if (found == nullptr) {
+        fprintf(stderr, "maestro_gate.engine._patches: %s is missing\n", name);
+        give_up("a rego-cpp symbol the fixes call was not found in librego_shared.so");
+    }
+    return found;
+}
+
 /* ---- 1. the facets: their index in every locale, from the libstdc++ rego-cpp loaded ------- */
 
 size_t ctype_index, num_put_index, num_get_index;
@@ -137,30 +149,22 @@ pthread_once_t rego_keys_found = PTHREAD_ONCE_INIT;
 
 void find_rego_keys()
 {
-    void *library = loaded("librego_shared.so");
-    auto find = [library](const char *name) {
-        void *found = library ? dlsym(library, name) : nullptr;
-        if (found == nullptr) {
-            give_up("a rego-cpp symbol to_key needs was not found in librego_shared.so");
-        }
-        return found;
-    };
-    rego_to_key = (to_key_function)find(
+    rego_to_key = (to_key_function)rego_symbol(
         "_ZN4rego6to_keyB5cxx11ERKN7trieste13intrusive_ptrINS0_7NodeDefEEENS_9SetFormatEbPKc");
-    add_quotes = (quotes_function)find(
+    add_quotes = (quotes_function)rego_symbol(
         "_ZN4rego10add_quotesB5cxx11ERKSt17basic_string_viewIcSt11char_traitsIcEE");
-    strip_quotes = (quotes_function)find(
+    strip_quotes = (quotes_function)rego_symbol(
         "_ZN4rego12strip_quotesB5cxx11ERKSt17basic_string_viewIcSt11char_traitsIcEE");
-    location_view = (view_function)find("_ZNK7trieste8Location4viewEv");
-    Int = find("_ZN4rego3IntE");
-    JSONString = find("_ZN4rego10JSONStringE");
-    Key = find("_ZN4rego3KeyE");
-    True = find("_ZN4rego4TrueE");
-    False = find("_ZN4rego5FalseE");
-    Null = find("_ZN4rego4NullE");
-    Scalar = find("_ZN4rego6ScalarE");
-    Term = find("_ZN4rego4TermE");
-    DataTerm = find("_ZN4rego8DataTermE");
+    location_view = (view_function)rego_symbol("_ZNK7trieste8Location4viewEv");
+    Int = rego_symbol("_ZN4rego3IntE");
+    JSONString = rego_symbol("_ZN4rego10JSONStringE");
+    Key = rego_symbol("_ZN4rego3KeyE");
+    True = rego_symbol("_ZN4rego4TrueE");
+    False = rego_symbol("_ZN4rego5FalseE");
+    Null = rego_symbol("_ZN4rego4NullE");
+    Scalar = rego_symbol("_ZN4rego6ScalarE");
+    Term = rego_symbol("_ZN4rego4TermE");
+    DataTerm = rego_symbol("_ZN4rego8DataTermE");
     keys_patched.store(true);
 }
 
@@ -233,42 +237,34 @@ pthread_once_t rego_calls_found = PTHREAD_ONCE_INIT;
 void find_rego_calls()
 {
     pthread_once(&rego_keys_found, find_rego_keys); /* location_view */
-    void *library = loaded("librego_shared.so");
-    auto find = [library](const char *name) {
-        void *found = library ? dlsym(library, name) : nullptr;
-        if (found == nullptr) {
-            give_up("a rego-cpp symbol run_call needs was not found in librego_shared.so");
-        }
-        return found;
-    };
-    rego_run_call = (run_call_function)find(
+    rego_run_call = (run_call_function)rego_symbol(
         "_ZNK4rego14VirtualMachine8run_callERNS0_5StateERKN7trieste8LocationERKSt6vectorINS_6bundle"
         "7OperandESaIS9_EEm");
-    in_call_stack = (in_call_stack_function)find(
+    in_call_stack = (in_call_stack_function)rego_symbol(
         "_ZNK4rego14VirtualMachine5State16is_in_call_stackERKN7trieste8LocationE");
-    is_builtin = (is_builtin_function)find(
+    is_builtin = (is_builtin_function)rego_symbol(
         "_ZN4rego11BuiltInsDef10is_builtinERKN7trieste8LocationE");
-    unpack_operand = (unpack_function)find(
+    unpack_operand = (unpack_function)rego_symbol(
         "_ZNK4rego14VirtualMachine14unpack_operandERKNS0_5StateERKNS_6bundle7OperandE");
-    call_builtin = (call_function)find(
+    call_builtin = (call_function)rego_symbol(
         "_ZN4rego11BuiltInsDef4callERKN7trieste8LocationES4_RKSt6vectorINS1_13intrusive_ptrINS1_7N"
         "odeDefEEESaIS8_EE");
-    write_local = (write_local_function)find(
+    write_local = (write_local_function)rego_symbol(
         "_ZN4rego14VirtualMachine5State11write_localEmN7trieste13intrusive_ptrINS2_7NodeDefEEE");
-    add_error = (add_error_function)find(
+    add_error = (add_error_function)rego_symbol(
         "_ZN4rego14VirtualMachine5State9add_errorEN7trieste13intrusive_ptrINS2_7NodeDefEEE");
-    destroy_nodes = (nodes_destructor)find(
+    destroy_nodes = (nodes_destructor)rego_symbol(
         "_ZNSt6vectorIN7trieste13intrusive_ptrINS0_7NodeDefEEESaIS3_EED1Ev");
-    release_node = (release_function)find(
+    release_node = (release_function)rego_symbol(
         "_ZN7trieste20intrusive_refcountedINS_7NodeDefEE17intrusive_dec_refEv");
     /* The operator new rego-cpp's own calls bind to (the vector below is freed by rego-cpp): the
      * global scope's if it has one, else rego-cpp's (snmalloc), as its PLT resolves it. */
     rego_new = (new_function)dlsym(RTLD_DEFAULT, "_Znwm");
     if (rego_new == nullptr) {
-        rego_new = (new_function)find("_Znwm");
+        rego_new = (new_function)rego_symbol("_Znwm");
     }
-    Error = find("_ZN7trieste5ErrorE");
-    auto make_location = (location_function)find(
+    Error = rego_symbol("_ZN7trieste5ErrorE");
+    auto make_location = (location_function)rego_symbol(
         "_ZN7trieste8LocationC1ERKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEE");
     /* A std::string "v1" as libstdc++'s C++11 ABI lays one out: its short text in place. */
     struct {
@@ -304,25 +300,18 @@ pthread_once_t rego_terms_found = PTHREAD_ONCE_INIT;
 void find_rego_terms()
 {
     pthread_once(&rego_calls_found, find_rego_calls); /* NodeRef's release, the scalar tokens */
-    void *library = loaded("librego_shared.so");
-    auto find = [library](const char *name) {
-        void *found = library ? dlsym(library, name) : nullptr;
-        if (found == nullptr) {
-            give_up("a rego-cpp symbol to_term needs was not found in librego_shared.so");
-        }
-        return found;
-    };
-    rego_to_term = (to_term_function)find(
+    rego_to_term = (to_term_function)rego_symbol(
         "_ZN4rego8Resolver7to_termERKN7trieste13intrusive_ptrINS1_7NodeDefEEE");
-    create_node = (create_function)find("_ZN7trieste7NodeDef6createERKNS_5TokenE");
-    push_back = (push_back_function)find("_ZN7trieste7NodeDef9push_backENS_13intrusive_ptrIS0_EE");
-    rego_set_input = (set_input_function)find("regoSetInput");
-    interpreter_set_input = (interpreter_set_input_function)find(
+    create_node = (create_function)rego_symbol("_ZN7trieste7NodeDef6createERKNS_5TokenE");
+    push_back = (push_back_function)rego_symbol(
+        "_ZN7trieste7NodeDef9push_backENS_13intrusive_ptrIS0_EE");
+    rego_set_input = (set_input_function)rego_symbol("regoSetInput");
+    interpreter_set_input = (interpreter_set_input_function)rego_symbol(
         "_ZN4rego11Interpreter9set_inputERKN7trieste13intrusive_ptrINS1_7NodeDefEEE");
-    Float = find("_ZN4rego5FloatE");
-    Array = find("_ZN4rego5ArrayE");
-    Set = find("_ZN4rego3SetE");
-    Object = find("_ZN4rego6ObjectE");
+    Float = rego_symbol("_ZN4rego5FloatE");
+    Array = rego_symbol("_ZN4rego5ArrayE");
+    Set = rego_symbol("_ZN4rego3SetE");
+    Object = rego_symbol("_ZN4rego6ObjectE");
     terms_patched.store(true);
 }
 
@@ -342,12 +331,7 @@ pthread_once_t rego_verify_found = PTHREAD_ONCE_INIT;
 
 void find_rego_verify()
 {
-    void *library = loaded("librego_shared.so");
-    void *found = library ? dlsym(library, "_ZNK4rego9BundleDef6verifyEv") : nullptr;
-    rego_verify = (verify_function)found;
-    if (rego_verify == nullptr) {
-        give_up("rego::BundleDef::verify was not found in librego_shared.so");
-    }
+    rego_verify = (verify_function)rego_symbol("_ZNK4rego9BundleDef6verifyEv");
 }
 
 /* One or two bundles live at a time; when full, verify runs. */
