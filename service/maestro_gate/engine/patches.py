@@ -3,7 +3,7 @@
 The fixes work by symbol interposition, so the module must be loaded with RTLD_GLOBAL and before
 regopy loads librego_shared.so; the package root (`maestro_gate/__init__.py`) imports this
 module first for that reason. `MAESTRO_GATE_ENGINE_PATCHES=off` leaves them unloaded, as does
-a regopy other than the one they were checked with: rego-cpp then runs exactly as shipped,
+a regopy other than the build they were checked with: rego-cpp then runs exactly as shipped,
 about 3 times slower per decision.
 """
 
@@ -17,28 +17,46 @@ from types import ModuleType
 
 ENVIRONMENT_VARIABLE = "MAESTRO_GATE_ENGINE_PATCHES"
 
-# The regopy release whose rego-cpp the fixes were read against and tested with. Another one
-# may verify bundles differently, so the fixes stay out until they are checked against it.
+# The regopy release whose rego-cpp the fixes were read against and tested with, and the build
+# of its library they were read off: the fixes read rego-cpp's objects at offsets taken from that
+# binary's machine code, so another release or another build (another platform, another
+# compiler) keeps them out until it is checked. The digest is the one pip records for the file
+# (the wheel's RECORD): regopy-1.5.2-cp311-cp311-manylinux_2_34_x86_64.whl.
 CHECKED_WITH = "1.5.2"
+CHECKED_LIBRARY = "sha256=J0_uSk2YhngFqJ3DX9E6dorUkH-nJpw0xRM5CQ75TB8"
+LIBRARY = "librego_shared.so"
 
 
-def refusal(environ: Mapping[str, str], regopy_version: str | None) -> str | None:
-    """Why the fixes must stay out of this process, or None when they may load."""
+def refusal(
+    environ: Mapping[str, str], regopy_version: str | None, library: str | None = CHECKED_LIBRARY
+) -> str | None:
+    """Why the fixes must stay out of this process, or None when they may load.
+
+    `library` is the digest pip recorded for regopy's librego_shared.so (None: not recorded).
+    """
     if environ.get(ENVIRONMENT_VARIABLE, "on").strip().lower() in {"off", "0", "false", "no"}:
         return f"{ENVIRONMENT_VARIABLE}=off"
     if regopy_version is None:
         return "regopy is not installed"
     if regopy_version != CHECKED_WITH:
         return f"checked with regopy {CHECKED_WITH}, found {regopy_version}"
+    if library != CHECKED_LIBRARY:
+        return (
+            f"checked with regopy {CHECKED_WITH}'s manylinux x86_64 build ({LIBRARY} "
+            f"{CHECKED_LIBRARY}), found {LIBRARY} {library or 'without a recorded digest'}"
+        )
     return None
 
 
 def _why_not() -> str | None:
     try:
         installed: str | None = metadata.version("regopy")
+        files = metadata.files("regopy") or []
     except metadata.PackageNotFoundError:
-        installed = None
-    return refusal(os.environ, installed)
+        installed, files = None, []
+    recorded = [f.hash for f in files if f.name == LIBRARY and f.hash is not None]
+    library = f"{recorded[0].mode}={recorded[0].value}" if recorded else None
+    return refusal(os.environ, installed, library)
 
 
 def _load() -> ModuleType | None:
