@@ -299,3 +299,56 @@ def test_parallel_verification_agrees_across_segment_boundaries(
     assert report.bad_index == sequential.bad_index == index
     assert words in (report.problem or "")
     assert report.ok is (tamper is None)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "index", "words"),
+    [
+        (
+            "UPDATE audit_nodes SET hash = ? WHERE level = 2 AND idx = 1",
+            4,
+            "stored Merkle node (level 2, index 1) does not hash records [4, 8)",
+        ),
+        ("DELETE FROM audit_nodes WHERE level = 1 AND idx = 5", 0, "1 of the log's 10 stored"),
+        (
+            "INSERT INTO audit_nodes (level, idx, hash) VALUES (1, 6, ?)",
+            12,
+            "level 1, index 6) over records [12, 14) that are not in the log",
+        ),
+    ],
+    ids=["altered", "deleted", "beyond-the-log"],
+)
+def test_stored_merkle_nodes_that_are_not_the_records_tree_are_caught(
+    log: TreeLog, key: CheckpointSigner, saved: str, tamper: str, index: int, words: str
+) -> None:
+    """The subtree hashes proofs are served from must be the tree the records rebuild."""
+    params = (b"\x07" * 32,) if "?" in tamper else ()
+    assert verify_store(log, key.verifier_key, [("the saved checkpoint", saved)]).ok
+    Database(log).execute(tamper, params)
+    for workers in (1, 2):
+        report = verify_store(
+            log, key.verifier_key, [("the saved checkpoint", saved)], workers=workers, chunk=4
+        )
+        assert not report.ok
+        assert report.bad_index == index
+        assert words in (report.problem or ""), report.problem
+    records_only = verify(log.verifier_rows(), key.verifier_key, [("the saved checkpoint", saved)])
+    assert records_only.ok  # the records themselves are intact: only the proof cache is not
+
+
+def test_cli_verify_fails_on_an_altered_merkle_node(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`maestro-gate audit verify --dsn` exits 1 naming the node and the records it covers."""
+    store = make_store("sqlite", tmp_path)
+    store.start()
+    asyncio.run(_fill(store, SIZE))
+    store.close()
+    dsn = f"sqlite:///{store.path}"  # type: ignore[attr-defined]
+    assert main(["audit", "verify", "--dsn", dsn]) == 0
+    Database(store).execute("UPDATE audit_nodes SET hash = ? WHERE level = 3", (b"\x00" * 32,))
+    capsys.readouterr()
+    assert main(["audit", "verify", "--dsn", dsn]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL at index 0" in out
+    assert "stored Merkle node (level 3, index 0)" in out

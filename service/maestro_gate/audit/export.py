@@ -86,19 +86,24 @@ def verify_store(
     workers: int | None = None,
     chunk: int = 100_000,
 ) -> ChainReport:
-    """Verify a store like `verify`, checking index ranges in parallel worker processes."""
+    """Verify a store like `verify`, checking index ranges in parallel worker processes.
+
+    A store also holds the subtree hashes its proofs are made of: those must be the tree the
+    records rebuild.
+    """
     checkpoints = _signed(key, notes)
     if isinstance(checkpoints, ChainReport):
         return checkpoints
     size = log.count()
     workers = workers or os.cpu_count() or 1
     if workers == 1 or size <= chunk:
-        return join([check_segment(log.verifier_rows(0, size), 0, size)], checkpoints)
+        segments = [check_segment(log.verifier_rows(0, size), 0, size)]
+        return join(segments, checkpoints, log)
     bounds = [(start, min(start + chunk, size)) for start in range(0, size, chunk)]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         segments = list(pool.map(_segment, [log.spec()] * len(bounds), *zip(*bounds, strict=True)))
-    return join(segments, checkpoints)
+    return join(segments, checkpoints, log)
 
 
 def _segment(spec: tuple[str, ...], start: int, end: int) -> Segment:

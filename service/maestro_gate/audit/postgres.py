@@ -184,6 +184,22 @@ class PostgresAuditLog(TreeLog):
         with self._connection() as conn:
             return read_nodes(conn, nodes)
 
+    def stored_level(self, level: int) -> list[bytes]:
+        """The stored subtree hashes of one level, in index order."""
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT hash FROM audit_nodes WHERE level = %s ORDER BY idx", (level,)
+            ).fetchall()
+        return [bytes(digest) for (digest,) in rows]
+
+    def stored_nodes(self) -> Iterator[tuple[int, int, bytes]]:
+        """Every stored subtree hash of level 1 and above, streamed in (level, index) order."""
+        with self._connection() as conn, conn.transaction(), conn.cursor(name="audit_nodes") as cur:
+            cur.itersize = 20000
+            cur.execute("SELECT level, idx, hash FROM audit_nodes ORDER BY level, idx")
+            for level, idx, digest in cur:
+                yield int(level), int(idx), bytes(digest)
+
     def checkpoints(self) -> list[StoredCheckpoint]:
         """Every stored checkpoint, smallest tree first."""
         with self._connection() as conn:

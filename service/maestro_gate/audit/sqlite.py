@@ -191,6 +191,25 @@ class SqliteAuditLog(TreeLog):
         finally:
             conn.close()
 
+    def stored_level(self, level: int) -> list[bytes]:
+        """The stored subtree hashes of one level, in index order."""
+        conn = self._read()
+        try:
+            cursor = conn.execute(
+                "SELECT hash FROM audit_nodes WHERE level = ? ORDER BY idx", (level,)
+            )
+            return [digest for (digest,) in cursor]
+        finally:
+            conn.close()
+
+    def stored_nodes(self) -> Iterator[tuple[int, int, bytes]]:
+        """Every stored subtree hash of level 1 and above, in (level, index) order."""
+        conn = self._read()
+        try:
+            yield from conn.execute("SELECT level, idx, hash FROM audit_nodes ORDER BY level, idx")
+        finally:
+            conn.close()
+
     def checkpoints(self) -> list[StoredCheckpoint]:
         """Every stored checkpoint, smallest tree first."""
         conn = self._read()

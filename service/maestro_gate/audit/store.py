@@ -115,6 +115,14 @@ class TreeLog(ABC):
         """Stored hashes of complete subtrees (level 0: leaf hashes); raise KeyError if missing."""
 
     @abstractmethod
+    def stored_nodes(self) -> Iterator[tuple[int, int, bytes]]:
+        """Every stored subtree hash of level 1 and above, (level, index, hash), level by level."""
+
+    @abstractmethod
+    def stored_level(self, level: int) -> list[bytes]:
+        """The stored subtree hashes of one level, by index (gaps are not marked)."""
+
+    @abstractmethod
     def checkpoints(self) -> list[StoredCheckpoint]:
         """Every stored checkpoint, by tree size."""
 

@@ -4,16 +4,18 @@ The verifier trusts nothing it is given except the checkpoints whose signatures 
 checked. It recomputes each record's leaf from its exact bytes, requires the bytes to be RFC
 8785 canonical, the record's `index` to be its position and `prev` the previous leaf; then it
 rebuilds the RFC 6962 tree and requires every checkpoint to be a prefix of the log (its size no
-larger, its root equal to the root of that many records). It stops at the first problem and
-names the index where the log first stops matching.
+larger, its root equal to the root of that many records). Given a store's stored subtree hashes
+(what its inclusion and consistency proofs are made of), it requires them to be exactly the
+rebuilt tree's. It stops at the first problem and names the index where the log first stops
+matching.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from maestro_gate.core import merkle
 from maestro_gate.core.chain import GENESIS, parse_canonical
@@ -22,6 +24,16 @@ from maestro_gate.core.records import opa_event
 
 Row = tuple[int, bytes | None, bytes, dict[str, Any] | None]
 """(stored index, stored leaf hash or None, record bytes, OPA fields an export line claims)."""
+
+
+class StoredTree(Protocol):
+    """A store's subtree hashes of level 1 and above: what its proofs are made of."""
+
+    def stored_level(self, level: int) -> list[bytes]:
+        """One level's hashes, by index."""
+
+    def stored_nodes(self) -> Iterator[tuple[int, int, bytes]]:
+        """Every (level, index, hash), level by level."""
 
 
 @dataclass(frozen=True)
@@ -120,9 +132,14 @@ def check_segment(rows: Iterable[Row], start: int = 0, end: int | None = None) -
 
 
 def join(
-    segments: Iterable[Segment], checkpoints: Sequence[tuple[str, Checkpoint]] = ()
+    segments: Iterable[Segment],
+    checkpoints: Sequence[tuple[str, Checkpoint]] = (),
+    stored: StoredTree | None = None,
 ) -> ChainReport:
-    """Link consecutive segments, rebuild the tree, and check every checkpoint is a prefix."""
+    """Link consecutive segments, rebuild the tree, and check every checkpoint is a prefix.
+
+    A store's subtree hashes (`stored`) must be exactly the rebuilt tree's.
+    """
     leaves: list[bytes] = []
     head = GENESIS
     for segment in segments:
@@ -146,6 +163,10 @@ def join(
             bad = size if checkpoint.size > size else matched
             return ChainReport(size, head, bad, problem, root)
         matched = checkpoint.size
+    if stored is not None:
+        failure = _stored_tree_problem(tree, stored)
+        if failure is not None:
+            return ChainReport(size, head, failure[0], failure[1], root)
     return ChainReport(size, head, root=root, checkpoints=[c.size for _, c in checkpoints])
 
 
@@ -158,6 +179,42 @@ def verify_log(
 
 def _failed(index: int, problem: str) -> ChainReport:
     return ChainReport(checked=index, head="", bad_index=index, problem=problem)
+
+
+def _stored_tree_problem(tree: list[list[bytes]], stored: StoredTree) -> tuple[int, str] | None:
+    """Compare level by level in bulk; on a difference, walk the nodes to name the first."""
+    height = len(tree)
+    same = all(stored.stored_level(level) == tree[level] for level in range(1, height))
+    if same and not stored.stored_level(height):
+        return None
+    return _nodes_problem(tree, stored.stored_nodes()) or (
+        0,
+        "the stored Merkle nodes changed while they were being verified",
+    )
+
+
+def _nodes_problem(
+    tree: list[list[bytes]], nodes: Iterable[tuple[int, int, bytes]]
+) -> tuple[int, str] | None:
+    """The first stored subtree hash not the rebuilt tree's: (first record it covers, why)."""
+    expected = sum(len(level) for level in tree[1:])
+    found = 0
+    for level, index, digest in nodes:
+        first = index << level
+        if not 1 <= level < len(tree) or index >= len(tree[level]):
+            return first, (
+                f"the store holds a Merkle node (level {level}, index {index}) over records "
+                f"[{first}, {(index + 1) << level}) that are not in the log (records removed)"
+            )
+        if tree[level][index] != digest:
+            return first, (
+                f"the stored Merkle node (level {level}, index {index}) does not hash records "
+                f"[{first}, {(index + 1) << level}) (altered): proofs served from it do not verify"
+            )
+        found += 1
+    if found != expected:
+        return 0, f"{expected - found} of the log's {expected} stored Merkle nodes are missing"
+    return None
 
 
 def _checkpoint_problem(
