@@ -6,22 +6,29 @@ worker does per decision.
 The last row is agent_action with the `state` the service passes under steady load: agent
 counters and a full 20-entry session history (each entry is input rego-cpp must build).
 MAESTRO_GATE_ENGINE_PATCHES=off measures rego-cpp without engine/_patches.cc.
-Usage: python bench/engine_bench.py [--n 5000] [--bundle policies]
+
+`--layers` then shows where a decision's time goes, for policy authors: each layer's `deny`,
+`hitl` and `obligations` set compiled as an entrypoint of its own and evaluated alone on that
+last input, against an entrypoint that runs no rule (what every query costs before any rule).
+Rules a set shares with the others (`lib.*`) are counted in every set that uses them.
+Usage: python bench/engine_bench.py [--n 5000] [--bundle policies] [--layers]
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bodies import BODIES
 from maestro_gate.core.requests import REQUEST_ADAPTER
 from maestro_gate.engine import patches
-from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, read_bundle
+from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, Bundle, read_bundle
 from maestro_gate.engine.embedded import compile_bundle
 from maestro_gate.engine.vm import evaluate
 from maestro_gate.state.activity import entry
@@ -39,6 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--bundle", type=Path, default=Path("policies"))
+    parser.add_argument("--layers", action="store_true", help="also time each layer's sets")
     args = parser.parse_args()
     bundle = read_bundle(args.bundle)
     rego, program = compile_bundle(bundle)
@@ -65,6 +73,59 @@ def main() -> None:
         p99 = samples[int(len(samples) * 0.99)]
         print(f"{kind:<24} {decision:<13} {p50:8.1f} {p99:8.1f} {statistics.fmean(samples):8.1f}")
     print("target: p50 <= 100 µs per decision")
+    if args.layers:
+        document = REQUEST_ADAPTER.validate_python(BODIES["agent_action"]).model_dump(
+            mode="json", exclude_none=True
+        )
+        layer_costs(bundle, {**document, "state": SERVICE_STATE}, max(args.n // 5, 200))
+
+
+SETS = ("deny", "hitl", "obligations")
+BASELINE = "maestro/bench_baseline/result"
+
+
+def layer_costs(bundle: Bundle, document: dict[str, Any], n: int) -> None:
+    """p50 of each layer set evaluated alone, and of a query that runs no rule."""
+    defined: dict[str, set[str]] = {}
+    for source in bundle.modules.values():
+        package = re.search(r"^package (maestro\.layers\.\S+)", source, re.MULTILINE)
+        if package:
+            names = re.findall(rf"^({'|'.join(SETS)})\b", source, re.MULTILINE)
+            defined.setdefault(package.group(1), set()).update(names)
+    entrypoints = [BASELINE, DECISION_ENTRYPOINT] + [
+        f"{package.replace('.', '/')}/{name}"
+        for package in sorted(defined)
+        for name in SETS
+        if name in defined[package]
+    ]
+    # Imported here, after maestro_gate: rego-cpp must load after engine/_patches.cc.
+    import regopy
+
+    baseline_module = "package maestro.bench_baseline\n\nresult := true\n"
+    modules = {**bundle.modules, "bench_baseline.rego": baseline_module}
+    rego = regopy.Interpreter()
+    rego.log_level = regopy.LogLevel.NONE
+    rego.strict_built_in_errors = True
+    for path, source in modules.items():
+        rego.add_module(path, source)
+    rego.add_data(bundle.data)
+    program = rego.build(None, entrypoints)
+    patches.forget()
+    print(f"\nper layer set (agent_action + history, p50 of {n}; net = minus the no-rule query)")
+    print(f"{'entrypoint':<56} {'p50 µs':>8} {'net µs':>8}")
+    baseline = None
+    for name in entrypoints:
+        ep = name.encode()
+        samples = []
+        for i in range(n + 50):
+            started = time.perf_counter_ns()
+            evaluate(rego, program, ep, document)
+            if i >= 50:
+                samples.append((time.perf_counter_ns() - started) / 1000)
+        p50 = statistics.median(samples)
+        baseline = p50 if baseline is None else baseline
+        label = "(no rule: what any query costs)" if name == BASELINE else name
+        print(f"{label:<56} {p50:8.1f} {p50 - baseline:8.1f}")
 
 
 if __name__ == "__main__":
