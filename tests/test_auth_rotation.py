@@ -161,3 +161,25 @@ def test_files_are_checked_at_most_once_per_interval(tmp_path: Path) -> None:
     now[0] += 5
     assert watched.current() == "two"
     assert loads == ["one", "two"]  # unchanged files are not read again
+
+
+def test_list_keys_shows_who_may_call_and_never_a_hash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`auth list-keys` names each principal with its roles and subjects; revoked ones go."""
+    settings, _ = gate_settings(tmp_path)
+    keys_file = str(settings.api_keys_file)
+    assert main(["auth", "list-keys", "--file", keys_file, "--json"]) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    by_name = {entry["name"]: entry for entry in listed}
+    assert by_name["runtime"] == {"name": "runtime", "roles": ["agent"], "subjects": [ANALYST]}
+    assert all("sha256" not in entry for entry in listed)
+    assert main(["auth", "revoke-key", "--name", "runtime", "--file", keys_file]) == 0
+    capsys.readouterr()
+    assert main(["auth", "list-keys", "--file", keys_file]) == 0
+    out, err = capsys.readouterr()
+    assert "runtime" not in [line.split("\t")[0] for line in out.splitlines()]
+    assert "admin\troles=policy_admin\tsubjects=-" in out
+    assert f"{len(listed) - 1} keys in {keys_file}" in err
+    stored = json.loads(Path(keys_file).read_text())["keys"][0]["sha256"]
+    assert stored not in out + err

@@ -111,6 +111,28 @@ def _auth_add_key(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _auth_list_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from maestro_gate.auth.keys import read_keys
+
+    path = _keys_file(args, settings)
+    if path is None:
+        return 1
+    try:
+        entries = read_keys(path)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    for entry in entries:
+        shown = {k: v for k, v in entry.to_json().items() if k != "sha256"}
+        if args.json:
+            print(json.dumps(shown))
+        else:
+            subjects = ",".join(sorted(entry.subjects)) or "-"
+            print(f"{entry.name}\troles={','.join(sorted(entry.roles))}\tsubjects={subjects}")
+    print(f"{len(entries)} keys in {path} (their hashes are not shown)", file=sys.stderr)
+    return 0
+
+
 def _auth_revoke_key(args: argparse.Namespace, settings: Settings) -> int:
     from maestro_gate.auth.keys import revoke_key
 
@@ -194,6 +216,10 @@ def _parser() -> argparse.ArgumentParser:
     revoke_key.add_argument("--name", required=True, help="principal name the key is stored under")
     revoke_key.add_argument("--file", help="keys file (default: MAESTRO_GATE_API_KEYS_FILE)")
     revoke_key.set_defaults(handler=_auth_revoke_key)
+    list_keys = auth.add_parser("list-keys", help="the stored keys: names, roles, subjects")
+    list_keys.add_argument("--file", help="keys file (default: MAESTRO_GATE_API_KEYS_FILE)")
+    list_keys.add_argument("--json", action="store_true", help="one JSON object per line")
+    list_keys.set_defaults(handler=_auth_list_keys)
 
     config = sub.add_parser("config", help="print the environment variables as a Markdown table")
     config.set_defaults(handler=_config)
