@@ -30,7 +30,7 @@
  * 6. rego::BundleDef::verify (rego-cpp). Each query re-verifies the whole compiled bundle before
  *    running it (VirtualMachine::bundle). Here a bundle is verified by rego-cpp's own verify on
  *    the first query made from the gate's evaluate (engine/_rego.c marks those with
- *    `maestro_gate_trusted`) and not again until the gate compiles a bundle
+ *    `maestro_gate_mark`) and not again until the gate compiles a bundle
  *    (`maestro_gate_forget`, called by engine/embedded.py and engine/_pool.c's compiles). Any
  *    other caller (policy test, raw queries) is verified every time.
  *
@@ -46,8 +46,8 @@
  * loaded, found at first use. Built without exceptions: an exception rego-cpp throws through
  * fix 3 (a malformed bundle) passes through, leaking that call's argument references.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_rego.h" /* Python.h, and the marks engine/_rego.c sets (QUERYING, BUILDING_INPUT) */
+
 #include <dlfcn.h>
 #include <link.h>
 #include <pthread.h>
@@ -67,6 +67,14 @@ namespace {
 std::atomic<bool> streams_patched{false}, keys_patched{false}, calls_patched{false},
     terms_patched{false}, inputs_patched{false};
 std::atomic<unsigned long long> verified{0}, skipped{0};
+
+/* Note that a fix has run: one relaxed load after the first time. */
+void in_effect(std::atomic<bool> &flag)
+{
+    if (!flag.load(std::memory_order_relaxed)) {
+        flag.store(true, std::memory_order_relaxed);
+    }
+}
 
 /* A library already loaded in the process, by part of its file name. */
 void *loaded(const char *name_part)
@@ -95,9 +103,8 @@ void *loaded(const char *name_part)
 }
 
 /* A symbol of librego_shared.so (rego-cpp as regopy loaded it); stop if it is missing. */
-void *rego_symbol(const char *name)
+void *rego_symbol(void *library, const char *name)
 {
-    void *library = loaded("librego_shared.so"); /* at first use of each fix only */
     void *found = library ? dlsym(library, name) : nullptr;
     if (found == nullptr) {
         fprintf(stderr, "maestro_gate.engine._patches: %s is missing\n", name);
@@ -130,12 +137,18 @@ void find_indexes()
     num_get_index = id_of(num_get);
 }
 
-/* ---- 2. keys of scalars: rego-cpp's own string functions, found in librego_shared.so -------- */
+/* ---- 2. keys of scalars: rego-cpp's own string functions (find_rego, below, finds them) ---- */
 
 /* trieste::NodeDef as rego-cpp 1.5.2 lays it out (read off its code: to_key reads the type at 8,
  * the first child at 64): refcount, Token type_ (a TokenDef pointer), Location location_ at 16
  * (source, pos, len), symtab, parent, flags, then the children vector. */
 const size_t TYPE_AT = 8, LOCATION_AT = 16, CHILDREN_AT = 64;
+
+/* A node's type: the address of its TokenDef. */
+const void *type_of(const char *def)
+{
+    return *reinterpret_cast<const void *const *>(def + TYPE_AT);
+}
 
 typedef std::string (*to_key_function)(const void *, int, bool, const char *);
 typedef std::string (*quotes_function)(const std::string_view &);
@@ -145,30 +158,7 @@ to_key_function rego_to_key = nullptr;
 quotes_function add_quotes = nullptr, strip_quotes = nullptr;
 view_function location_view = nullptr;
 const void *Int, *JSONString, *Key, *True, *False, *Null, *Scalar, *Term, *DataTerm;
-pthread_once_t rego_keys_found = PTHREAD_ONCE_INIT;
-
-void find_rego_keys()
-{
-    rego_to_key = (to_key_function)rego_symbol(
-        "_ZN4rego6to_keyB5cxx11ERKN7trieste13intrusive_ptrINS0_7NodeDefEEENS_9SetFormatEbPKc");
-    add_quotes = (quotes_function)rego_symbol(
-        "_ZN4rego10add_quotesB5cxx11ERKSt17basic_string_viewIcSt11char_traitsIcEE");
-    strip_quotes = (quotes_function)rego_symbol(
-        "_ZN4rego12strip_quotesB5cxx11ERKSt17basic_string_viewIcSt11char_traitsIcEE");
-    location_view = (view_function)rego_symbol("_ZNK7trieste8Location4viewEv");
-    Int = rego_symbol("_ZN4rego3IntE");
-    JSONString = rego_symbol("_ZN4rego10JSONStringE");
-    Key = rego_symbol("_ZN4rego3KeyE");
-    True = rego_symbol("_ZN4rego4TrueE");
-    False = rego_symbol("_ZN4rego5FalseE");
-    Null = rego_symbol("_ZN4rego4NullE");
-    Scalar = rego_symbol("_ZN4rego6ScalarE");
-    Term = rego_symbol("_ZN4rego4TermE");
-    DataTerm = rego_symbol("_ZN4rego8DataTermE");
-    keys_patched.store(true);
-}
-
-/* ---- 3. built-in calls: rego-cpp's own functions, found in librego_shared.so ----------- */
+/* ---- 3. built-in calls: rego-cpp's own functions --------------------------------------- */
 
 }  // namespace
 
@@ -232,52 +222,7 @@ struct {
     void *source;
     size_t pos, len;
 } v1;
-pthread_once_t rego_calls_found = PTHREAD_ONCE_INIT;
-
-void find_rego_calls()
-{
-    pthread_once(&rego_keys_found, find_rego_keys); /* location_view */
-    rego_run_call = (run_call_function)rego_symbol(
-        "_ZNK4rego14VirtualMachine8run_callERNS0_5StateERKN7trieste8LocationERKSt6vectorINS_6bundle"
-        "7OperandESaIS9_EEm");
-    in_call_stack = (in_call_stack_function)rego_symbol(
-        "_ZNK4rego14VirtualMachine5State16is_in_call_stackERKN7trieste8LocationE");
-    is_builtin = (is_builtin_function)rego_symbol(
-        "_ZN4rego11BuiltInsDef10is_builtinERKN7trieste8LocationE");
-    unpack_operand = (unpack_function)rego_symbol(
-        "_ZNK4rego14VirtualMachine14unpack_operandERKNS0_5StateERKNS_6bundle7OperandE");
-    call_builtin = (call_function)rego_symbol(
-        "_ZN4rego11BuiltInsDef4callERKN7trieste8LocationES4_RKSt6vectorINS1_13intrusive_ptrINS1_7N"
-        "odeDefEEESaIS8_EE");
-    write_local = (write_local_function)rego_symbol(
-        "_ZN4rego14VirtualMachine5State11write_localEmN7trieste13intrusive_ptrINS2_7NodeDefEEE");
-    add_error = (add_error_function)rego_symbol(
-        "_ZN4rego14VirtualMachine5State9add_errorEN7trieste13intrusive_ptrINS2_7NodeDefEEE");
-    destroy_nodes = (nodes_destructor)rego_symbol(
-        "_ZNSt6vectorIN7trieste13intrusive_ptrINS0_7NodeDefEEESaIS3_EED1Ev");
-    release_node = (release_function)rego_symbol(
-        "_ZN7trieste20intrusive_refcountedINS_7NodeDefEE17intrusive_dec_refEv");
-    /* The operator new rego-cpp's own calls bind to (the vector below is freed by rego-cpp): the
-     * global scope's if it has one, else rego-cpp's (snmalloc), as its PLT resolves it. */
-    rego_new = (new_function)dlsym(RTLD_DEFAULT, "_Znwm");
-    if (rego_new == nullptr) {
-        rego_new = (new_function)rego_symbol("_Znwm");
-    }
-    Error = rego_symbol("_ZN7trieste5ErrorE");
-    auto make_location = (location_function)rego_symbol(
-        "_ZN7trieste8LocationC1ERKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEE");
-    /* A std::string "v1" as libstdc++'s C++11 ABI lays one out: its short text in place. */
-    struct {
-        const char *data;
-        size_t size;
-        char local[16];
-    } text = {nullptr, 2, "v1"};
-    text.data = text.local;
-    make_location(&v1, &text);
-    calls_patched.store(true);
-}
-
-/* ---- 4 and 5. input terms: rego-cpp's own node functions, found in librego_shared.so ----- */
+/* ---- 4 and 5. input terms: rego-cpp's own node functions --------------------------------- */
 
 /* NodeDef's parent pointer sits at 48 (trieste's push_back writes it there). */
 const size_t PARENT_AT = 48;
@@ -295,26 +240,6 @@ push_back_function push_back = nullptr;
 set_input_function rego_set_input = nullptr;
 interpreter_set_input_function interpreter_set_input = nullptr;
 const void *Float, *Array, *Set, *Object;
-pthread_once_t rego_terms_found = PTHREAD_ONCE_INIT;
-
-void find_rego_terms()
-{
-    pthread_once(&rego_calls_found, find_rego_calls); /* NodeRef's release, the scalar tokens */
-    rego_to_term = (to_term_function)rego_symbol(
-        "_ZN4rego8Resolver7to_termERKN7trieste13intrusive_ptrINS1_7NodeDefEEE");
-    create_node = (create_function)rego_symbol("_ZN7trieste7NodeDef6createERKNS_5TokenE");
-    push_back = (push_back_function)rego_symbol(
-        "_ZN7trieste7NodeDef9push_backENS_13intrusive_ptrIS0_EE");
-    rego_set_input = (set_input_function)rego_symbol("regoSetInput");
-    interpreter_set_input = (interpreter_set_input_function)rego_symbol(
-        "_ZN4rego11Interpreter9set_inputERKN7trieste13intrusive_ptrINS1_7NodeDefEEE");
-    Float = rego_symbol("_ZN4rego5FloatE");
-    Array = rego_symbol("_ZN4rego5ArrayE");
-    Set = rego_symbol("_ZN4rego3SetE");
-    Object = rego_symbol("_ZN4rego6ObjectE");
-    terms_patched.store(true);
-}
-
 /* A new node of type `token` (a TokenDef's address) with `child` as its one child. */
 NodeRef wrap(const void *token, const NodeRef &child)
 {
@@ -327,19 +252,11 @@ NodeRef wrap(const void *token, const NodeRef &child)
 
 typedef void (*verify_function)(const void *);
 verify_function rego_verify = nullptr;
-pthread_once_t rego_verify_found = PTHREAD_ONCE_INIT;
-
-void find_rego_verify()
-{
-    rego_verify = (verify_function)rego_symbol("_ZNK4rego9BundleDef6verifyEv");
-}
-
 /* One or two bundles live at a time; when full, verify runs. */
 pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 const void *seen[16];
 size_t seen_count = 0;
 thread_local int marked = 0; /* engine/_rego.h's marks */
-const int QUERYING = 1, BUILDING_INPUT = 2;
 
 bool was_seen(const void *bundle)
 {
@@ -349,6 +266,81 @@ bool was_seen(const void *bundle)
         }
     }
     return false;
+}
+
+/* ---- every rego-cpp symbol the fixes use, found once, at the first call of any of them ---- */
+
+pthread_once_t rego_found = PTHREAD_ONCE_INIT;
+
+void find_rego()
+{
+    void *library = loaded("librego_shared.so");
+    rego_to_key = (to_key_function)rego_symbol(library,
+        "_ZN4rego6to_keyB5cxx11ERKN7trieste13intrusive_ptrINS0_7NodeDefEEENS_9SetFormatEbPKc");
+    add_quotes = (quotes_function)rego_symbol(library,
+        "_ZN4rego10add_quotesB5cxx11ERKSt17basic_string_viewIcSt11char_traitsIcEE");
+    strip_quotes = (quotes_function)rego_symbol(library,
+        "_ZN4rego12strip_quotesB5cxx11ERKSt17basic_string_viewIcSt11char_traitsIcEE");
+    location_view = (view_function)rego_symbol(library, "_ZNK7trieste8Location4viewEv");
+    Int = rego_symbol(library, "_ZN4rego3IntE");
+    JSONString = rego_symbol(library, "_ZN4rego10JSONStringE");
+    Key = rego_symbol(library, "_ZN4rego3KeyE");
+    True = rego_symbol(library, "_ZN4rego4TrueE");
+    False = rego_symbol(library, "_ZN4rego5FalseE");
+    Null = rego_symbol(library, "_ZN4rego4NullE");
+    Scalar = rego_symbol(library, "_ZN4rego6ScalarE");
+    Term = rego_symbol(library, "_ZN4rego4TermE");
+    DataTerm = rego_symbol(library, "_ZN4rego8DataTermE");
+    rego_run_call = (run_call_function)rego_symbol(library,
+        "_ZNK4rego14VirtualMachine8run_callERNS0_5StateERKN7trieste8LocationERKSt6vectorINS_6bundle"
+        "7OperandESaIS9_EEm");
+    in_call_stack = (in_call_stack_function)rego_symbol(library,
+        "_ZNK4rego14VirtualMachine5State16is_in_call_stackERKN7trieste8LocationE");
+    is_builtin = (is_builtin_function)rego_symbol(library,
+        "_ZN4rego11BuiltInsDef10is_builtinERKN7trieste8LocationE");
+    unpack_operand = (unpack_function)rego_symbol(library,
+        "_ZNK4rego14VirtualMachine14unpack_operandERKNS0_5StateERKNS_6bundle7OperandE");
+    call_builtin = (call_function)rego_symbol(library,
+        "_ZN4rego11BuiltInsDef4callERKN7trieste8LocationES4_RKSt6vectorINS1_13intrusive_ptrINS1_7N"
+        "odeDefEEESaIS8_EE");
+    write_local = (write_local_function)rego_symbol(library,
+        "_ZN4rego14VirtualMachine5State11write_localEmN7trieste13intrusive_ptrINS2_7NodeDefEEE");
+    add_error = (add_error_function)rego_symbol(library,
+        "_ZN4rego14VirtualMachine5State9add_errorEN7trieste13intrusive_ptrINS2_7NodeDefEEE");
+    destroy_nodes = (nodes_destructor)rego_symbol(library,
+        "_ZNSt6vectorIN7trieste13intrusive_ptrINS0_7NodeDefEEESaIS3_EED1Ev");
+    release_node = (release_function)rego_symbol(library,
+        "_ZN7trieste20intrusive_refcountedINS_7NodeDefEE17intrusive_dec_refEv");
+    /* The operator new rego-cpp's own calls bind to (the vector below is freed by rego-cpp): the
+     * global scope's if it has one, else rego-cpp's (snmalloc), as its PLT resolves it. */
+    rego_new = (new_function)dlsym(RTLD_DEFAULT, "_Znwm");
+    if (rego_new == nullptr) {
+        rego_new = (new_function)rego_symbol(library, "_Znwm");
+    }
+    Error = rego_symbol(library, "_ZN7trieste5ErrorE");
+    auto make_location = (location_function)rego_symbol(library,
+        "_ZN7trieste8LocationC1ERKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEE");
+    /* A std::string "v1" as libstdc++'s C++11 ABI lays one out: its short text in place. */
+    struct {
+        const char *data;
+        size_t size;
+        char local[16];
+    } text = {nullptr, 2, "v1"};
+    text.data = text.local;
+    make_location(&v1, &text);
+    rego_to_term = (to_term_function)rego_symbol(library,
+        "_ZN4rego8Resolver7to_termERKN7trieste13intrusive_ptrINS1_7NodeDefEEE");
+    create_node = (create_function)rego_symbol(library, "_ZN7trieste7NodeDef6createERKNS_5TokenE");
+    push_back = (push_back_function)rego_symbol(library,
+        "_ZN7trieste7NodeDef9push_backENS_13intrusive_ptrIS0_EE");
+    rego_set_input = (set_input_function)rego_symbol(library, "regoSetInput");
+    interpreter_set_input = (interpreter_set_input_function)rego_symbol(library,
+        "_ZN4rego11Interpreter9set_inputERKN7trieste13intrusive_ptrINS1_7NodeDefEEE");
+    Float = rego_symbol(library, "_ZN4rego5FloatE");
+    Array = rego_symbol(library, "_ZN4rego5ArrayE");
+    Set = rego_symbol(library, "_ZN4rego3SetE");
+    Object = rego_symbol(library, "_ZN4rego6ObjectE");
+    rego_verify = (verify_function)rego_symbol(library, "_ZNK4rego9BundleDef6verifyEv");
 }
 
 }  // namespace
@@ -366,9 +358,7 @@ void cache_locale(std::basic_ios<char> *self, const std::locale &locale)
     self->_M_ctype = static_cast<const std::ctype<char> *>(facets[ctype_index]);
     self->_M_num_put = static_cast<const std::num_put<char> *>(facets[num_put_index]);
     self->_M_num_get = static_cast<const std::num_get<char> *>(facets[num_get_index]);
-    if (!streams_patched.load(std::memory_order_relaxed)) {
-        streams_patched.store(true, std::memory_order_relaxed);
-    }
+    in_effect(streams_patched);
 }
 
 /* rego::to_key(node, set_format, sort_arrays, list_delim): the string rego-cpp compares keys,
@@ -382,11 +372,12 @@ EXPORTED std::string to_key(const void *node, int set_format, bool sort_arrays, 
 
 std::string to_key(const void *node, int set_format, bool sort_arrays, const char *delim)
 {
-    pthread_once(&rego_keys_found, find_rego_keys);
+    pthread_once(&rego_found, find_rego);
+    in_effect(keys_patched);
     const void *ref = node; /* a trieste::Node, i.e. a pointer to the NodeDef */
     for (;;) {
         const char *def = *static_cast<const char *const *>(ref);
-        const void *type = *reinterpret_cast<const void *const *>(def + TYPE_AT);
+        const void *type = type_of(def);
         if (type == Scalar || type == Term || type == DataTerm) {
             const char *const *children = reinterpret_cast<const char *const *>(def + CHILDREN_AT);
             if (children[0] == children[1]) {
@@ -428,7 +419,8 @@ EXPORTED int run_call(const void *vm, void *state, const void *func, const void 
 
 int run_call(const void *vm, void *state, const void *func, const void *args, size_t target)
 {
-    pthread_once(&rego_calls_found, find_rego_calls);
+    pthread_once(&rego_found, find_rego);
+    in_effect(calls_patched);
     /* The bundle's own functions are named g0.<path>; no built-in is. Those go straight to
      * rego-cpp, which looks the name up among the built-ins itself. */
     std::string_view name = location_view(func);
@@ -455,9 +447,7 @@ int run_call(const void *vm, void *state, const void *func, const void *args, si
     NodeRef value = call_builtin(builtins, func, &v1, &values);
     destroy_nodes(&values);
     write_local(state, target, value);
-    const char *def = static_cast<const char *>(value.p);
-    const void *type = *reinterpret_cast<const void *const *>(def + TYPE_AT);
-    if (type == Error) {
+    if (type_of(static_cast<const char *>(value.p)) == Error) {
         add_error(state, value);
         return CODE_ERROR;
     }
@@ -477,17 +467,16 @@ EXPORTED NodeRef to_term(const void *value)
 
 NodeRef to_term(const void *value)
 {
-    pthread_once(&rego_terms_found, find_rego_terms);
+    pthread_once(&rego_found, find_rego);
+    in_effect(terms_patched);
     char *def = *static_cast<char *const *>(value);
     if (marked != BUILDING_INPUT || def == nullptr ||
         __atomic_load_n(reinterpret_cast<size_t *>(def), __ATOMIC_SEQ_CST) != 1 ||
         *reinterpret_cast<void **>(def + PARENT_AT) != nullptr) {
         return rego_to_term(value);
     }
-    NodeRef node;
-    node.p = def;
-    __atomic_fetch_add(reinterpret_cast<size_t *>(def), 1, __ATOMIC_SEQ_CST);
-    const void *type = *reinterpret_cast<const void *const *>(def + TYPE_AT);
+    NodeRef node = *static_cast<const NodeRef *>(value); /* a trieste::Node has this layout */
+    const void *type = type_of(def);
     if (type == Term) {
         return node;
     }
@@ -509,7 +498,7 @@ NodeRef to_term(const void *value)
  * refuses, goes to rego-cpp's regoSetInput, which reports it as it always does. */
 extern "C" unsigned int maestro_gate_set_input(void *interpreter, void *input)
 {
-    pthread_once(&rego_terms_found, find_rego_terms);
+    pthread_once(&rego_found, find_rego);
     struct {
         char **begin, **end, **capacity;
         int status; /* rego::regoInput: {Nodes stack; regoEnum status;} */
@@ -524,9 +513,7 @@ extern "C" unsigned int maestro_gate_set_input(void *interpreter, void *input)
     if (refused.p != nullptr) {
         return rego_set_input(interpreter, input);
     }
-    if (!inputs_patched.load(std::memory_order_relaxed)) {
-        inputs_patched.store(true, std::memory_order_relaxed);
-    }
+    in_effect(inputs_patched);
     return 0;
 }
 
@@ -535,7 +522,7 @@ EXPORTED void bundle_verify(const void *bundle) __asm__("_ZNK4rego9BundleDef6ver
 /* rego-cpp's verify throws on a malformed bundle; that passes through here to its caller. */
 void bundle_verify(const void *bundle)
 {
-    pthread_once(&rego_verify_found, find_rego_verify);
+    pthread_once(&rego_found, find_rego);
     if (marked == QUERYING) {
         pthread_mutex_lock(&lock);
         bool known = was_seen(bundle);
@@ -558,7 +545,7 @@ void bundle_verify(const void *bundle)
 
 /* Called by engine/_rego.c on the evaluating thread: QUERYING (1) around the gate's query,
  * BUILDING_INPUT (2) around building its input (engine/_rego.h), 0 after either. */
-extern "C" void maestro_gate_trusted(int what)
+extern "C" void maestro_gate_mark(int what)
 {
     marked = what;
 }
@@ -589,15 +576,10 @@ static PyObject *counts(PyObject *, PyObject *)
 
 static PyObject *addresses(PyObject *, PyObject *)
 {
-    void *trusted = reinterpret_cast<void *>(&maestro_gate_trusted);
-    void *forgetting = reinterpret_cast<void *>(&maestro_gate_forget);
-    return Py_BuildValue("(NN)", PyLong_FromVoidPtr(trusted), PyLong_FromVoidPtr(forgetting));
-}
-
-static PyObject *replacements(PyObject *, PyObject *)
-{
-    void *set_input = reinterpret_cast<void *>(&maestro_gate_set_input);
-    return Py_BuildValue("{sN}", "regoSetInput", PyLong_FromVoidPtr(set_input));
+    auto address = [](auto *function) { return PyLong_FromVoidPtr((void *)function); };
+    return Py_BuildValue("{sNsNsN}", "maestro_gate_mark", address(&maestro_gate_mark),
+                         "maestro_gate_forget", address(&maestro_gate_forget), "regoSetInput",
+                         address(&maestro_gate_set_input));
 }
 
 static PyMethodDef methods[] = {
@@ -606,9 +588,8 @@ static PyMethodDef methods[] = {
     {"counts", counts, METH_NOARGS,
      "Whether a stream took the patched locale path; how often verify ran and was skipped."},
     {"addresses", addresses, METH_NOARGS,
-     "The addresses of maestro_gate_trusted(int) and maestro_gate_forget(), for engine/_rego.c."},
-    {"replacements", replacements, METH_NOARGS,
-     "rego-cpp C API functions engine/_rego.c should call in place of rego-cpp's, by name."},
+     "For engine/_rego.c's bind, by name: the hooks maestro_gate_mark(int) and "
+     "maestro_gate_forget(), and regoSetInput's replacement."},
     {nullptr, nullptr, 0, nullptr},
 };
 

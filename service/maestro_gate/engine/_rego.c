@@ -229,6 +229,14 @@ static unsigned int replay(const plan *p, void *handle)
     return failed;
 }
 
+/* Tell engine/_patches.cc what this thread does for the gate (nothing when it is not loaded). */
+static void mark(int what)
+{
+    if (rego.mark) {
+        rego.mark(what);
+    }
+}
+
 enum ending run_plan(const plan *p, void *interpreter, void *bundle, const char *entrypoint,
                      void **output, char error[ERROR_ROOM])
 {
@@ -237,13 +245,9 @@ enum ending run_plan(const plan *p, void *interpreter, void *bundle, const char 
     if (input == NULL) {
         return NO_MEMORY;
     }
-    if (rego.trusted) {
-        rego.trusted(BUILDING_INPUT);
-    }
+    mark(BUILDING_INPUT);
     unsigned int refused = replay(p, input);
-    if (rego.trusted) {
-        rego.trusted(0);
-    }
+    mark(0);
     if (refused) {
         ending = INPUT_REFUSED;
     } else if (rego.set_input(interpreter, input)) {
@@ -256,13 +260,9 @@ enum ending run_plan(const plan *p, void *interpreter, void *bundle, const char 
     if (ending != EVALUATED) {
         return ending;
     }
-    if (rego.trusted) {
-        rego.trusted(QUERYING);
-    }
+    mark(QUERYING);
     *output = rego.query(interpreter, bundle, entrypoint);
-    if (rego.trusted) {
-        rego.trusted(0);
-    }
+    mark(0);
     return *output == NULL ? NO_OUTPUT : EVALUATED;
 }
 
@@ -334,17 +334,22 @@ static const struct {
 
 #define FUNCTIONS (sizeof functions / sizeof functions[0])
 
+/* An optional address in `addresses`: NULL when absent (or with a Python error set). */
+static void *optional(PyObject *addresses, const char *name)
+{
+    PyObject *address = PyDict_GetItemString(addresses, name);
+    return address ? PyLong_AsVoidPtr(address) : NULL;
+}
+
 static PyObject *bind(PyObject *self, PyObject *args)
 {
     PyObject *addresses;
-    unsigned long long trusted, forget;
-    if (!PyArg_ParseTuple(args, "O!KK", &PyDict_Type, &addresses, &trusted, &forget)) {
+    if (!PyArg_ParseTuple(args, "O!", &PyDict_Type, &addresses)) {
         return NULL;
     }
     void *found[FUNCTIONS];
     for (size_t i = 0; i < FUNCTIONS; i++) {
-        PyObject *address = PyDict_GetItemString(addresses, functions[i].name);
-        found[i] = address ? PyLong_AsVoidPtr(address) : NULL;
+        found[i] = optional(addresses, functions[i].name);
         if (found[i] == NULL) {
             if (!PyErr_Occurred()) {
                 PyErr_Format(PyExc_ValueError, "no address for %s", functions[i].name);
@@ -352,11 +357,16 @@ static PyObject *bind(PyObject *self, PyObject *args)
             return NULL;
         }
     }
+    void *marking = optional(addresses, "maestro_gate_mark");
+    void *forgetting = optional(addresses, "maestro_gate_forget");
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
     for (size_t i = 0; i < FUNCTIONS; i++) {
         *functions[i].slot = found[i];
     }
-    rego.trusted = (void (*)(int))(uintptr_t)trusted;
-    rego.forget_verified = (void (*)(void))(uintptr_t)forget;
+    rego.mark = (void (*)(int))marking;
+    rego.forget_verified = (void (*)(void))forgetting;
     rego_bound = 1;
     Py_RETURN_NONE;
 }
@@ -410,8 +420,8 @@ static PyMethodDef methods[] = {
     {"function_names", function_names, METH_NOARGS,
      "The rego-cpp C API functions bind() needs, by name."},
     {"bind", bind, METH_VARARGS,
-     "bind(addresses, trusted, forget): the address of each function_names() function, and of "
-     "engine/_patches.cc's maestro_gate_trusted and maestro_gate_forget (0 when not loaded)."},
+     "bind(addresses): the address of each function_names() function by name, and optionally of "
+     "engine/_patches.cc's maestro_gate_mark and maestro_gate_forget (engine/patches.py)."},
     {"evaluate", evaluate, METH_VARARGS,
      "evaluate(interpreter, bundle, entrypoint, value): set `value` as the input and evaluate "
      "`entrypoint`. (output, None, '') with the regoOutput address (the caller frees it), or "

@@ -34,12 +34,13 @@ struct rego_api {
     unsigned int (*error)(void *, char *, unsigned int);
     void (*free_output)(void *);
     /* engine/_patches.cc's hooks, NULL when it is not loaded */
-    void (*trusted)(int); /* what this thread is doing for the gate: one of `marks`, or 0 */
+    void (*mark)(int); /* what this thread is doing for the gate: one of `marks`, or 0 */
     void (*forget_verified)(void);
 };
 
-/* For rego.trusted: the gate's query (rego-cpp verifies its bundle once), and the gate's input
- * being built (rego-cpp's to_term may take the fresh values it is given instead of copying). */
+/* For rego.mark: the gate's query (rego-cpp verifies its bundle once), and the gate's input
+ * being built (rego-cpp's to_term may take the fresh values it is given instead of copying).
+ * engine/_patches.cc reads the same values. */
 enum marks { QUERYING = 1, BUILDING_INPUT = 2 };
 
 extern struct rego_api rego;

@@ -50,18 +50,15 @@ def refusal(
 
 def _why_not() -> str | None:
     try:
-        installed: str | None = metadata.version("regopy")
-        files = metadata.files("regopy") or []
+        regopy = metadata.distribution("regopy")
     except metadata.PackageNotFoundError:
-        installed, files = None, []
-    recorded = [f.hash for f in files if f.name == LIBRARY and f.hash is not None]
+        return refusal(os.environ, None, None)
+    recorded = [f.hash for f in regopy.files or [] if f.name == LIBRARY and f.hash is not None]
     library = f"{recorded[0].mode}={recorded[0].value}" if recorded else None
-    return refusal(os.environ, installed, library)
+    return refusal(os.environ, regopy.version, library)
 
 
-def _load() -> ModuleType | None:
-    if _why_not() is not None:
-        return None
+def _load() -> ModuleType:
     flags = sys.getdlopenflags()
     sys.setdlopenflags(flags | os.RTLD_GLOBAL)
     try:
@@ -72,23 +69,14 @@ def _load() -> ModuleType | None:
         sys.setdlopenflags(flags)
 
 
-_module = _load()
+_refused = _why_not()
+_module = None if _refused is not None else _load()
 
 
-def addresses() -> tuple[int, int]:
-    """For engine/_rego.c: the hooks marking the gate's queries and forgetting verified bundles.
-
-    (0, 0) when the fixes are not loaded.
-    """
-    return _module.addresses() if _module else (0, 0)
-
-
-def replacements() -> dict[str, int]:
-    """For engine/vm.py: rego-cpp C API functions to call in place of rego-cpp's, by name.
-
-    Empty when the fixes are not loaded.
-    """
-    return _module.replacements() if _module else {}
+def addresses() -> dict[str, int]:
+    """For engine/_rego.c's bind, by name: the module's hooks (maestro_gate_mark,
+    maestro_gate_forget) and its replacement for regoSetInput. Empty when it is not loaded."""
+    return _module.addresses() if _module else {}
 
 
 def forget() -> None:
@@ -100,5 +88,5 @@ def forget() -> None:
 def status() -> dict[str, object]:
     """Whether the fixes are loaded and in effect, for the startup log and the tests."""
     if _module is None:
-        return {"loaded": False, "reason": _why_not()}
+        return {"loaded": False, "reason": _refused}
     return {"loaded": True, **_module.counts()}

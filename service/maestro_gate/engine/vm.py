@@ -48,10 +48,7 @@ def _address(name: str) -> int:
     return ctypes.cast(getattr(_held, name), ctypes.c_void_p).value or 0
 
 
-_rego.bind(
-    {name: _address(name) for name in _rego.function_names()} | patches.replacements(),
-    *patches.addresses(),
-)
+_rego.bind({name: _address(name) for name in _rego.function_names()} | patches.addresses())
 
 # What failed, by the stage `_rego` names.
 _FAILED = {
