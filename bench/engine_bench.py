@@ -17,6 +17,7 @@ Usage: python bench/engine_bench.py [--n 5000] [--bundle policies] [--layers]
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import statistics
 import sys
@@ -98,19 +99,9 @@ def layer_costs(bundle: Bundle, document: dict[str, Any], n: int) -> None:
         for name in SETS
         if name in defined[package]
     ]
-    # Imported here, after maestro_gate: rego-cpp must load after engine/_patches.cc.
-    import regopy
-
     baseline_module = "package maestro.bench_baseline\n\nresult := true\n"
     modules = {**bundle.modules, "bench_baseline.rego": baseline_module}
-    rego = regopy.Interpreter()
-    rego.log_level = regopy.LogLevel.NONE
-    rego.strict_built_in_errors = True
-    for path, source in modules.items():
-        rego.add_module(path, source)
-    rego.add_data(bundle.data)
-    program = rego.build(None, entrypoints)
-    patches.forget()
+    rego, program = compile_bundle(dataclasses.replace(bundle, modules=modules), entrypoints)
     print(f"\nper layer set (agent_action + history, p50 of {n}; net = minus the no-rule query)")
     print(f"{'entrypoint':<56} {'p50 µs':>8} {'net µs':>8}")
     baseline = None

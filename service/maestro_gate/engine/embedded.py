@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -47,7 +48,9 @@ def sources_of(bundle: Bundle) -> _rego.Generation:
     )
 
 
-def compile_bundle(bundle: Bundle) -> tuple[regopy.Interpreter, Any]:
+def compile_bundle(
+    bundle: Bundle, entrypoints: Sequence[str] = (DECISION_ENTRYPOINT,)
+) -> tuple[regopy.Interpreter, Any]:
     """Compile a bundle on a fresh interpreter with strict built-in errors; raise BundleError."""
     rego = regopy.Interpreter()
     rego.log_level = regopy.LogLevel.NONE
@@ -60,7 +63,7 @@ def compile_bundle(bundle: Bundle) -> tuple[regopy.Interpreter, Any]:
             raise BundleError(f"{path} does not compile: {first_line(str(exc))}") from exc
     try:
         rego.add_data(bundle.data)
-        program = rego.build(None, [DECISION_ENTRYPOINT])
+        program = rego.build(None, list(entrypoints))
     except regopy.RegoError as exc:
         raise BundleError(f"bundle does not compile: {first_line(str(exc))}") from exc
     if not program.ok():
