@@ -98,9 +98,15 @@ chained if {
 # The hop that handed the subject its task, when the chain ends at the subject.
 parent_hop := chain[chain_length - 1]
 
+default is_action := false
+
 is_action if input.kind == "agent_action"
 
+default is_movement := false
+
 is_movement if input.kind == "data_movement"
+
+default is_delegation := false
 
 is_delegation if input.kind == "delegation"
 
@@ -111,12 +117,16 @@ tool_risk := tools[input.action].risk_class if is_action
 
 else := "irreversible" if is_action
 
+default irreversible := false
+
 irreversible if {
 	is_action
 	input.reversible == false
 }
 
 irreversible if tool_risk == "irreversible"
+
+default side_effecting := false
 
 side_effecting if {
 	is_action
@@ -155,6 +165,8 @@ outbound_to := input.destination.id if {
 	is_action
 	tools[input.action].external == true
 }
+
+default outbound_external := false
 
 outbound_external if outbound_to
 
@@ -208,6 +220,8 @@ stopped_agents := input.state.emergency_stop.agents
 default stopped_classes := []
 
 stopped_classes := input.state.emergency_stop.classes
+
+default approval_granted := false
 
 approval_granted if input.state.approval.status == "granted"
 

@@ -4,7 +4,7 @@
 #
 # Cost on rego-cpp (see policies/README.md, "Performance"): most requests carry no
 # delegation chain and trip nothing here, so every rule body starts with a cheap test that rules
-# it out (`delegation`, `chained`, `outbound`), and built-in calls (count, comparisons,
+# it out (`lib.is_delegation`, `chained`, `lib.outbound_external`), and built-in calls (count, comparisons,
 # membership, object.get) sit after it. Helper booleans have `default ... := false`: rego-cpp
 # memoises a rule's value only when it is defined, and re-evaluates an undefined one on every
 # reference.
@@ -19,11 +19,6 @@ layer := "cross_layer"
 reason(rule, threats, message) := {"rule": rule, "layer": layer, "threats": threats, "message": message}
 
 kinds := {"agent_action", "data_movement", "delegation"}
-
-# The request is a delegation (lib.is_delegation, memoised when false too).
-default delegation := false
-
-delegation if input.kind == "delegation"
 
 # The request carries a delegation chain: a scan, where count() would be a built-in call and a
 # bare hop as a condition an object comparison.
@@ -64,7 +59,7 @@ deny contains reason("CL.delegation_not_in_topology", ["T12", "T13", "T3"], msg)
 	# the same reason once). The delegator's entry is bound (`_ =`), not tested as a bare
 	# object (rego-cpp would compare it with false by serialising it), and object.get is
 	# avoided because it copies its argument.
-	delegation
+	lib.is_delegation
 	_ = lib.agent
 	to := input.delegatee
 	not to in lib.agent.delegatees
@@ -97,6 +92,8 @@ default registered_scope_list := []
 
 registered_scope_list := lib.entry.scopes
 
+default scopes_exceed_held := false
+
 scopes_exceed_held if not object.subset(registered_scope_list, task_scopes)
 
 scopes_exceed_held if {
@@ -115,7 +112,7 @@ scopes_exceed_held if {
 #   threats: [T3]
 #   mitigations: [time_bounded_privilege, least_privilege_tool_scoping]
 deny contains reason("CL.scope_escalation", ["T3"], msg) if {
-	delegation
+	lib.is_delegation
 	scopes_exceed_held
 	extra := {s | some s in input.task.scopes} - held_scopes
 	count(extra) > 0
@@ -142,9 +139,9 @@ else := 0
 
 # The depth the request reaches: a delegation adds a hop to the chain.
 depth := 1 if {
-	delegation
+	lib.is_delegation
 	not lib.chained
-} else := chain_length + 1 if delegation
+} else := chain_length + 1 if lib.is_delegation
 
 else := chain_length
 
@@ -162,7 +159,7 @@ deny contains reason("CL.chain_depth_exceeded", ["T4", "T3"], msg) if {
 }
 
 deny contains reason("CL.chain_depth_exceeded", ["T4", "T3"], msg) if {
-	delegation
+	lib.is_delegation
 	own := lib.agent.max_delegation_depth
 	depth > own
 	msg := sprintf("agent %s may delegate up to depth %d, and this delegation reaches depth %d", [input.subject.id, own, depth])
@@ -183,7 +180,7 @@ default path_revisits := false
 
 path_revisits if {
 	not lib.chained
-	delegation
+	lib.is_delegation
 	input.subject.id == input.delegatee
 }
 
@@ -247,7 +244,7 @@ else := max_ttl
 #   threats: [T3]
 #   mitigations: [time_bounded_privilege]
 deny contains reason("CL.ttl_exceeds_parent", ["T3"], msg) if {
-	delegation
+	lib.is_delegation
 	input.ttl_seconds > parent_ttl
 	msg := sprintf("delegation to %s asks for %ds, longer than its parent's %ds", [input.delegatee, input.ttl_seconds, parent_ttl])
 }
@@ -258,11 +255,6 @@ deny contains reason("CL.ttl_exceeds_parent", ["T3"], msg) if {
 	hop.ttl_seconds > chain[i - 1].ttl_seconds
 	msg := sprintf("chain hop %d lasts %ds, longer than its parent's %ds", [i, hop.ttl_seconds, chain[i - 1].ttl_seconds])
 }
-
-# lib.outbound_external, memoised when false too.
-default outbound := false
-
-outbound if lib.outbound_external
 
 # lib.rank(c) >= lib.restricted_rank with at most one built-in call: a label the registry does
 # not rank counts as restricted (lib.rank fails safe); a ranked one is compared with
@@ -298,7 +290,7 @@ has_restricted_origin if {
 #   threats: [T28]
 #   mitigations: [output_egress_dlp, data_classification]
 deny contains reason("CL.restricted_provenance_to_external", ["T28"], msg) if {
-	outbound
+	lib.outbound_external
 	has_restricted_origin
 	msg := sprintf("%s sends data with restricted provenance %v to external destination %s", [input.subject.id, sort([p | some p in restricted_origins]), lib.outbound_to])
 }
@@ -327,7 +319,7 @@ has_restricted_read if {
 #   threats: [T28, T3]
 #   mitigations: [output_egress_dlp]
 deny contains reason("CL.restricted_session_to_external", ["T28", "T3"], msg) if {
-	outbound
+	lib.outbound_external
 	has_restricted_read
 	msg := sprintf("%s sends data to external %s after its session read restricted data: %v", [input.subject.id, lib.outbound_to, sort([r | some r in restricted_reads])])
 }

@@ -25,6 +25,8 @@ reason(rule, threats, message) := {"rule": rule, "layer": layer, "threats": thre
 writes := {"write", "copy", "export", "memory_write"}
 
 # A data movement whose operation writes (a set lookup rather than `in`).
+default is_write := false
+
 is_write if {
 	lib.is_movement
 	writes[input.operation]
@@ -72,6 +74,8 @@ deny contains reason("L2.memory_write_untrusted_provenance", ["T1", "T18", "T27"
 	msg := sprintf("%s writes into memory %s data that passed through untrusted origins %v", [input.subject.id, input.destination.id, sort([p | some p in untrusted_origins])])
 }
 
+default memory_write := false
+
 memory_write if {
 	lib.is_movement
 	input.operation == "memory_write"
@@ -81,6 +85,8 @@ memory_write if {
 	is_write
 	dest_store.trusted_for_memory == true
 }
+
+default untrusted_origin := false
 
 untrusted_origin if some _ in untrusted_origins
 
@@ -100,6 +106,8 @@ trusted_unscored contains p if {
 	some p in lib.origins
 	not scored[p]
 }
+
+default unscored_trusted := false
 
 unscored_trusted if 0 >= lib.trust_min
 
@@ -124,6 +132,8 @@ deny contains reason("L2.store_writer_not_allowed", ["T1", "T5", "T12"], msg) if
 }
 
 # The subject is among the destination store's writers (a scan rather than `in`).
+default listed_writer := false
+
 listed_writer if {
 	some w in dest_store.writers
 	w == input.subject.id
@@ -156,7 +166,11 @@ unregistered_stores contains input.destination.id if {
 	not dest_store_known
 }
 
+default source_store_known := false
+
 source_store_known if _ := source_store
+
+default dest_store_known := false
 
 dest_store_known if _ := dest_store
 
@@ -202,6 +216,8 @@ deny contains reason("L2.cross_tenant_retrieval", ["T28", "T3"], msg) if {
 }
 
 # Some tenant in read_tenants is foreign (one body per source, so no set is built).
+default foreign_read := false
+
 foreign_read if {
 	lib.is_movement
 	foreign(input.data.tenant)
@@ -298,6 +314,8 @@ deny contains reason("L2.classification_exceeds_clearance", ["T28", "T3"], msg) 
 # lib.max_target_rank above the agent's clearance, tested as "some target classification ranks
 # above it" (the same condition, without a max over a comprehension of object.get calls), one
 # body per classification in lib.target_classifications.
+default target_above_clearance := false
+
 target_above_clearance if {
 	lib.is_action
 	rank(input.target.classification) > agent_clearance_rank

@@ -25,6 +25,8 @@ agent_tools := tools if {
 } else := {} if lib.registered
 
 # The agent's registry entry lists the called tool.
+default allowlisted := false
+
 allowlisted if _ := agent_tools[input.action]
 
 # METADATA
@@ -83,6 +85,8 @@ violations contains sprintf("argument %s is not permitted for this tool", [name]
 	some name, _ in arguments
 	not specified(name)
 }
+
+default strict := false
 
 strict if {
 	lib.is_action
@@ -152,6 +156,8 @@ deny contains reason("L3.reflection_depth_exceeded", ["T6", "T4"], msg) if {
 goal_scopes := {s | some s in input.context.goal_scopes}
 
 # A step of the plan names a scope outside the goal's (a set lookup rather than `in`).
+default plan_outside_scope := false
+
 plan_outside_scope if {
 	some step in input.context.plan
 	scope := step.scope
@@ -191,12 +197,16 @@ hitl contains reason("L3.code_review_required", ["T11"], msg) if {
 	msg := sprintf("agent %s runs %s with unreviewed %s code", [input.subject.id, input.action, origin])
 }
 
+default unreviewed := false
+
 unreviewed if not code_declared
 
 unreviewed if {
 	input.code.generated == true
 	not input.code.reviewed == true
 }
+
+default code_declared := false
 
 code_declared if _ := input.code
 

@@ -17,6 +17,8 @@ reason(rule, threats, message) := {"rule": rule, "layer": layer, "threats": thre
 
 # Both tests read the tool's memoised registry entry (lib.tool_risk would look it up a second
 # time; a tool the registry lacks is not code_exec either way).
+default needs_sandbox := false
+
 needs_sandbox if lib.tool.risk_class == "code_exec"
 
 needs_sandbox if lib.tool.sandbox_required == true
@@ -128,6 +130,8 @@ location := where if {
 
 # An agent_action's target is at or above the local-only classification: the same test as
 # `lib.max_target_rank >= lib.local_only_rank`, without ranking a target that has no label.
+default target_local_only := false
+
 target_local_only if {
 	some c in lib.target_classifications
 	lib.rank(c) >= lib.local_only_rank

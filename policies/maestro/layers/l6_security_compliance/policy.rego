@@ -31,6 +31,8 @@ unattended := risks if {
 } else := []
 
 # Whether the tool's risk class is one the agent may exercise unattended.
+default risk_unattended := false
+
 risk_unattended if {
 	risk := lib.tool_risk
 	some unattended_risk in unattended

@@ -130,6 +130,8 @@ deny contains reason("L7.impersonated_agent", ["T9", "T40"], msg) if {
 
 # `input.subject.id in authenticated`, as a scan of the (short) list rather than the
 # membership built-in.
+default authenticated_as_subject := false
+
 authenticated_as_subject if {
 	subject := input.subject.id
 	some s in input.state.caller.authenticated_subjects
