@@ -11,7 +11,10 @@ MAESTRO_GATE_ENGINE_PATCHES=off measures rego-cpp without engine/_patches.cc.
 `hitl` and `obligations` set compiled as an entrypoint of its own and evaluated alone on that
 last input, against an entrypoint that runs no rule (what every query costs before any rule).
 Rules a set shares with the others (`lib.*`) are counted in every set that uses them.
-Usage: python bench/engine_bench.py [--n 5000] [--bundle policies] [--layers]
+
+`--costs` prints what single constructs cost per rule body on this engine (rule bodies that
+fail at their last statement, timed as the slope between 10 and 160 of them in one set).
+Usage: python bench/engine_bench.py [--n 5000] [--bundle policies] [--layers] [--costs]
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--bundle", type=Path, default=Path("policies"))
     parser.add_argument("--layers", action="store_true", help="also time each layer's sets")
+    parser.add_argument(
+        "--costs", action="store_true", help="also time single Rego constructs, per rule body"
+    )
     args = parser.parse_args()
     bundle = read_bundle(args.bundle)
     rego, program = compile_bundle(bundle)
@@ -79,6 +85,8 @@ def main() -> None:
             mode="json", exclude_none=True
         )
         layer_costs(bundle, {**document, "state": SERVICE_STATE}, max(args.n // 5, 200))
+    if args.costs:
+        construct_costs(max(args.n // 5, 500))
 
 
 SETS = ("deny", "hitl", "obligations")
@@ -117,6 +125,44 @@ def layer_costs(bundle: Bundle, document: dict[str, Any], n: int) -> None:
         baseline = p50 if baseline is None else baseline
         label = "(no rule: what any query costs)" if name == BASELINE else name
         print(f"{label:<56} {p50:8.1f} {p50 - baseline:8.1f}")
+
+
+# One rule body per line, each failing at its last statement so that no set grows (rego-cpp's
+# SetAdd re-keys the whole set, which would swamp the figure).
+CONSTRUCTS = {
+    "input.kind == x fails": 'input.kind == "none"',
+    "memoised guard holds, then input.kind == x fails": 'is_action\n\tinput.kind == "none"',
+    "guard holds, then input.subject.id == x fails": 'is_action\n\tinput.subject.id == "none"',
+    "guard holds, then count(input.subject.id) > n fails": (
+        "is_action\n\tcount(input.subject.id) > 100"
+    ),
+    "guard holds, then sprintf(...) == x fails": (
+        'is_action\n\tsprintf("%s", [input.subject.id]) == "none"'
+    ),
+}
+GUARD = 'default is_action := false\n\nis_action if input.kind == "agent_action"\n'
+
+
+def construct_costs(n: int) -> None:
+    """µs per rule body for a few constructs: the slope between 10 and 160 such bodies."""
+    document = {"kind": "agent_action", "subject": {"id": "spiffe://corp.example/agent/a"}}
+    print(f"\nµs per rule body (p50 of {n}; slope between 10 and 160 such bodies in one set)")
+    for label, body in CONSTRUCTS.items():
+        p50 = {}
+        for count in (10, 160):
+            rules = "".join(f"\ndeny contains {i} if {{\n\t{body}\n}}\n" for i in range(count))
+            source = f"package bench\n\nimport rego.v1\n\n{GUARD}{rules}\nresult := 1\n"
+            source += "\nresult := 2 if some _ in deny\n"
+            bundle = Bundle(Path("."), "costs", [""], {"bench.rego": source}, {}, {}, "")
+            rego, program = compile_bundle(bundle, ["bench/result"])
+            samples = []
+            for i in range(n + 50):
+                started = time.perf_counter_ns()
+                evaluate(rego, program, b"bench/result", document)
+                if i >= 50:
+                    samples.append((time.perf_counter_ns() - started) / 1000)
+            p50[count] = statistics.median(samples)
+        print(f"{label:<56} {(p50[160] - p50[10]) / 150:8.2f}")
 
 
 if __name__ == "__main__":
