@@ -133,6 +133,7 @@ def test_the_fixes_are_loaded_and_in_effect() -> None:
     assert after["calls_patched"] is True
     assert after["terms_patched"] is True
     assert after["inputs_patched"] is True
+    assert after["locals_patched"] is True
     assert first["verified"] == before["verified"] + 1  # a new bundle: verified on first use
     assert after["verified"] == first["verified"]
     assert after["verify_skipped"] == first["verify_skipped"] + 2

@@ -5,7 +5,7 @@
  * dynamic linker binds every call of the symbols below, from rego-cpp and from libstdc++ itself,
  * to these definitions (fix 5 is bound by engine/vm.py instead). Measured with
  * bench/engine_bench.py, they take a decision on the MAESTRO bundle from about 1.0 ms to about
- * 0.31 ms, and with the service's 20-entry session history from 1.2 ms to 0.37 ms.
+ * 0.29 ms, and with the service's 20-entry session history from 1.2 ms to 0.35 ms.
  * MAESTRO_GATE_ENGINE_PATCHES=off leaves them unloaded.
  *
  * 1. std::basic_ios<char>::_M_cache_locale (libstdc++). rego-cpp builds strings in
@@ -33,8 +33,11 @@
  *    `maestro_gate_mark`) and not again until the gate compiles a bundle
  *    (`maestro_gate_forget`, called by engine/embedded.py and engine/_pool.c's compiles). Any
  *    other caller (policy test, raw queries) is verified every time.
+ * 7. rego::VirtualMachine::State::read_local, write_local and is_defined (rego-cpp), run for
+ *    nearly every statement: with tracing off they still look up the log level and copy the node
+ *    twice for the trace line they do not write. Here they do the rest, and write no trace lines.
  *
- * Fixes 2 to 5 read rego-cpp's objects at offsets read off its 1.5.2 code (noted where used);
+ * Fixes 2 to 5 and 7 read rego-cpp's objects at offsets read off its 1.5.2 code (noted where used);
  * engine/patches.py loads the module only with that release, and tests/test_engine_patches.py
  * checks decisions are byte-for-byte those of rego-cpp as shipped.
  *
@@ -65,7 +68,7 @@ namespace {
 
 /* Set once, then only read: a counter here would bounce a cache line between the workers. */
 std::atomic<bool> streams_patched{false}, keys_patched{false}, calls_patched{false},
-    terms_patched{false}, inputs_patched{false};
+    terms_patched{false}, inputs_patched{false}, locals_patched{false};
 std::atomic<unsigned long long> verified{0}, skipped{0};
 
 /* Note that a fix has run: one relaxed load after the first time. */
@@ -239,7 +242,7 @@ create_function create_node = nullptr;
 push_back_function push_back = nullptr;
 set_input_function rego_set_input = nullptr;
 interpreter_set_input_function interpreter_set_input = nullptr;
-const void *Float, *Array, *Set, *Object;
+const void *Float, *Array, *Set, *Object, *Undefined;
 /* A new node of type `token` (a TokenDef's address) with `child` as its one child. */
 NodeRef wrap(const void *token, const NodeRef &child)
 {
@@ -340,12 +343,13 @@ void find_rego()
     Array = rego_symbol(library, "_ZN4rego5ArrayE");
     Set = rego_symbol(library, "_ZN4rego3SetE");
     Object = rego_symbol(library, "_ZN4rego6ObjectE");
+    Undefined = rego_symbol(library, "_ZN4rego9UndefinedE");
     rego_verify = (verify_function)rego_symbol(library, "_ZNK4rego9BundleDef6verifyEv");
 }
 
 }  // namespace
 
-/* Built with -fvisibility=hidden: these five and PyInit__patches are all the module exports. */
+/* Built with -fvisibility=hidden: these eight and PyInit__patches are all the module exports. */
 #define EXPORTED __attribute__((visibility("default")))
 
 EXPORTED void cache_locale(std::basic_ios<char> *self, const std::locale &locale)
@@ -543,6 +547,91 @@ void bundle_verify(const void *bundle)
     }
 }
 
+/* rego::VirtualMachine::State's locals frame: read_local, write_local and is_defined run for
+ * nearly every statement. With tracing off, each still looks up the thread's log level (a TLS
+ * call) and copies the node twice more for the trace line it does not write: four more atomic
+ * reference-count operations, two of them calls. These do what rego-cpp's do with tracing off,
+ * and write no trace lines (the gate runs rego-cpp with logging off). The frame is a
+ * std::vector<Node> at the start of the State (read_local reads it there). */
+static void **frame_of(const void *state)
+{
+    return *static_cast<void **const *>(state);
+}
+
+/* A node's first child, or nullptr when it has none. */
+static void *first_child(const char *def)
+{
+    void *const *children = reinterpret_cast<void *const *>(def + CHILDREN_AT);
+    return children[0] != children[1] ? *static_cast<void **>(children[0]) : nullptr;
+}
+
+EXPORTED NodeRef frame_read(const void *state, size_t key)
+    __asm__("_ZNK4rego14VirtualMachine5State10read_localEm");
+
+/* The local's node, or a new Undefined node when it is unset. */
+NodeRef frame_read(const void *state, size_t key)
+{
+    in_effect(locals_patched);
+    NodeRef node;
+    node.p = frame_of(state)[key];
+    if (node.p == nullptr) {
+        pthread_once(&rego_found, find_rego);
+        return create_node(&Undefined);
+    }
+    __atomic_fetch_add(static_cast<size_t *>(node.p), 1, __ATOMIC_SEQ_CST);
+    return node;
+}
+
+EXPORTED void frame_write(void *state, size_t key, void *const *value)
+    __asm__("_ZN4rego14VirtualMachine5State11write_localEmN7trieste13intrusive_ptrINS2_7NodeDefEEE");
+
+/* Store a value (passed by address, as any Node by value is; its caller frees it): unwrapped
+ * from a Term, then from a Scalar; an Undefined one unsets the local. A null value, or a Term or
+ * Scalar without a child, goes to rego-cpp's write_local, which reports it as it always has. */
+void frame_write(void *state, size_t key, void *const *value)
+{
+    pthread_once(&rego_found, find_rego);
+    char *node = static_cast<char *>(*value);
+    if (node != nullptr && type_of(node) == Term) {
+        node = static_cast<char *>(first_child(node));
+    }
+    if (node != nullptr && type_of(node) == Scalar) {
+        node = static_cast<char *>(first_child(node));
+    }
+    if (node == nullptr) {
+        write_local(state, key, *reinterpret_cast<const NodeRef *>(value));
+        return;
+    }
+    in_effect(locals_patched);
+    if (type_of(node) == Undefined) {
+        node = nullptr;
+    }
+    void **slot = frame_of(state) + key;
+    void *old = *slot;
+    if (old == node) {
+        return;
+    }
+    if (node != nullptr) {
+        __atomic_fetch_add(reinterpret_cast<size_t *>(node), 1, __ATOMIC_SEQ_CST);
+    }
+    *slot = node;
+    if (old != nullptr) {
+        release_node(old);
+    }
+}
+
+EXPORTED bool frame_is_defined(const void *state, size_t key)
+    __asm__("_ZNK4rego14VirtualMachine5State10is_definedEm");
+
+/* Whether the local is set to something other than Undefined. */
+bool frame_is_defined(const void *state, size_t key)
+{
+    pthread_once(&rego_found, find_rego);
+    in_effect(locals_patched);
+    const char *node = static_cast<const char *>(frame_of(state)[key]);
+    return node != nullptr && type_of(node) != Undefined;
+}
+
 /* Called by engine/_rego.c on the evaluating thread: QUERYING (1) around the gate's query,
  * BUILDING_INPUT (2) around building its input (engine/_rego.h), 0 after either. */
 extern "C" void maestro_gate_mark(int what)
@@ -567,10 +656,10 @@ static PyObject *forget(PyObject *, PyObject *)
 static PyObject *counts(PyObject *, PyObject *)
 {
     auto flag = [](const std::atomic<bool> &set) { return set.load() ? Py_True : Py_False; };
-    return Py_BuildValue("{sOsOsOsOsOsKsK}", "streams_patched", flag(streams_patched),
+    return Py_BuildValue("{sOsOsOsOsOsOsKsK}", "streams_patched", flag(streams_patched),
                          "keys_patched", flag(keys_patched), "calls_patched", flag(calls_patched),
                          "terms_patched", flag(terms_patched), "inputs_patched",
-                         flag(inputs_patched),
+                         flag(inputs_patched), "locals_patched", flag(locals_patched),
                          "verified", verified.load(), "verify_skipped", skipped.load());
 }
 
