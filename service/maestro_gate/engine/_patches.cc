@@ -21,7 +21,8 @@
  *    object.get, ...) it reads the arguments in a lambda that captures the whole VM state by
  *    value, copying and freeing the locals frame, call stack and function cache on every call.
  *    Here the built-in branch reads the state in place; the bundle's own functions go to
- *    rego-cpp's run_call.
+ *    rego-cpp's run_call, whose first question, rego::BuiltInsDef::is_builtin (a lookup among
+ *    the built-ins by name), is answered at once for their names (g0.<path>).
  * 4. rego::Resolver::to_term (rego-cpp). Building input through the C API deep-copies every value
  *    at every object level it is nested in; while the gate builds its own input, fresh values are
  *    wrapped as they are.
@@ -349,7 +350,7 @@ void find_rego()
 
 }  // namespace
 
-/* Built with -fvisibility=hidden: these eight and PyInit__patches are all the module exports. */
+/* Built with -fvisibility=hidden: these nine and PyInit__patches are all the module exports. */
 #define EXPORTED __attribute__((visibility("default")))
 
 EXPORTED void cache_locale(std::basic_ios<char> *self, const std::locale &locale)
@@ -456,6 +457,22 @@ int run_call(const void *vm, void *state, const void *func, const void *args, si
         return CODE_ERROR;
     }
     return CODE_CONTINUE;
+}
+
+/* rego::BuiltInsDef::is_builtin(name), which rego-cpp's run_call asks first for every call,
+ * before it looks up one of the bundle's own functions: a lookup by name among the built-ins (and
+ * a shared_ptr copy) for a name no built-in has, since the bundle's functions are named g0.<path>.
+ * Here such a name is answered at once; any other goes to rego-cpp's is_builtin. */
+EXPORTED bool builtin_named(void *builtins, const void *name)
+    __asm__("_ZN4rego11BuiltInsDef10is_builtinERKN7trieste8LocationE");
+
+bool builtin_named(void *builtins, const void *name)
+{
+    pthread_once(&rego_found, find_rego);
+    if (location_view(name).substr(0, 3) == "g0.") {
+        return false;
+    }
+    return is_builtin(builtins, name);
 }
 
 /* rego::Resolver::to_term(value): the value as a Term, for an object item. rego-cpp deep-copies
