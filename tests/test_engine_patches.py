@@ -144,6 +144,7 @@ def test_the_fixes_are_loaded_and_in_effect() -> None:
     assert after["inputs_patched"] is True
     assert after["locals_patched"] is True
     assert after["lookups_patched"] is True
+    assert after["booleans_patched"] is True
     assert first["verified"] == before["verified"] + 1  # a new bundle: verified on first use
     assert after["verified"] == first["verified"]
     assert after["verify_skipped"] == first["verify_skipped"] + 2

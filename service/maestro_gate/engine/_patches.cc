@@ -5,7 +5,7 @@
  * dynamic linker binds every call of the symbols below, from rego-cpp and from libstdc++ itself,
  * to these definitions (fix 5 is bound by engine/vm.py instead). Measured with
  * bench/engine_bench.py, they take a decision on the MAESTRO bundle from about 1.0 ms to about
- * 0.24 ms, and with the service's 20-entry session history from 1.2 ms to 0.30 ms.
+ * 0.23 ms, and with the service's 20-entry session history from 1.2 ms to 0.29 ms.
  * MAESTRO_GATE_ENGINE_PATCHES=off leaves them unloaded.
  *
  * 1. std::basic_ios<char>::_M_cache_locale (libstdc++). rego-cpp builds strings in
@@ -40,6 +40,9 @@
  * 8. rego::VirtualMachine::dot (rego-cpp): an object lookup builds a key string for the key and
  *    for every member it passes (fix 2 made each cheaper). For a string key on an object with
  *    string keys, the texts are compared in place, with the same outcome.
+ * 9. trieste::Location::Location(text): every node rego-cpp builds from a string gets a new
+ *    source (allocated, copied, scanned for lines), "true" and "false" above all. Each thread
+ *    shares one source for each of those two texts.
  *
  * Fixes 2 to 5, 7 and 8 read rego-cpp's objects at offsets read off its 1.5.2 code (noted where used);
  * engine/patches.py loads the module only with that release, and tests/test_engine_patches.py
@@ -73,7 +76,7 @@ namespace {
 /* Set once, then only read: a counter here would bounce a cache line between the workers. */
 std::atomic<bool> streams_patched{false}, keys_patched{false}, calls_patched{false},
     terms_patched{false}, inputs_patched{false}, locals_patched{false},
-    lookups_patched{false};
+    lookups_patched{false}, booleans_patched{false};
 std::atomic<unsigned long long> verified{0}, skipped{0};
 
 /* Note that a fix has run: one relaxed load after the first time. */
@@ -194,6 +197,13 @@ struct NodeRef {
     }
 };
 
+/* trieste::Location: an intrusive_ptr<SourceDef> (its first word the reference count), then pos
+ * and len. */
+struct LocationRef {
+    void *source;
+    size_t pos, len;
+};
+
 namespace {
 
 /* VirtualMachine::Code values, read off rego-cpp 1.5.2's run_call. */
@@ -210,7 +220,6 @@ typedef NodeRef (*unpack_function)(const void *, const void *, const void *);
 typedef NodeRef (*call_function)(void *, const void *, const void *, const void *);
 typedef void (*write_local_function)(void *, size_t, NodeRef);
 typedef void (*add_error_function)(void *, NodeRef);
-typedef void (*location_function)(void *, const void *);
 typedef void (*nodes_destructor)(void *);
 typedef void *(*new_function)(size_t);
 
@@ -248,6 +257,9 @@ push_back_function push_back = nullptr;
 set_input_function rego_set_input = nullptr;
 interpreter_set_input_function interpreter_set_input = nullptr;
 const void *Float, *Array, *Set, *Object, *Undefined, *ObjectItem;
+
+typedef void (*make_location_function)(LocationRef *, const std::string *);
+make_location_function make_location = nullptr;
 typedef NodeRef (*dot_function)(const void *, const void *, const void *);
 dot_function rego_dot = nullptr;
 /* A new node of type `token` (a TokenDef's address) with `child` as its one child. */
@@ -328,7 +340,7 @@ void find_rego()
         rego_new = (new_function)rego_symbol(library, "_Znwm");
     }
     Error = rego_symbol(library, "_ZN7trieste5ErrorE");
-    auto make_location = (location_function)rego_symbol(library,
+    make_location = (make_location_function)rego_symbol(library,
         "_ZN7trieste8LocationC1ERKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEE");
     /* A std::string "v1" as libstdc++'s C++11 ABI lays one out: its short text in place. */
     struct {
@@ -337,7 +349,7 @@ void find_rego()
         char local[16];
     } text = {nullptr, 2, "v1"};
     text.data = text.local;
-    make_location(&v1, &text);
+    make_location(reinterpret_cast<LocationRef *>(&v1), reinterpret_cast<std::string *>(&text));
     rego_to_term = (to_term_function)rego_symbol(library,
         "_ZN4rego8Resolver7to_termERKN7trieste13intrusive_ptrINS1_7NodeDefEEE");
     create_node = (create_function)rego_symbol(library, "_ZN7trieste7NodeDef6createERKNS_5TokenE");
@@ -359,7 +371,7 @@ void find_rego()
 
 }  // namespace
 
-/* Built with -fvisibility=hidden: these ten and PyInit__patches are all the module exports. */
+/* Built with -fvisibility=hidden: these twelve and PyInit__patches are all the module exports. */
 #define EXPORTED __attribute__((visibility("default")))
 
 EXPORTED void cache_locale(std::basic_ios<char> *self, const std::locale &locale)
@@ -711,6 +723,42 @@ NodeRef object_dot(const void *vm, const void *node, const void *key)
     return NodeRef();
 }
 
+/* trieste::Location::Location(text): a Location on a new source holding `text`, which rego-cpp
+ * makes for every node it builds from a string, "true" and "false" above all: every boolean
+ * operand (`x != false` tests each rule reference), comparison result and boolean built-in
+ * result. Each allocates a SourceDef, copies the text, scans it for line breaks, and frees it all
+ * with the node. Here each thread makes one source for each of those two texts and every such
+ * Location shares it (its reference count stays in that core's cache; the two are kept for the
+ * thread's life). The text, and so everything read from the Location, is the same. */
+EXPORTED void location_of(LocationRef *self, const std::string *text)
+    __asm__("_ZN7trieste8LocationC1ERKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEE");
+EXPORTED void location_of_base(LocationRef *self, const std::string *text)
+    __asm__("_ZN7trieste8LocationC2ERKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEE");
+
+void location_of(LocationRef *self, const std::string *text)
+{
+    pthread_once(&rego_found, find_rego);
+    size_t size = text->size();
+    bool is_true = size == 4 && memcmp(text->data(), "true", 4) == 0;
+    if (!is_true && !(size == 5 && memcmp(text->data(), "false", 5) == 0)) {
+        make_location(self, text);
+        return;
+    }
+    in_effect(booleans_patched);
+    static thread_local LocationRef shared[2]; /* trivially destructible: kept */
+    LocationRef *at = &shared[is_true];
+    if (at->source == nullptr) {
+        make_location(at, text);
+    }
+    __atomic_fetch_add(static_cast<size_t *>(at->source), 1, __ATOMIC_SEQ_CST);
+    *self = *at;
+}
+
+void location_of_base(LocationRef *self, const std::string *text)
+{
+    location_of(self, text);
+}
+
 EXPORTED bool frame_is_defined(const void *state, size_t key)
     __asm__("_ZNK4rego14VirtualMachine5State10is_definedEm");
 
@@ -747,11 +795,12 @@ static PyObject *forget(PyObject *, PyObject *)
 static PyObject *counts(PyObject *, PyObject *)
 {
     auto flag = [](const std::atomic<bool> &set) { return set.load() ? Py_True : Py_False; };
-    return Py_BuildValue("{sOsOsOsOsOsOsOsKsK}", "streams_patched", flag(streams_patched),
+    return Py_BuildValue("{sOsOsOsOsOsOsOsOsKsK}", "streams_patched", flag(streams_patched),
                          "keys_patched", flag(keys_patched), "calls_patched", flag(calls_patched),
                          "terms_patched", flag(terms_patched), "inputs_patched",
                          flag(inputs_patched), "locals_patched", flag(locals_patched),
-                         "lookups_patched", flag(lookups_patched),
+                         "lookups_patched", flag(lookups_patched), "booleans_patched",
+                         flag(booleans_patched),
                          "verified", verified.load(), "verify_skipped", skipped.load());
 }
 
