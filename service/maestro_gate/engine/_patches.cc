@@ -4,8 +4,8 @@
  * engine/patches.py loads this module with RTLD_GLOBAL before anything loads rego-cpp, so the
  * dynamic linker binds every call of the symbols below, from rego-cpp and from libstdc++ itself,
  * to these definitions (fix 5 is bound by engine/vm.py instead). Measured with
- * bench/engine_bench.py, they take a decision on the MAESTRO bundle from about 1.0 ms to about
- * 0.23 ms, and with the service's 20-entry session history from 1.2 ms to 0.29 ms.
+ * bench/engine_bench.py, they take a decision on the MAESTRO bundle from about 0.84 ms to about
+ * 0.23 ms, and with the service's 20-entry session history from 1.15 ms to 0.29 ms.
  * MAESTRO_GATE_ENGINE_PATCHES=off leaves them unloaded.
  *
  * 1. std::basic_ios<char>::_M_cache_locale (libstdc++). rego-cpp builds strings in
