@@ -44,7 +44,8 @@
  *    source (allocated, copied, scanned for lines), "true" and "false" above all. Each thread
  *    shares one source for each of those two texts.
  *
- * Fixes 2 to 5, 7 and 8 read rego-cpp's objects at offsets read off its 1.5.2 code (noted where used);
+ * Fixes 2 to 5, 7 and 8 read rego-cpp's objects at offsets read off its 1.5.2 code (noted where
+ * used);
  * engine/patches.py loads the module only with that release, and tests/test_engine_patches.py
  * checks decisions are byte-for-byte those of rego-cpp as shipped.
  *
@@ -621,7 +622,8 @@ NodeRef frame_read(const void *state, size_t key)
 }
 
 EXPORTED void frame_write(void *state, size_t key, void *const *value)
-    __asm__("_ZN4rego14VirtualMachine5State11write_localEmN7trieste13intrusive_ptrINS2_7NodeDefEEE");
+    __asm__("_ZN4rego14VirtualMachine5State11write_localEmN7trieste13intrusive_ptrINS2_7NodeDef"
+            "EEE");
 
 /* Store a value (passed by address, as any Node by value is; its caller frees it): unwrapped
  * from a Term, then from a Scalar; an Undefined one unsets the local. A null value, or a Term or
@@ -661,8 +663,8 @@ void frame_write(void *state, size_t key, void *const *value)
 /* rego::VirtualMachine::dot(source, key): `x.y` and `x[k]`. For an object rego-cpp builds the
  * key's string (rego::to_key: the text, quoted) and then one for every member it passes, and
  * compares them; every registry lookup (`agents[id]`, `tools[name]`) scans that way. For a
- * string key and an object whose members all have string keys (ObjectItem: key term, value), two such
- * strings are equal exactly when the texts are once any surrounding quotes are taken off
+ * string key and an object whose members all have string keys (ObjectItem: key term, value), two
+ * such strings are equal exactly when the texts are once any surrounding quotes are taken off
  * (rego::add_quotes adds them only where they are missing): here the texts are compared so, in
  * place, in the same order. Any other source, key or member goes to rego-cpp's dot. */
 EXPORTED NodeRef object_dot(const void *vm, const void *node, const void *key)
@@ -689,8 +691,9 @@ static const char *unwrapped(const char *def)
 NodeRef object_dot(const void *vm, const void *node, const void *key)
 {
     pthread_once(&rego_found, find_rego);
+    /* rego::unwrap(node, {Object, Array, Set}) looks through a Term only, for an object. */
     const char *source = *static_cast<const char *const *>(node);
-    if (source != nullptr && (type_of(source) == Term || type_of(source) == DataTerm)) {
+    if (source != nullptr && type_of(source) == Term) {
         source = static_cast<const char *>(first_child(source));
     }
     const char *wanted = unwrapped(*static_cast<const char *const *>(key));
