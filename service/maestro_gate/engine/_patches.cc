@@ -180,13 +180,20 @@ const void *Int, *JSONString, *Key, *True, *False, *Null, *Scalar, *Term, *DataT
 typedef void (*release_function)(void *);
 static release_function release_node = nullptr;
 
+/* One more reference to a reference-counted trieste object (a NodeDef or a SourceDef: the count
+ * is its first word). */
+static void retain(void *counted)
+{
+    __atomic_fetch_add(static_cast<size_t *>(counted), 1, __ATOMIC_SEQ_CST);
+}
+
 struct NodeRef {
     void *p = nullptr;
     NodeRef() = default;
     NodeRef(const NodeRef &other) : p(other.p)
     {
         if (p != nullptr) {
-            __atomic_fetch_add(static_cast<size_t *>(p), 1, __ATOMIC_SEQ_CST);
+            retain(p);
         }
     }
     NodeRef &operator=(const NodeRef &) = delete;
@@ -236,10 +243,7 @@ new_function rego_new = nullptr;
 const void *Error = nullptr;
 /* The trieste::Location {"v1"} rego-cpp builds afresh for every built-in call; built once here.
  * Its source's reference count is atomic, so the threads share it. */
-struct {
-    void *source;
-    size_t pos, len;
-} v1;
+LocationRef v1;
 /* ---- 4 and 5. input terms: rego-cpp's own node functions --------------------------------- */
 
 /* NodeDef's parent pointer sits at 48 (trieste's push_back writes it there). */
@@ -350,7 +354,7 @@ void find_rego()
         char local[16];
     } text = {nullptr, 2, "v1"};
     text.data = text.local;
-    make_location(reinterpret_cast<LocationRef *>(&v1), reinterpret_cast<std::string *>(&text));
+    make_location(&v1, reinterpret_cast<std::string *>(&text));
     rego_to_term = (to_term_function)rego_symbol(library,
         "_ZN4rego8Resolver7to_termERKN7trieste13intrusive_ptrINS1_7NodeDefEEE");
     create_node = (create_function)rego_symbol(library, "_ZN7trieste7NodeDef6createERKNS_5TokenE");
@@ -432,6 +436,22 @@ std::string to_key(const void *node, int set_format, bool sort_arrays, const cha
     return rego_to_key(ref, set_format, sort_arrays, delim);
 }
 
+/* rego::BuiltInsDef::is_builtin(name), which rego-cpp's run_call asks first for every call,
+ * before it looks up one of the bundle's own functions: a lookup by name among the built-ins (and
+ * a shared_ptr copy) for a name no built-in has, since the bundle's functions are named g0.<path>.
+ * Here such a name is answered at once; any other goes to rego-cpp's is_builtin. */
+EXPORTED bool builtin_named(void *builtins, const void *name)
+    __asm__("_ZN4rego11BuiltInsDef10is_builtinERKN7trieste8LocationE");
+
+bool builtin_named(void *builtins, const void *name)
+{
+    pthread_once(&rego_found, find_rego);
+    if (location_view(name).substr(0, 3) == "g0.") {
+        return false;
+    }
+    return is_builtin(builtins, name);
+}
+
 /* rego::VirtualMachine::run_call(state, func, args, target). For a built-in, rego-cpp 1.5.2 reads
  * the arguments in a lambda that captures the whole VM state by value: every built-in call
  * (comparisons, arithmetic, count, object.get, ...) copies the locals frame, the call stack and
@@ -448,11 +468,9 @@ int run_call(const void *vm, void *state, const void *func, const void *args, si
 {
     pthread_once(&rego_found, find_rego);
     in_effect(calls_patched);
-    /* The bundle's own functions are named g0.<path>; no built-in is. Those go straight to
-     * rego-cpp, which looks the name up among the built-ins itself. */
-    std::string_view name = location_view(func);
+    /* The bundle's own functions (g0.<path>) go straight to rego-cpp. */
     void *builtins = *reinterpret_cast<void *const *>(static_cast<const char *>(vm) + BUILTINS_AT);
-    if (name.substr(0, 3) == "g0." || in_call_stack(state, func) || !is_builtin(builtins, func)) {
+    if (!builtin_named(builtins, func) || in_call_stack(state, func)) {
         return rego_run_call(vm, state, func, args, target);
     }
     /* args is a std::vector<bundle::Operand>; values a std::vector<Node> rego-cpp frees. */
@@ -479,22 +497,6 @@ int run_call(const void *vm, void *state, const void *func, const void *args, si
         return CODE_ERROR;
     }
     return CODE_CONTINUE;
-}
-
-/* rego::BuiltInsDef::is_builtin(name), which rego-cpp's run_call asks first for every call,
- * before it looks up one of the bundle's own functions: a lookup by name among the built-ins (and
- * a shared_ptr copy) for a name no built-in has, since the bundle's functions are named g0.<path>.
- * Here such a name is answered at once; any other goes to rego-cpp's is_builtin. */
-EXPORTED bool builtin_named(void *builtins, const void *name)
-    __asm__("_ZN4rego11BuiltInsDef10is_builtinERKN7trieste8LocationE");
-
-bool builtin_named(void *builtins, const void *name)
-{
-    pthread_once(&rego_found, find_rego);
-    if (location_view(name).substr(0, 3) == "g0.") {
-        return false;
-    }
-    return is_builtin(builtins, name);
 }
 
 /* rego::Resolver::to_term(value): the value as a Term, for an object item. rego-cpp deep-copies
@@ -611,14 +613,12 @@ EXPORTED NodeRef frame_read(const void *state, size_t key)
 NodeRef frame_read(const void *state, size_t key)
 {
     in_effect(locals_patched);
-    NodeRef node;
-    node.p = frame_of(state)[key];
-    if (node.p == nullptr) {
+    void **slot = frame_of(state) + key;
+    if (*slot == nullptr) {
         pthread_once(&rego_found, find_rego);
         return create_node(&Undefined);
     }
-    __atomic_fetch_add(static_cast<size_t *>(node.p), 1, __ATOMIC_SEQ_CST);
-    return node;
+    return *reinterpret_cast<const NodeRef *>(slot); /* a copy: one more reference */
 }
 
 EXPORTED void frame_write(void *state, size_t key, void *const *value)
@@ -652,7 +652,7 @@ void frame_write(void *state, size_t key, void *const *value)
         return;
     }
     if (node != nullptr) {
-        __atomic_fetch_add(reinterpret_cast<size_t *>(node), 1, __ATOMIC_SEQ_CST);
+        retain(node);
     }
     *slot = node;
     if (old != nullptr) {
@@ -678,6 +678,12 @@ static std::string_view unquoted(std::string_view text)
                : text;
 }
 
+/* A string or an object key: what rego::to_key quotes (fix 2). */
+static bool quoted_by_to_key(const char *def)
+{
+    return def != nullptr && (type_of(def) == JSONString || type_of(def) == Key);
+}
+
 /* The node under any Term, DataTerm and Scalar wrappers (as rego::to_key looks through them). */
 static const char *unwrapped(const char *def)
 {
@@ -697,8 +703,7 @@ NodeRef object_dot(const void *vm, const void *node, const void *key)
         source = static_cast<const char *>(first_child(source));
     }
     const char *wanted = unwrapped(*static_cast<const char *const *>(key));
-    if (source == nullptr || type_of(source) != Object || wanted == nullptr ||
-        (type_of(wanted) != JSONString && type_of(wanted) != Key)) {
+    if (source == nullptr || type_of(source) != Object || !quoted_by_to_key(wanted)) {
         return rego_dot(vm, node, key);
     }
     std::string_view text = unquoted(location_view(wanted + LOCATION_AT));
@@ -711,15 +716,12 @@ NodeRef object_dot(const void *vm, const void *node, const void *key)
         }
         char *const *pair = reinterpret_cast<char *const *>(item[0]);
         const char *name = unwrapped(pair[0]);
-        if (name == nullptr || (type_of(name) != JSONString && type_of(name) != Key)) {
+        if (!quoted_by_to_key(name)) {
             return rego_dot(vm, node, key);
         }
         if (unquoted(location_view(name + LOCATION_AT)) == text) {
             in_effect(lookups_patched);
-            NodeRef value;
-            value.p = pair[1];
-            __atomic_fetch_add(reinterpret_cast<size_t *>(value.p), 1, __ATOMIC_SEQ_CST);
-            return value;
+            return *reinterpret_cast<const NodeRef *>(&pair[1]); /* a copy: one more reference */
         }
     }
     in_effect(lookups_patched);
@@ -753,7 +755,7 @@ void location_of(LocationRef *self, const std::string *text)
     if (at->source == nullptr) {
         make_location(at, text);
     }
-    __atomic_fetch_add(static_cast<size_t *>(at->source), 1, __ATOMIC_SEQ_CST);
+    retain(at->source);
     *self = *at;
 }
 
