@@ -64,29 +64,37 @@ def main() -> None:
     rows = [(kind, body, {}) for kind, body in BODIES.items()]
     rows.append(("agent_action + history", BODIES["agent_action"], SERVICE_STATE))
     for kind, body, state in rows:
-        document = REQUEST_ADAPTER.validate_python(body).model_dump(mode="json", exclude_none=True)
-        document["state"] = state
-        samples = []
-        decision = "?"
-        for i in range(args.n + 200):
-            started = time.perf_counter_ns()
-            value = evaluate(rego, program, entrypoint, document)
-            elapsed = time.perf_counter_ns() - started
-            if i >= 200:
-                samples.append(elapsed / 1000)
-            decision = value["decision"]
-        samples.sort()
+        document = {**engine_document(body), "state": state}
+        decision = evaluate(rego, program, entrypoint, document)["decision"]
+        samples = sorted(timings(rego, program, entrypoint, document, args.n, warmup=200))
         p50 = samples[len(samples) // 2]
         p99 = samples[int(len(samples) * 0.99)]
         print(f"{kind:<24} {decision:<13} {p50:8.1f} {p99:8.1f} {statistics.fmean(samples):8.1f}")
     print("target: p50 <= 100 µs per decision")
     if args.layers:
-        document = REQUEST_ADAPTER.validate_python(BODIES["agent_action"]).model_dump(
-            mode="json", exclude_none=True
-        )
-        layer_costs(bundle, {**document, "state": SERVICE_STATE}, max(args.n // 5, 200))
+        document = {**engine_document(BODIES["agent_action"]), "state": SERVICE_STATE}
+        layer_costs(bundle, document, max(args.n // 5, 200))
     if args.costs:
         construct_costs(max(args.n // 5, 500))
+
+
+def engine_document(body: dict[str, Any]) -> dict[str, Any]:
+    """A request body as the service hands it to the engine (without `state`)."""
+    return REQUEST_ADAPTER.validate_python(body).model_dump(mode="json", exclude_none=True)
+
+
+def timings(
+    rego: Any, program: Any, entrypoint: bytes, document: dict[str, Any], n: int, warmup: int = 50
+) -> list[float]:
+    """µs per evaluation of `entrypoint` on `document`, n times after `warmup` untimed ones."""
+    for _ in range(warmup):
+        evaluate(rego, program, entrypoint, document)
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter_ns()
+        evaluate(rego, program, entrypoint, document)
+        samples.append((time.perf_counter_ns() - started) / 1000)
+    return samples
 
 
 SETS = ("deny", "hitl", "obligations")
@@ -114,14 +122,7 @@ def layer_costs(bundle: Bundle, document: dict[str, Any], n: int) -> None:
     print(f"{'entrypoint':<56} {'p50 µs':>8} {'net µs':>8}")
     baseline = None
     for name in entrypoints:
-        ep = name.encode()
-        samples = []
-        for i in range(n + 50):
-            started = time.perf_counter_ns()
-            evaluate(rego, program, ep, document)
-            if i >= 50:
-                samples.append((time.perf_counter_ns() - started) / 1000)
-        p50 = statistics.median(samples)
+        p50 = statistics.median(timings(rego, program, name.encode(), document, n))
         baseline = p50 if baseline is None else baseline
         label = "(no rule: what any query costs)" if name == BASELINE else name
         print(f"{label:<56} {p50:8.1f} {p50 - baseline:8.1f}")
@@ -155,13 +156,7 @@ def construct_costs(n: int) -> None:
             source += "\nresult := 2 if some _ in deny\n"
             bundle = Bundle(Path("."), "costs", [""], {"bench.rego": source}, {}, {}, "")
             rego, program = compile_bundle(bundle, ["bench/result"])
-            samples = []
-            for i in range(n + 50):
-                started = time.perf_counter_ns()
-                evaluate(rego, program, b"bench/result", document)
-                if i >= 50:
-                    samples.append((time.perf_counter_ns() - started) / 1000)
-            p50[count] = statistics.median(samples)
+            p50[count] = statistics.median(timings(rego, program, b"bench/result", document, n))
         print(f"{label:<56} {(p50[160] - p50[10]) / 150:8.2f}")
 
 
