@@ -25,9 +25,14 @@ RUN apt-get update \
 RUN python -m venv /opt/maestro-gate
 # README.md is the distribution's long description; the glob keeps the build working before it exists.
 COPY pyproject.toml README.md* ./
+COPY requirements/ requirements/
 COPY service/ service/
+# OPA's own engine (MAESTRO_GATE_ENGINE=opa-inprocess): see requirements/opa-engine.txt for why
+# it is installed apart, with --ignore-requires-python.
 RUN /opt/maestro-gate/bin/pip wheel --no-deps --wheel-dir /wheels . \
  && /opt/maestro-gate/bin/pip install /wheels/*.whl \
+ && /opt/maestro-gate/bin/pip install --ignore-requires-python --no-deps --require-hashes \
+      -r requirements/opa-engine.txt \
  && /opt/maestro-gate/bin/maestro-gate --help >/dev/null
 
 # ---- runtime ---------------------------------------------------------------------------------

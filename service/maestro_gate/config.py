@@ -27,8 +27,14 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address to listen on.")
     port: int = Field(8080, ge=1, le=65535, description="Port to listen on.")
-    engine: Literal["embedded", "opa"] = Field("embedded", description="Policy engine.")
-    engine_workers: int = Field(2, ge=1, le=64, description="Embedded engine worker threads.")
+    engine: Literal["embedded", "opa", "opa-inprocess"] = Field(
+        "embedded",
+        description="Policy engine: `embedded` (rego-cpp), `opa` (an OPA server over REST) or"
+        " `opa-inprocess` (OPA's own evaluator in this process).",
+    )
+    engine_workers: int = Field(
+        2, ge=1, le=64, description="Worker threads of the embedded and opa-inprocess engines."
+    )
     opa_url: str = Field("http://127.0.0.1:8181", description="OPA server base URL (engine=opa).")
     opa_bundle: str = Field(
         "",

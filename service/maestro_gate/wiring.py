@@ -28,15 +28,18 @@ from maestro_gate.core.ports import BundleInfo, StateSource
 from maestro_gate.engine import patches
 from maestro_gate.engine.bundle import read_bundle
 from maestro_gate.engine.embedded import EmbeddedEngine
+from maestro_gate.engine.inprocess import InProcessOpaEngine
 from maestro_gate.engine.opa import OpaEngine
 from maestro_gate.engine.watch import BundleWatcher, fingerprint
 from maestro_gate.metrics import PrometheusMetrics
 from maestro_gate.state.memory import MemoryState
 from maestro_gate.state.redis import RedisState
 
-# Both satisfy core.ports.PolicyEngine; they differ in how a bundle becomes active: the embedded
-# engine compiles the bundle directory here, OPA activates its own and is asked what it runs.
-GateEngine = EmbeddedEngine | OpaEngine
+# All satisfy core.ports.PolicyEngine; they differ in how a bundle becomes active: the embedded
+# engine and OPA's engine in process compile the bundle directory here, an OPA server activates
+# its own and is asked what it runs.
+LocalEngine = EmbeddedEngine | InProcessOpaEngine
+GateEngine = LocalEngine | OpaEngine
 
 
 def sqlite_path(dsn: str) -> Path:
@@ -80,7 +83,7 @@ class Gate:
         if isinstance(self.engine, OpaEngine):
             await self.engine.open()
         watched = [self.settings.bundle_dir, self.settings.registry_file]
-        watching = self.settings.bundle_watch_s > 0 and isinstance(self.engine, EmbeddedEngine)
+        watching = self.settings.bundle_watch_s > 0 and not isinstance(self.engine, OpaEngine)
         seen = await asyncio.to_thread(fingerprint, *watched) if watching else ""
         try:
             await self.reload()
@@ -117,11 +120,12 @@ class Gate:
             "bundle_activated",
             revision=info.revision,
             digest=info.digest,
+            engine=self.engine.name,
             engine_patches=patches.status() if self.engine.name == "embedded" else None,
         )
         return info
 
-    def _load(self, engine: EmbeddedEngine) -> BundleInfo:
+    def _load(self, engine: LocalEngine) -> BundleInfo:
         settings = self.settings
         bundle = read_bundle(
             settings.bundle_dir,
@@ -252,6 +256,10 @@ def _engine(settings: Settings, metrics: PrometheusMetrics) -> GateEngine:
         )
         metrics.watch_engine(opa.name, lambda: opa.reachable)
         return opa
+    if settings.engine == "opa-inprocess":
+        inprocess = InProcessOpaEngine(workers=settings.engine_workers)
+        metrics.watch_engine(inprocess.name, lambda: inprocess.active_bundle() is not None)
+        return inprocess
     embedded = EmbeddedEngine(workers=settings.engine_workers)
     metrics.watch_engine(embedded.name, lambda: embedded.active_bundle() is not None)
     return embedded
