@@ -4,8 +4,9 @@ It is a real HTTP/1.1 server on loopback (h11 over asyncio streams, in its own t
 speaks the parts of OPA's REST API the gate uses: `POST /v1/data/{path}` with `{"input"}`,
 `result` omitted when undefined, `decision_id`, `provenance.bundles.<name>.revision`, ErrorV1
 bodies, `GET /health?bundles`, `GET /v1/status` (or a 500 without the status plugin) and
-`GET /v1/data/system/bundles`. Decisions are evaluated by the project's real embedded engine
-(regopy) over the given bundle, so the answers are genuine; only the transport is OPA's.
+`GET /v1/data/system/bundles`. Decisions are evaluated by OPA's own Go evaluator in process
+(the gate's `opa-inprocess` engine, OPA v1.20's `v1/rego`) over the given bundle, so the answers
+have OPA's semantics: only the server around them is a stand-in.
 
 Set `misbehaviour` to make the data API fail the ways a real OPA, or the network to it, can.
 Set `token` to make it answer as OPA run with `--authentication=token --authorization=basic`
@@ -31,7 +32,7 @@ import h11
 
 from maestro_gate.core.errors import EngineError
 from maestro_gate.engine.bundle import Bundle
-from maestro_gate.engine.embedded import EmbeddedEngine
+from maestro_gate.engine.inprocess import InProcessOpaEngine
 
 DECISION_PATH = "/v1/data/maestro/decision/result"
 
@@ -56,7 +57,7 @@ class _Response:
 
 
 class OpaStandIn:
-    """An OPA stand-in on 127.0.0.1 serving one bundle through the embedded engine."""
+    """An OPA stand-in on 127.0.0.1 serving one bundle through OPA's own evaluator."""
 
     def __init__(
         self,
@@ -80,7 +81,7 @@ class OpaStandIn:
         self.bundle_error: str | None = None
         self._bundle = bundle
         self._activated_at = _now()
-        self._engine: EmbeddedEngine | None = None
+        self._engine: InProcessOpaEngine | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -147,7 +148,7 @@ class OpaStandIn:
         self._loop.run_forever()
 
     async def _activate(self, bundle: Bundle) -> None:
-        engine = EmbeddedEngine(workers=2)
+        engine = InProcessOpaEngine(workers=2)
         await asyncio.to_thread(engine.load, bundle)
         old, self._engine = self._engine, engine
         self._bundle = bundle
