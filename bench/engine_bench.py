@@ -14,28 +14,46 @@ Rules a set shares with the others (`lib.*`) are counted in every set that uses 
 
 `--costs` prints what single constructs cost per rule body on this engine (rule bodies that
 fail at their last statement, timed as the slope between 10 and 160 of them in one set).
+
+Then every engine side by side on the same inputs, each through its PolicyEngine `evaluate` as
+the DecisionPoint calls it, one decision at a time: `embedded`, `opa-inprocess` (OPA's own Go
+evaluator in this process) and `opa` (the OPA adapter over loopback HTTP to the OPA stand-in, run
+in its own process: a Python server around OPA's engine, since no OPA binary can be installed
+here), each with its ratio to `opa-inprocess`, OPA's own evaluation on the same input.
+`--engines` picks which (default: all three); `--engines ""` skips the section.
 Usage: python bench/engine_bench.py [--n 5000] [--bundle policies] [--layers] [--costs]
+       [--engines embedded,opa-inprocess,opa]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import dataclasses
 import re
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bodies import BODIES
+from maestro_gate.core.ports import PolicyEngine
 from maestro_gate.core.requests import REQUEST_ADAPTER
 from maestro_gate.engine import patches
 from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, Bundle, read_bundle
-from maestro_gate.engine.embedded import compile_bundle
+from maestro_gate.engine.embedded import EmbeddedEngine, compile_bundle
+from maestro_gate.engine.inprocess import InProcessOpaEngine
+from maestro_gate.engine.opa import OpaEngine
 from maestro_gate.engine.vm import evaluate
 from maestro_gate.state.activity import entry
+
+ROOT = Path(__file__).resolve().parent.parent
+ENGINES = ("embedded", "opa-inprocess", "opa")
 
 # A busy session as the memory state source holds it: 20 entries, as `state/activity.py` writes.
 ENTRY = entry(REQUEST_ADAPTER.validate_python(BODIES["agent_action"]), "allow")
@@ -53,6 +71,9 @@ def main() -> None:
     parser.add_argument("--layers", action="store_true", help="also time each layer's sets")
     parser.add_argument(
         "--costs", action="store_true", help="also time single Rego constructs, per rule body"
+    )
+    parser.add_argument(
+        "--engines", default=",".join(ENGINES), help="engines to compare side by side"
     )
     args = parser.parse_args()
     bundle = read_bundle(args.bundle)
@@ -76,6 +97,86 @@ def main() -> None:
         layer_costs(bundle, document, max(args.n // 5, 200))
     if args.costs:
         construct_costs(max(args.n // 5, 500))
+    engines = [name for name in args.engines.split(",") if name]
+    if engines:
+        compare_engines(args.bundle, engines, rows, max(args.n // 5, 10))
+
+
+def compare_engines(
+    bundle_dir: Path,
+    names: list[str],
+    rows: list[tuple[str, dict[str, Any], dict[str, Any]]],
+    n: int,
+) -> None:
+    """Print p50/p99 per kind for each engine, and each p50 as a ratio to opa-inprocess's."""
+    print(f"\nengines side by side (PolicyEngine.evaluate, one at a time), n={n}")
+    print(f"{'kind':<24} {'engine':<14} {'p50 µs':>8} {'p99 µs':>8} {'p50 / opa-inprocess':>20}")
+    with _engines(bundle_dir, names) as engines:
+        for kind, body, state in rows:
+            document = {**engine_document(body), "state": state}
+            figures = {name: asyncio.run(_evaluations(e, document, n)) for name, e in engines}
+            reference = figures.get("opa-inprocess", (0.0, 0.0))[0]
+            for name, (p50, p99) in figures.items():
+                ratio = f"{p50 / reference:.2f}" if reference else "-"
+                print(f"{kind:<24} {name:<14} {p50:8.1f} {p99:8.1f} {ratio:>20}")
+
+
+@contextlib.contextmanager
+def _engines(bundle_dir: Path, names: list[str]) -> Iterator[list[tuple[str, PolicyEngine]]]:
+    bundle = read_bundle(bundle_dir)
+    made: list[tuple[str, PolicyEngine]] = []
+    standin: subprocess.Popen[str] | None = None
+    try:
+        for name in names:
+            if name == "embedded":
+                embedded = EmbeddedEngine(workers=1)
+                embedded.load(bundle)
+                made.append((name, embedded))
+            elif name == "opa-inprocess":
+                inprocess = InProcessOpaEngine(workers=1)
+                inprocess.load(bundle)
+                made.append((name, inprocess))
+            elif name == "opa":
+                standin = subprocess.Popen(
+                    [sys.executable, "-m", "tests.opa_standin", str(bundle_dir.resolve())],
+                    cwd=ROOT,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                assert standin.stdout is not None
+                made.append((name, OpaEngine(standin.stdout.readline().strip())))
+            else:
+                raise SystemExit(f"unknown engine {name!r}: choose from {', '.join(ENGINES)}")
+        yield made
+    finally:
+        for _, engine in made:
+            if isinstance(engine, EmbeddedEngine | InProcessOpaEngine):
+                engine.close()
+        if standin is not None and standin.stdin is not None:
+            standin.stdin.close()  # the stand-in serves until its stdin closes
+            standin.wait(timeout=30)
+
+
+async def _evaluations(
+    engine: PolicyEngine, document: dict[str, Any], n: int
+) -> tuple[float, float]:
+    """(p50, p99) in µs of `engine.evaluate(document)`, n times after a warm-up."""
+    if isinstance(engine, OpaEngine):
+        await engine.open()
+    try:
+        for _ in range(max(n // 10, 5)):
+            await engine.evaluate(document, 10.0)
+        samples = []
+        for _ in range(n):
+            started = time.perf_counter_ns()
+            await engine.evaluate(document, 10.0)
+            samples.append((time.perf_counter_ns() - started) / 1000)
+    finally:
+        if isinstance(engine, OpaEngine):
+            await engine.close()
+    samples.sort()
+    return samples[len(samples) // 2], samples[int(len(samples) * 0.99)]
 
 
 def engine_document(body: dict[str, Any]) -> dict[str, Any]:

@@ -7,9 +7,9 @@ of allowed and denied requests, the input documents the DecisionPoint builds.
 
 The OPA figure is measured against the OPA stand-in (tests/opa_standin.py), run here in its own
 process because no OPA binary can be installed on these machines. The stand-in evaluates with
-regopy, as the embedded engine does, behind a Python HTTP/1.1 server: so the OPA column measures
-the adapter, aiohttp, loopback HTTP and the stand-in's server, not Go OPA's evaluator. Against a
-real OPA sidecar, the evaluation part of the cost is OPA's own.
+OPA's own Go evaluator in process (the opa-inprocess engine) behind a Python HTTP/1.1 server: so
+the OPA column is OPA's evaluation plus the adapter, aiohttp, loopback HTTP and a Python server
+where a real OPA has Go's. `bench/engine_bench.py` gives OPA's evaluation alone.
 """
 
 from __future__ import annotations
@@ -106,8 +106,8 @@ async def bench(url: str, bundle_dir: Path, total: int, levels: list[int]) -> No
     await opa.open()
     try:
         print(f"bundle {bundle_dir} ({len(docs)} request shapes, {total} decisions per run)")
-        print("OPA column: the OPA stand-in over loopback HTTP (regopy behind a Python server),")
-        print("            i.e. the adapter + HTTP path, not Go OPA's evaluation speed.\n")
+        print("OPA column: the OPA stand-in over loopback HTTP (OPA's engine behind a Python")
+        print("            server), i.e. OPA's evaluation plus the adapter + HTTP path.\n")
         print(
             f"{'in flight':>9} | {'embedded /s':>11} {'p50 ms':>7} {'p99 ms':>7} |"
             f" {'opa /s':>9} {'p50 ms':>7} {'p99 ms':>7}"

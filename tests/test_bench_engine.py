@@ -30,7 +30,13 @@ def test_engine_bench_prints_every_section() -> None:
         assert re.search(rf"^{re.escape(kind)}\s+allow\s+{NUMBER}\s+{NUMBER}", out, re.M), kind
     layer_rows = re.findall(rf"^maestro/layers/\S+/(deny|hitl|obligations)\s+{NUMBER}", out, re.M)
     assert len(layer_rows) == 24  # eight layer packages, three sets each
-    section = out.split("µs per rule body", 1)[1].splitlines()[1:]
+    section = out.split("µs per rule body", 1)[1].split("engines side by side")[0].splitlines()[1:]
     costs = [float(line.split()[-1]) for line in section if line.strip()]
     assert len(costs) == 5
     assert all(cost > 0 for cost in costs)
+    side_by_side = out.split("engines side by side", 1)[1]
+    for kind in ("agent_action", "data_movement", "delegation", "agent_action + history"):
+        for engine in ("embedded", "opa-inprocess", "opa"):
+            row = rf"^{re.escape(kind)}\s+{re.escape(engine)}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}$"
+            assert re.search(row, side_by_side, re.M), (kind, engine)
+    assert re.search(rf"^agent_action\s+opa-inprocess\s+{NUMBER}\s+{NUMBER}\s+1\.00$", out, re.M)
