@@ -149,3 +149,80 @@ def test_shipped_bundle_tests_are_discovered() -> None:
     layers = {rel.split("/")[2] for rel, _, _ in found if rel.startswith("maestro/layers/")}
     assert len(layers) == 8
     assert len(found) > 100
+
+
+@pytest.mark.parametrize("engine", ["embedded", "opa"])
+def test_both_engines_give_the_same_outcomes_and_closing_line(bundle: Path, engine: str) -> None:
+    """A pass, two failures (undefined, not true) and an error, counted alike on each engine."""
+    report = run_tests(bundle, engine=engine)  # type: ignore[arg-type]
+    assert {r.name: r.outcome for r in report.results} == {
+        "test_admin_allowed": "pass",
+        "test_guest_allowed": "fail",
+        "test_divides_by_zero": "error",
+        "test_not_boolean": "fail",
+    }
+    assert format_report(report).splitlines()[-1] == "1 passed, 2 failed, 1 errors"
+
+
+def test_opa_reports_undefined_and_non_true_values_as_failures(bundle: Path) -> None:
+    """On OPA an undefined test says so, and a non-boolean value is named."""
+    details = {r.name: r.detail for r in run_tests(bundle, engine="opa").results}
+    assert details["test_guest_allowed"] == "undefined"
+    assert details["test_not_boolean"] == "evaluated to 'yes', not true"
+    assert "divide by zero" in details["test_divides_by_zero"]
+
+
+def test_opa_runs_whole_input_replacement_and_chained_with(tmp_path: Path) -> None:
+    """`with input as` and chained `with` (input and data) work on OPA as in `opa test`."""
+    tests = "package demo.authz_test\n\nimport rego.v1\n\nimport data.demo.authz\n\n"
+    tests += 'test_whole if authz.allow with input as {"user": "root"}\n'
+    tests += 'test_chained if authz.allow with input as {"user": "x"} with input.user as "root"\n'
+    tests += 'test_data if authz.allow with input.user as "x" with data.demo.admin as "x"\n'
+    tests += 'test_whole_denies if not authz.allow with input as {"user": "guest"}\n'
+    report = run_tests(write_bundle(tmp_path / "w", tests), engine="opa")
+    assert [(r.name, r.outcome) for r in report.results] == [
+        ("test_whole", "pass"),
+        ("test_chained", "pass"),
+        ("test_data", "pass"),
+        ("test_whole_denies", "pass"),
+    ]
+    assert report.ok
+
+
+def test_opa_undefined_function_is_a_load_error_naming_file_and_line(bundle: Path) -> None:
+    """A call OPA cannot resolve stops the whole run with the file:line of the call."""
+    (bundle / "demo" / "broken.rego").write_text(
+        "package demo.broken\n\nimport rego.v1\n\nx if no.such_function(1)\n"
+    )
+    report = run_tests(bundle, engine="opa")
+    shown = (bundle / "demo" / "broken.rego").as_posix()
+    assert report.results == []
+    problem = f"{shown}:5: rego_type_error: undefined function no.such_function"
+    assert report.load_errors == [problem]
+    assert format_report(report).splitlines() == [
+        f"ERROR: {problem}",
+        "0 passed, 0 failed, 1 errors",
+    ]
+
+
+def test_opa_parse_error_is_a_load_error_naming_file_and_line(bundle: Path) -> None:
+    """A module OPA cannot parse is a load error with its file and line, and no test runs."""
+    (bundle / "demo" / "broken.rego").write_text("package demo.broken\n\nx if { 1 == }\n")
+    report = run_tests(bundle, engine="opa")
+    shown = (bundle / "demo" / "broken.rego").as_posix()
+    assert report.results == []
+    assert len(report.load_errors) == 1
+    assert report.load_errors[0].startswith(f"{shown}:3: rego_parse_error: ")
+    assert not report.ok
+
+
+def test_cli_runs_the_tests_on_the_engine_asked_for(
+    bundle: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`policy test --engine opa` prints the report and exits 1 when a test fails."""
+    from maestro_gate.cli import main
+
+    assert main(["policy", "test", "--engine", "opa", "-r", "test_admin", str(bundle)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "1 passed, 0 failed"
+    assert main(["policy", "test", "--engine", "opa", str(bundle)]) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == "1 passed, 2 failed, 1 errors"

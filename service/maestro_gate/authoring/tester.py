@@ -1,14 +1,18 @@
 """`maestro-gate policy test`: run the `test_*` rules of `*_test.rego` files, like `opa test`.
 
-Every module, test file and `data.json` of the directory is loaded into one regopy interpreter
-(data placed at the path of its directory, as OPA does; `.manifest` is not needed). Each test
-rule is evaluated as `data.<package>.<test>`: it passes only when it evaluates to `true`;
-undefined or any other value is a failure; an evaluation error is an error. A module that does
-not compile, or a call to a built-in the engine lacks, is an error of the whole run.
+On the embedded engine (the default) every module, test file and `data.json` of the directory
+is loaded into one regopy interpreter (data placed at the path of its directory, as OPA does;
+`.manifest` is not needed). Each test rule is evaluated as `data.<package>.<test>`: it passes
+only when it evaluates to `true`; undefined or any other value is a failure; an evaluation
+error is an error. A module that does not compile, or a call to a built-in the engine lacks,
+is an error of the whole run.
 
 A test file that replaces the whole input (`with input as ...`) is not run: regopy 1.5.2 kills
 the process (SIGSEGV) when a policy then compares an input value. Its tests are reported as
 errors; set the input one key at a time (`with input.kind as ... with input.subject as ...`).
+
+`engine="opa"` runs the same tests on OPA's own evaluator instead (`authoring.opa_tester`),
+in one process, `with input as ...` included, with the same report.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from maestro_gate.core.errors import BundleError
 from maestro_gate.engine.bundle import read_bundle, unsupported_builtins
 
 Outcome = Literal["pass", "fail", "error"]
+TestEngine = Literal["embedded", "opa"]
 
 _PACKAGE = re.compile(r"^\s*package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
 _WHOLE_INPUT = re.compile(r"\bwith\s+input\s+as\b")
@@ -90,15 +95,28 @@ class TestReport:
         return f"{line}, {self.errors} errors" if self.errors else line
 
 
-def run_tests(policy_dir: Path, pattern: str | None = None) -> TestReport:
+def run_tests(
+    policy_dir: Path, pattern: str | None = None, engine: TestEngine = "embedded"
+) -> TestReport:
     """Run every `test_*` rule under `policy_dir` whose query matches the `pattern` regex.
 
-    Each test file runs in its own short-lived process and interpreter (all modules, the test
-    files that define no tests, and the file itself): rego-cpp compiles every `with` by copying
-    the rules it touches and does not give that memory back, and a crash of the engine must
-    not take the runner down with it.
+    On the embedded engine each test file runs in its own short-lived process and interpreter
+    (all modules, the test files that define no tests, and the file itself): rego-cpp compiles
+    every `with` by copying the rules it touches and does not give that memory back, and a crash
+    of the engine must not take the runner down with it. On `opa` all tests run in this process
+    on one engine.
     """
     modules, tests, data = _load(policy_dir)
+    selector = re.compile(pattern) if pattern else None
+    found = [
+        (rel, package, name)
+        for rel, package, name in discover(tests)
+        if selector is None or selector.search(f"data.{package}.{name}")
+    ]
+    if engine == "opa":
+        from maestro_gate.authoring.opa_tester import run_opa_tests
+
+        return run_opa_tests(modules, tests, data, found, policy_dir)
     probe = regopy.Interpreter()
     load_errors = [
         f"{_shown(policy_dir, file)}: calls {name}, a built-in the embedded engine lacks"
@@ -112,12 +130,6 @@ def run_tests(policy_dir: Path, pattern: str | None = None) -> TestReport:
     del probe
     if any("does not compile" in e for e in load_errors):
         return TestReport(root=policy_dir, load_errors=load_errors)
-    selector = re.compile(pattern) if pattern else None
-    found = [
-        (rel, package, name)
-        for rel, package, name in discover(tests)
-        if selector is None or selector.search(f"data.{package}.{name}")
-    ]
     with_tests = {rel for rel, _, _ in discover(tests)}
     helpers = {rel: src for rel, src in tests.items() if rel not in with_tests}
     results: list[TestResult] = []

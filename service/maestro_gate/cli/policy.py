@@ -63,7 +63,7 @@ def _policy_sign(args: argparse.Namespace, settings: Settings) -> int:
 def _policy_test(args: argparse.Namespace, settings: Settings) -> int:
     from maestro_gate.authoring.tester import format_report, run_tests
 
-    report = run_tests(Path(args.dir) if args.dir else settings.bundle_dir, args.run)
+    report = run_tests(Path(args.dir) if args.dir else settings.bundle_dir, args.run, args.engine)
     print(format_report(report, verbose=args.verbose))
     return 0 if report.ok else 1
 
@@ -83,6 +83,12 @@ def add_commands(policy: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     test.add_argument("dir", nargs="?", help="bundle directory (default: bundle dir)")
     test.add_argument("-r", "--run", help="only tests whose data.<package>.<name> matches")
     test.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
+    test.add_argument(
+        "--engine",
+        choices=("embedded", "opa"),
+        default="embedded",
+        help="evaluator: embedded (rego-cpp, one process per file) or opa (OPA's own, in process)",
+    )
     test.set_defaults(handler=_policy_test)
 
     check = policy.add_parser(
