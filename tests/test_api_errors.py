@@ -111,7 +111,9 @@ def test_chunked_body_over_the_cap_is_413(client: TestClient) -> None:
             yield b"x" * 8192
         yield b'"}}'
 
-    response = client.post("/v1/decide", content=chunks())
+    response = client.post(
+        "/v1/decide", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413
     assert records(client) == 0
 

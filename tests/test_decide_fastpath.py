@@ -113,6 +113,9 @@ def served(tmp_path: Path) -> Iterator[Served]:
         yield Served(client, ways, settings, headers)
 
 
+JSON_TYPE = (b"content-type", b"application/json")
+
+
 def _decide_scope(method: str = "POST", **extra: Any) -> dict[str, Any]:
     scope: dict[str, Any] = {
         "type": "http",
@@ -181,6 +184,7 @@ def _chunked_over_cap() -> Iterator[bytes]:
     yield b'"}}'
 
 
+ACT = json.dumps(act()).encode()
 TOO_DEEP = b'{"kind": "agent_action", "a": ' + b'{"a":' * 40 + b"1" + b"}" * 41
 
 REFUSALS: list[tuple[str, str | None, dict[str, Any], int, str]] = [
@@ -197,6 +201,15 @@ REFUSALS: list[tuple[str, str | None, dict[str, Any], int, str]] = [
     ("unknown kind", "runtime", {"json": {**act(), "kind": "teleport"}}, 422, "invalid_request"),
     ("missing field", "runtime", {"json": {**act(), "action": None}}, 422, "invalid_request"),
     ("impersonation", "runtime", {"json": act(subject=CODER)}, 403, "subject_not_bound"),
+    ("no media type", "runtime", {"content": ACT, "headers": {}}, 415, "unsupported_media_type"),
+    ("text media type", "runtime", {"content": ACT, "headers": {"content-type": "text/plain"}}, 415,
+     "unsupported_media_type"),
+    ("UTF-16", "runtime", {"content": ACT.decode().encode("utf-16")}, 400, "invalid_parameter"),
+    ("duplicate key", "runtime", {"content": ACT[:-1] + b', "action": "shell.exec"}'}, 400,
+     "duplicate_key"),
+    ("float overflow", "runtime", {"content": ACT[:-1] + b', "arguments": {"n": 1e400}}'}, 400,
+     "invalid_parameter"),
+    ("coerced boolean", "runtime", {"json": act(reversible="false")}, 422, "invalid_request"),
 ]  # fmt: skip
 
 
@@ -210,7 +223,10 @@ def test_refusals_are_byte_for_byte_the_routes(
 ) -> None:
     """Every refusal has the route's status, headers and body bytes, and the documented code."""
     headers = {"X-API-Key": "mgk_forged"} if who == "forged" else served.headers.get(who or "", {})
-    fast_answer, routed = served.both("POST", "/v1/decide", headers=headers, **request_args)
+    args = dict(request_args)
+    typed = args.pop("headers", {"content-type": "application/json"} if "content" in args else {})
+    headers = {**typed, **headers}
+    fast_answer, routed = served.both("POST", "/v1/decide", headers=headers, **args)
     assert (fast_answer.status_code, fast_answer.json()["code"]) == (status, code)
     assert fast_answer.json()["message"]
     assert fast_answer.headers.raw == routed.headers.raw
@@ -278,7 +294,7 @@ def test_unexpected_error_is_500_logged_and_leaks_nothing(
     sent: list[Message] = []
     with pytest.raises(RuntimeError, match="secret detail"):
         served.asgi(
-            _decide_scope(headers=[(b"x-api-key", key)]),
+            _decide_scope(headers=[(b"x-api-key", key), JSON_TYPE]),
             [{"type": "http.request", "body": json.dumps(act()).encode()}],
             sent,
         )
@@ -297,7 +313,7 @@ def test_declared_length_over_the_cap_is_413_before_reading(served: Served) -> N
 def test_client_gone_while_the_body_is_read_gets_no_answer_and_no_hang(served: Served) -> None:
     """A disconnect mid-body ends the request quietly: nothing sent, nothing raised, no record."""
     key = served.headers["runtime"]["X-API-Key"].encode()
-    scope = _decide_scope(headers=[(b"x-api-key", key)])
+    scope = _decide_scope(headers=[(b"x-api-key", key), JSON_TYPE])
     incoming: list[Message] = [
         {"type": "http.request", "body": b'{"kind": "agent_', "more_body": True},
         {"type": "http.disconnect"},

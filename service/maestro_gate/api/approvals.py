@@ -5,23 +5,34 @@ runtime can wait for its approval; voting needs `approver`, and never the reques
 principal bound to it (403 `self_approval`). A second vote by the same approver is 409
 `already_voted`; a vote on an approval that is no longer pending (granted, rejected, used,
 expired) is 409 `approval_closed`. Every vote is an `approval_approved` or `approval_rejected`
-event in the audit trail.
+event in the audit trail; a vote whose event cannot be written is withdrawn (by a store that
+can, `Withdrawal`) and answered 503 `audit_unavailable`, so no vote stands unaudited.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
+import structlog
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from maestro_gate.api.security import caller_of, require
 from maestro_gate.core.approvals import Approval, ApprovalStore, Status, Vote, now_ms, public_view
 from maestro_gate.core.callers import APPROVER, AUDITOR, Caller
-from maestro_gate.core.errors import Forbidden, NotFound, NotReady
+from maestro_gate.core.errors import AuditUnavailable, Forbidden, NotFound, NotReady
 from maestro_gate.wiring import Gate
 
 router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
+
+
+@runtime_checkable
+class Withdrawal(Protocol):
+    """A store that can undo a vote it recorded (the SQL stores)."""
+
+    async def withdraw(self, voted: Approval, vote: Vote) -> bool:
+        """Undo `vote`, which made the approval `voted`; False if the approval moved on."""
+        ...
 
 
 class VoteBody(BaseModel):
@@ -92,13 +103,30 @@ async def _vote(
         at_ms=now_ms(),
         comment=body.comment if body else None,
     )
-    updated = await _store(gate).vote(approval_id, caller, vote)
+    store = _store(gate)
+    updated = await store.vote(approval_id, caller, vote)
     view = public_view(updated, vote.at_ms)
     event = "approval_approved" if verdict == "approve" else "approval_rejected"
-    await gate.point.event(
-        event, updated.subject, {**view, "approval_id": updated.id, "by": caller.principal}
-    )
+    try:
+        await gate.point.event(
+            event, updated.subject, {**view, "approval_id": updated.id, "by": caller.principal}
+        )
+    except AuditUnavailable:
+        await _withdraw(store, updated, vote)
+        raise
     return view
+
+
+async def _withdraw(store: ApprovalStore, voted: Approval, vote: Vote) -> None:
+    log = structlog.get_logger("maestro_gate.approvals")
+    withdrawn = False
+    if isinstance(store, Withdrawal):
+        try:
+            withdrawn = await store.withdraw(voted, vote)
+        except Exception as exc:
+            log.error("vote_withdrawal_failed", approval_id=voted.id, error=str(exc))
+    if not withdrawn:
+        log.error("vote_unaudited", approval_id=voted.id, by=vote.principal, status=voted.status)
 
 
 async def _get(gate: Gate, approval_id: str) -> Approval:

@@ -3,6 +3,9 @@
 Hashes are lower-case hex, as in `POST /v1/decide`'s `audit.leaf_hash` and the records' `prev`;
 the checkpoint note carries its root in base64, as C2SP tlog-checkpoint specifies. A proof's tree
 size defaults to the latest signed checkpoint, so clients check it against a signed root.
+Indexes and sizes are bounded by MAX_INDEX in the schema: a record's `index` is an RFC 8785
+number, so no log holds more than 2**53 - 1 records (past the bound: 422, as for any parameter
+the schema refuses; within it, a value the log does not reach: 400).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
+from maestro_gate.core.chain import MAX_SAFE_INTEGER
 from maestro_gate.core.errors import InvalidRequest, NotFound, NotReady
 from maestro_gate.core.ports import AuditEntry, StoredCheckpoint
 from maestro_gate.core.records import export_line
@@ -20,6 +24,8 @@ from maestro_gate.wiring import Gate
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 PAGE_MAX = 1000
+MAX_INDEX = MAX_SAFE_INTEGER
+"""The largest index or tree size a parameter may name."""
 
 
 class CheckpointOut(BaseModel):
@@ -104,16 +110,22 @@ async def checkpoint(
 @router.get("/entries", summary="A page of audit records")
 async def entries(
     request: Request,
-    start: Annotated[int, Query(ge=0)] = 0,
+    start: Annotated[int, Query(ge=0, le=MAX_INDEX)] = 0,
     end: Annotated[
-        int | None, Query(ge=0, description=f"Exclusive; at most {PAGE_MAX} after start.")
+        int | None,
+        Query(
+            ge=0,
+            le=MAX_INDEX,
+            description=f"Exclusive; at most {PAGE_MAX} after start (400 past it); "
+            "at or before start, the page is empty.",
+        ),
     ] = None,
 ) -> EntriesOut:
     """Records with `start <= index < end` (at most PAGE_MAX) as export lines."""
     gate = _gate(request)
-    stop = start + PAGE_MAX if end is None else end
-    if stop < start or stop - start > PAGE_MAX:
-        raise InvalidRequest(f"end must be between start and start + {PAGE_MAX}")
+    stop = start + PAGE_MAX if end is None else max(end, start)
+    if stop - start > PAGE_MAX:
+        raise InvalidRequest(f"end must be at most start + {PAGE_MAX}")
     rows = await gate.audit.entries(start, stop)
     size = await gate.audit.size()
     return EntriesOut(start=start, end=min(stop, size), size=size, entries=[_line(r) for r in rows])
@@ -131,8 +143,13 @@ async def entry(request: Request, decision_id: str) -> dict[str, Any]:
 @router.get("/proof/inclusion", summary="Inclusion proof of one record")
 async def inclusion(
     request: Request,
-    index: Annotated[int, Query(ge=0)],
-    tree_size: Annotated[int | None, Query(ge=1, description="Default: latest checkpoint.")] = None,
+    index: Annotated[int, Query(ge=0, le=MAX_INDEX, description="Below tree_size (400 if not).")],
+    tree_size: Annotated[
+        int | None,
+        Query(
+            ge=1, le=MAX_INDEX, description="Default: latest checkpoint; at most the log's size."
+        ),
+    ] = None,
 ) -> InclusionOut:
     """The audit path of record `index` in the tree of `tree_size` records."""
     gate = _gate(request)
@@ -154,8 +171,13 @@ async def inclusion(
 @router.get("/proof/consistency", summary="Consistency proof between two tree sizes")
 async def consistency(
     request: Request,
-    first: Annotated[int, Query(ge=1)],
-    second: Annotated[int | None, Query(ge=1, description="Default: latest checkpoint.")] = None,
+    first: Annotated[int, Query(ge=1, le=MAX_INDEX, description="At most second (400 if not).")],
+    second: Annotated[
+        int | None,
+        Query(
+            ge=1, le=MAX_INDEX, description="Default: latest checkpoint; at most the log's size."
+        ),
+    ] = None,
 ) -> ConsistencyOut:
     """The proof that the first `first` records are a prefix of the first `second` records."""
     gate = _gate(request)

@@ -19,6 +19,7 @@ STATUS: dict[type[errors.GateError], int] = {
     errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
+    errors.CallerOverloaded: 429,
     errors.BundleError: 422,
     errors.EngineError: 503,  # a reload that cannot reach or authenticate to OPA
     errors.AuditUnavailable: 503,
@@ -36,7 +37,20 @@ class UnprocessableRequest(errors.InvalidRequest):
     code = "invalid_request"
 
 
+class DuplicateKey(errors.InvalidRequest):
+    """An object in the body names the same key twice (parsers disagree on which one wins)."""
+
+    code = "duplicate_key"
+
+
+class UnsupportedMediaType(errors.InvalidRequest):
+    """The body is not declared as JSON in UTF-8."""
+
+    code = "unsupported_media_type"
+
+
 STATUS[UnprocessableRequest] = 422
+STATUS[UnsupportedMediaType] = 415
 
 
 def status_of(exc: errors.GateError) -> int:

@@ -1,9 +1,10 @@
 """Caller authentication and role checks as FastAPI dependencies.
 
-`authenticated` reads `Authorization: Bearer <JWT or API key>` or `X-API-Key`; `require(*roles)`
-also demands one of the roles. Apply them where routers are included (`api/app.py`), so that a
-router's module never has to remember them; `caller_with` is the same pair of checks for the
-`/v1/decide` fast path (`api/fast.py`), which has no dependency solving. A refused caller is
+`authenticated` reads `Authorization: Bearer <JWT or API key>` or `X-API-Key` (both only when
+they name the same caller); `require(*roles)` also demands one of the roles. Apply them where
+routers are included (`api/app.py`), so that a router's module never has to remember them;
+`caller_with` is the same pair of checks for the `/v1/decide` fast path (`api/fast.py`), which
+has no dependency solving. A refused caller is
 counted in `maestro_refused_callers{code}`; an agent asking for a subject it is not bound to is
 also written to the audit trail as an `impersonation_attempt` event.
 """
@@ -42,7 +43,7 @@ async def authenticated(
     api_key: Annotated[str | None, Security(_api_key)],
 ) -> Caller:
     """The authenticated caller; 401 `unauthorized` when no valid credential is presented."""
-    caller = authenticate(request.app.state.gate, bearer, api_key)
+    caller = authenticate(request.app.state.gate, request, bearer, api_key)
     request.state.caller = caller
     return caller
 
@@ -60,10 +61,20 @@ def require(*roles: str) -> Callable[..., Awaitable[Caller]]:
 
 
 def authenticate(
-    gate: Gate, bearer: HTTPAuthorizationCredentials | None, api_key: str | None
+    gate: Gate,
+    connection: HTTPConnection,
+    bearer: HTTPAuthorizationCredentials | None,
+    api_key: str | None,
 ) -> Caller:
-    """The caller the credentials name; 401 `unauthorized`, counted, when none is valid."""
+    """The caller the credentials name; 401 `unauthorized`, counted, when none is valid.
+
+    An `Authorization` header that is not a bearer credential is an invalid credential, not an
+    absent one: it is refused even beside a valid `X-API-Key`.
+    """
     try:
+        sent = connection.headers.get("authorization")
+        if gate.auth.required and bearer is None and sent is not None:
+            raise Unauthenticated("`Authorization` must be `Bearer <token or key>`")
         return gate.auth.authenticate(bearer.credentials if bearer else None, api_key)
     except Unauthenticated:
         gate.metrics.refused_callers.labels("unauthorized").inc()
@@ -88,7 +99,7 @@ async def caller_with(gate: Gate, connection: HTTPConnection, wanted: frozenset[
     """
     bearer = await _bearer(connection)
     api_key = await _api_key(connection)
-    return holding(gate, authenticate(gate, bearer, api_key), wanted)
+    return holding(gate, authenticate(gate, connection, bearer, api_key), wanted)
 
 
 def caller_of(request: Request) -> Caller:

@@ -6,11 +6,14 @@ approval row (`BEGIN IMMEDIATE` in SQLite, `SELECT … FOR UPDATE` in PostgreSQL
 on (approval, principal) makes a second vote by the same approver impossible even across
 replicas; `consume` is one conditional UPDATE, so an approval is used at most once.
 Statements are assembled from this module's constants only; every value is a bound parameter.
+The store lives in the audit database, so a database failure (full, read-only, gone) is
+`AuditUnavailable` (503): a failed statement changed nothing, and a failed vote was rolled back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +23,7 @@ from maestro_gate.core.approvals import Approval, Status, Vote, check_vote, now_
 from maestro_gate.core.callers import Caller
 from maestro_gate.core.controls import Controls, Stop, StopKind
 from maestro_gate.core.decisions import Mode
-from maestro_gate.core.errors import NotFound
+from maestro_gate.core.errors import AuditUnavailable, NotFound
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS gate_approvals (
@@ -124,6 +127,15 @@ class SqlApprovalStore:
         await self.refresh()
         return approval
 
+    async def withdraw(self, voted: Approval, vote: Vote) -> bool:
+        """Undo `vote`, which made the approval `voted`, unless the approval has moved on since.
+
+        For a vote whose audit event could not be written: the vote must not stand unaudited.
+        """
+        withdrawn = await self._run(self._withdraw, voted, vote)
+        await self.refresh()
+        return withdrawn
+
     async def consume(
         self, approval_id: str, digest: str, revision: str, decision_id: str, now_ms: int
     ) -> bool:
@@ -169,7 +181,17 @@ class SqlApprovalStore:
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, fn, *args)
+        conn = self._conn
+        try:
+            return await loop.run_in_executor(self._pool, fn, *args)
+        except Exception as exc:
+            # DB-API connections name their driver's base error class (`Connection.Error`).
+            driver_error = getattr(conn or self._conn, "Error", None)
+            if driver_error is not None and isinstance(exc, driver_error):
+                raise AuditUnavailable(
+                    f"the approval store in the audit database failed, nothing was changed: {exc}"
+                ) from exc
+            raise
 
     def _sql(self, statement: str) -> str:
         return statement if self.placeholder == "?" else statement.replace("?", self.placeholder)
@@ -253,9 +275,32 @@ class SqlApprovalStore:
             )
             self._conn.execute("COMMIT")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            # A full disk may have rolled the transaction back already; the first error is the one
+            # to report, not "no transaction is active".
+            with contextlib.suppress(self._conn.Error):
+                self._conn.execute("ROLLBACK")
             raise
         return updated
+
+    def _withdraw(self, voted: Approval, vote: Vote) -> bool:
+        before = "pending"  # only a pending approval takes votes (check_vote)
+        self._conn.execute(self.begin)
+        try:
+            current = self._get(voted.id, self.lock)
+            if current is None or current.status != voted.status or current.votes != voted.votes:
+                self._conn.execute("ROLLBACK")
+                return False
+            self._execute(
+                "DELETE FROM gate_approval_votes WHERE approval_id = ? AND principal = ?",
+                (voted.id, vote.principal),
+            )
+            self._execute("UPDATE gate_approvals SET status = ? WHERE id = ?", (before, voted.id))
+            self._conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(self._conn.Error):
+                self._conn.execute("ROLLBACK")
+            raise
+        return True
 
     def _consume(
         self, approval_id: str, digest: str, revision: str, decision_id: str, now: int

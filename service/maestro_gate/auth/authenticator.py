@@ -51,15 +51,29 @@ class Authenticator:
         return tokens.current() if isinstance(tokens, Watched) else tokens
 
     def authenticate(self, bearer: str | None, api_key: str | None) -> Caller:
-        """The caller named by a bearer credential or an `X-API-Key` value."""
+        """The caller named by a bearer credential or an `X-API-Key` value, or by both alike.
+
+        Both sent must both be valid and name the same principal with the same roles and
+        subjects; otherwise neither is trusted (401), so no credential can ride on another.
+        """
         if not self.required:
             return ANONYMOUS
+        if api_key and bearer:
+            by_key, by_bearer = self._key(api_key), self._bearer(bearer)
+            if _identity(by_key) != _identity(by_bearer):
+                raise Unauthenticated(
+                    "`X-API-Key` and `Authorization` name different callers; send one credential"
+                )
+            return by_bearer
         if api_key:
             return self._key(api_key)
         if not bearer:
             raise Unauthenticated(
                 "a credential is required: `Authorization: Bearer <token or key>` or `X-API-Key`"
             )
+        return self._bearer(bearer)
+
+    def _bearer(self, bearer: str) -> Caller:
         tokens = self.tokens
         if bearer.startswith(KEY_PREFIX) or tokens is None:
             return self._key(bearer)
@@ -71,6 +85,10 @@ class Authenticator:
         if caller is None:
             raise Unauthenticated("the API key is not valid")
         return caller
+
+
+def _identity(caller: Caller) -> tuple[str, frozenset[str], frozenset[str]]:
+    return caller.principal, caller.roles, caller.subjects
 
 
 def build_authenticator(settings: Settings, log: Any = None) -> Authenticator:

@@ -2,14 +2,28 @@
 
 Field names follow AuthZEN where they fit (subject, action, resource as `target`, context) and
 DESIGN §4.1 otherwise. The Rego input document is `Request.model_dump(mode="json")` plus `state`.
+
+Validation is strict: a typed field takes only its own JSON type (no `"3"` or `true` for an
+integer, no `0` or `"false"` for a boolean), so the value decided and audited is the value sent.
+`context.timestamp` is kept as the RFC 3339 text it arrived as, checked but never re-rendered.
+Free-form objects (`arguments`, `context.attributes`) take any JSON.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    WithJsonSchema,
+)
 
 AgentId = Annotated[
     str,
@@ -22,11 +36,34 @@ Text = Annotated[str, StringConstraints(max_length=4096)]
 Classification = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 JsonObject = dict[str, Any]
 
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+
+
+def _rfc3339(text: str) -> str:
+    """`text` itself when it is an RFC 3339 date-time (a leap second `:60` included)."""
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        raise ValueError("must be an RFC 3339 date-time, e.g. 2025-01-31T09:30:00Z")
+    seconds = match.start(1)
+    normal = text[:seconds] + min(match.group(1), "59") + text[seconds + 2 :]
+    datetime.fromisoformat(normal.upper())  # the ranges: month, day of month, hour, offset
+    return text
+
+
+Timestamp = Annotated[
+    str,
+    AfterValidator(_rfc3339),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+"""An RFC 3339 date-time, kept as sent."""
+
 
 class Strict(BaseModel):
-    """Base for wire models: unknown fields are errors, so typos never pass silently."""
+    """Base for wire models: unknown fields are errors and no value is coerced to a field's type."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Subject(Strict):
@@ -64,7 +101,7 @@ class Context(Strict):
     trace_id: Name | None = None
     reflection_depth: int = Field(0, ge=0, le=10_000)
     delegation_chain: list[DelegationHop] = Field(default_factory=list, max_length=64)
-    timestamp: datetime | None = None
+    timestamp: Timestamp | None = None
     attributes: JsonObject = Field(default_factory=dict)
 
 
