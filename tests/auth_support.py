@@ -46,8 +46,9 @@ hitl contains r if {
         "threats": ["T7"], "message": "refunds need one approver", "approvers": 1}
 }
 
-layer_names := {"l2_data_operations", "l3_agent_frameworks", "l4_deployment_infrastructure",
-  "l6_security_compliance"}
+layer_names := {"l1_foundation_models", "l2_data_operations", "l3_agent_frameworks",
+  "l4_deployment_infrastructure", "l5_evaluation_observability", "l6_security_compliance",
+  "l7_agent_ecosystem", "cross_layer"}
 
 verdict(layer) := "deny" if {
   some r in deny

@@ -17,7 +17,20 @@ from maestro_gate.config import Settings
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"
 
-DECISION_REGO = """package maestro.decision
+# A rule for test bundles: the decision contract (engine/contract.py) refuses a bundle whose
+# result does not give every layer a verdict on its probe requests.
+EVERY_LAYER_ALLOWS = """every_layer_allows := {"l1_foundation_models": "allow",
+  "l2_data_operations": "allow", "l3_agent_frameworks": "allow",
+  "l4_deployment_infrastructure": "allow", "l5_evaluation_observability": "allow",
+  "l6_security_compliance": "allow", "l7_agent_ecosystem": "allow", "cross_layer": "allow"}
+"""
+# True for the decision contract's probe requests (engine/probes.py), so a test bundle can keep
+# the contract there and misbehave on the request under test.
+CONTRACT_PROBE = """contract_probe if input.context.trace_id == "contract-probe"
+"""
+
+DECISION_REGO = (
+    """package maestro.decision
 
 import rego.v1
 
@@ -33,26 +46,33 @@ hitl contains r if {
         "threats": ["T7"], "message": "irreversible action needs two approvers", "approvers": 2}
 }
 
+# The decision contract: every result gives each of the eight layers a verdict.
+"""
+    + EVERY_LAYER_ALLOWS
+    + """
 default result := {"decision": "deny", "reasons": [{"rule": "CL.unknown_request_kind",
   "layer": "cross_layer", "threats": ["T24"], "message": "unknown kind"}],
   "obligations": [], "layers": {}, "approvers_required": 0}
 
 result := {"decision": "deny", "reasons": [r | some r in deny], "obligations": [],
-  "layers": {"l3_agent_frameworks": "deny"}, "approvers_required": 0} if count(deny) > 0
+  "layers": object.union(every_layer_allows, {"l3_agent_frameworks": "deny"}),
+  "approvers_required": 0} if count(deny) > 0
 
 result := {"decision": "require_hitl", "reasons": [r | some r in hitl], "obligations": [],
-  "layers": {"l6_security_compliance": "require_hitl"}, "approvers_required": 2} if {
+  "layers": object.union(every_layer_allows, {"l6_security_compliance": "require_hitl"}),
+  "approvers_required": 2} if {
   count(deny) == 0
   count(hitl) > 0
 }
 
-result := {"decision": "allow", "reasons": [], "obligations": [], "layers": {},
+result := {"decision": "allow", "reasons": [], "obligations": [], "layers": every_layer_allows,
   "approvers_required": 0} if {
   count(deny) == 0
   count(hitl) == 0
   input.kind in {"agent_action", "data_movement", "delegation"}
 }
 """
+)
 
 
 def write_bundle(

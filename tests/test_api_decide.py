@@ -10,32 +10,53 @@ from fastapi.testclient import TestClient
 from maestro_gate.audit.sqlite import SqliteAuditLog
 from maestro_gate.core.verify import verify_log
 from maestro_gate.wiring import sqlite_path
-from tests.conftest import action, live_client, make_settings, write_bundle
+from tests.conftest import (
+    CONTRACT_PROBE,
+    EVERY_LAYER_ALLOWS,
+    action,
+    live_client,
+    make_settings,
+    write_bundle,
+)
 
-SLOW_REGO = """package maestro.decision
+# Each keeps the decision contract on its probe requests, so it activates, and misbehaves on
+# every other request: what the decision point must still fail closed on at run time.
+PROBED = f"""package maestro.decision
 
 import rego.v1
 
+{EVERY_LAYER_ALLOWS}
+{CONTRACT_PROBE}
+result := {{"decision": "allow", "reasons": [], "obligations": [], "layers": every_layer_allows}}
+  if contract_probe
+"""
+
+SLOW_REGO = (
+    PROBED
+    + """
 result := {"decision": "allow", "reasons": [], "obligations": [], "layers": {}} if {
+  not contract_probe
   count([1 | some i in numbers.range(1, 1000000)]) > 0
 }
 """
+)
 
-ERROR_REGO = """package maestro.decision
-
-import rego.v1
-
+ERROR_REGO = (
+    PROBED
+    + """
 result := {"decision": "allow", "reasons": [], "obligations": [], "layers": {}} if {
+  not contract_probe
   to_number(input.action) > 0
 }
 """
+)
 
-MALFORMED_REGO = """package maestro.decision
-
-import rego.v1
-
-result := {"decision": "maybe", "reasons": []}
+MALFORMED_REGO = (
+    PROBED
+    + """
+result := {"decision": "maybe", "reasons": []} if not contract_probe
 """
+)
 
 
 def records(client: TestClient) -> int:
@@ -71,7 +92,9 @@ def test_deny_names_rule_layer_and_threat(client: TestClient) -> None:
             "message": "tool shell.exec is not allowlisted",
         }
     ]
-    assert body["layers"] == {"l3_agent_frameworks": "deny"}
+    assert {k: v for k, v in body["layers"].items() if v != "allow"} == {
+        "l3_agent_frameworks": "deny"
+    }
 
 
 def test_require_hitl_is_returned_for_escalations(client: TestClient) -> None:

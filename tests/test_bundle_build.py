@@ -294,14 +294,14 @@ def test_service_refuses_unsigned_and_serves_signed_tarball(
         assert "bundle is not signed" in status["last_reload_error"]
         assert client.get("/ready").status_code == 503
     signed = build_tarball(
-        source, tmp_path / "signed.tar.gz", revision="signed-1", signing_key=private_pem(rsa_key)
+        source, tmp_path / "signed.tar.gz", revision="1.0.0", signing_key=private_pem(rsa_key)
     ).path
     settings = make_settings(tmp_path, signed, bundle_public_key_file=key_file)
     with TestClient(create_app(settings)) as client:
-        assert client.get("/v1/status").json()["bundle"]["revision"] == "signed-1"
+        assert client.get("/v1/status").json()["bundle"]["revision"] == "1.0.0"
         decision = client.post("/v1/decide", json=action()).json()
         assert decision["decision"] == "allow"
-        assert decision["policy"]["revision"] == "signed-1"
+        assert decision["policy"]["revision"] == "1.0.0"
 
 
 def test_cli_build_and_sign(

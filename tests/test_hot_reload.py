@@ -175,11 +175,12 @@ def test_bad_signature_keeps_the_active_bundle(tmp_path: Path, bundle: Path) -> 
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
+    set_revision(bundle, "1.0.0")
     sign_directory(bundle, pem)
     settings = make_settings(tmp_path, bundle, bundle_public_key_file=public)
     with TestClient(create_app(settings)) as client:
-        assert status(client)["bundle"]["revision"] == "r1"
-        set_revision(bundle, "r2-unsigned")
+        assert status(client)["bundle"]["revision"] == "1.0.0"
+        set_revision(bundle, "2.0.0")
         response = client.post(RELOAD)
         assert response.status_code == 422
         assert ".manifest was altered" in response.json()["message"]
@@ -197,11 +198,11 @@ def test_bad_signature_keeps_the_active_bundle(tmp_path: Path, bundle: Path) -> 
         assert response.status_code == 422
         assert "does not verify with the configured key" in response.json()["message"]
         current = status(client)
-        assert current["bundle"]["revision"] == "r1"
+        assert current["bundle"]["revision"] == "1.0.0"
         assert "does not verify" in current["last_reload_error"]
         assert failures(client) == 2.0
         sign_directory(bundle, pem)
-        assert client.post(RELOAD).json()["bundle"]["revision"] == "r2-unsigned"
+        assert client.post(RELOAD).json()["bundle"]["revision"] == "2.0.0"
 
 
 def test_watcher_reloads_a_changed_bundle_and_refuses_a_broken_one(

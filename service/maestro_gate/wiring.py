@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +23,14 @@ from maestro_gate.audit.store import TreeLog
 from maestro_gate.auth.authenticator import Authenticator, build_authenticator
 from maestro_gate.authoring.check import refuse_unchecked
 from maestro_gate.config import Settings
+from maestro_gate.core.admission import Admission
 from maestro_gate.core.controls import Controls
-from maestro_gate.core.errors import BundleError, EngineError
+from maestro_gate.core.errors import AuditUnavailable, BundleError, EngineError
 from maestro_gate.core.point import DecisionPoint
 from maestro_gate.core.ports import BundleInfo, StateSource
-from maestro_gate.engine import patches
-from maestro_gate.engine.bundle import read_bundle
+from maestro_gate.engine import patches, revision
+from maestro_gate.engine.bundle import Bundle, read_bundle
+from maestro_gate.engine.contract import check_contract
 from maestro_gate.engine.embedded import EmbeddedEngine
 from maestro_gate.engine.inprocess import InProcessOpaEngine
 from maestro_gate.engine.opa import OpaEngine
@@ -77,7 +81,10 @@ class Gate:
         self.audit.start()
         if self.checkpointer is not None:
             await self.checkpointer.start()
-        self.metrics.audit_records.set(self.audit.count())
+        try:
+            self.metrics.audit_records.set(self.audit.count())
+        except Exception as exc:  # an unreadable store: /ready says so, appends answer 503
+            self._log.error("audit_unreadable", error=str(exc))
         if self.controls is not None:
             await self.controls.start()
         if isinstance(self.engine, OpaEngine):
@@ -87,7 +94,7 @@ class Gate:
         seen = await asyncio.to_thread(fingerprint, *watched) if watching else ""
         try:
             await self.reload()
-        except (BundleError, EngineError) as exc:
+        except (BundleError, EngineError, AuditUnavailable) as exc:
             self._log.error(
                 "bundle_refused", error=exc.message, bundle_dir=str(self.settings.bundle_dir)
             )
@@ -95,23 +102,37 @@ class Gate:
             self.watcher = BundleWatcher(watched, self.settings.bundle_watch_s, self.reload_bundle)
             self.watcher.start(seen)
 
-    async def reload_bundle(self) -> BundleInfo:
+    async def reload_bundle(
+        self, *, allow_downgrade: bool = False, by: str | None = None
+    ) -> BundleInfo:
         """`reload`, one at a time: the watcher and the admin endpoint never race each other."""
         async with self._reload_lock:
-            return await self.reload()
+            return await self.reload(allow_downgrade=allow_downgrade, by=by)
 
-    async def reload(self) -> BundleInfo:
-        """Read, check and activate the bundle; on failure keep the active one and raise."""
+    async def reload(self, *, allow_downgrade: bool = False, by: str | None = None) -> BundleInfo:
+        """Read, check and activate the bundle; on failure keep the active one and raise.
+
+        With signing on, a bundle not newer than the newest one the store accepted is refused
+        (engine/revision.py) unless `allow_downgrade`; an allowed downgrade is audited
+        (`bundle_downgrade_allowed`, naming `by`) before it is activated. A store that cannot
+        be read or written refuses the bundle with AuditUnavailable.
+        """
         try:
             if isinstance(self.engine, OpaEngine):
                 info = await self.engine.refresh()
             else:
-                info = await asyncio.to_thread(self._load, self.engine)
+                bundle = await asyncio.to_thread(self._checked)
+                verdict = await self._judge(bundle, allow_downgrade)
+                if verdict is not None and verdict.downgrade:
+                    await self.point.event(
+                        "bundle_downgrade_allowed", None, _downgrade_detail(verdict, by)
+                    )
+                info = await asyncio.to_thread(self._activate, self.engine, bundle, verdict)
         except BundleError as exc:
             self.last_reload_error = exc.message
             self.metrics.bundle_failures.inc()
             raise
-        except EngineError as exc:
+        except (EngineError, AuditUnavailable) as exc:
             self.last_reload_error = exc.message
             raise
         self.last_reload_error = None
@@ -125,7 +146,8 @@ class Gate:
         )
         return info
 
-    def _load(self, engine: LocalEngine) -> BundleInfo:
+    def _checked(self) -> Bundle:
+        """The configured bundle, read, verified, linted and held to the decision contract."""
         settings = self.settings
         bundle = read_bundle(
             settings.bundle_dir,
@@ -133,8 +155,35 @@ class Gate:
             public_key=_read_key(settings.bundle_public_key_file),
             scope=settings.bundle_signature_scope,
         )
-        refuse_unchecked(bundle, settings.catalog_dir)
-        info = engine.load(bundle)
+        # The contract compiles and evaluates the bundle on a probe engine while `policy
+        # check` lints it; with two cores this hides most of its cost in the reload time.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bundle-contract") as probe:
+            contract = probe.submit(check_contract, bundle, self.engine.name)
+            refuse_unchecked(bundle, settings.catalog_dir)
+            contract.result()
+        return bundle
+
+    async def _judge(self, bundle: Bundle, allow_downgrade: bool) -> revision.Verdict | None:
+        """With signing on, the candidate against the store's floor (None with signing off)."""
+        if self.settings.bundle_public_key_file is None:
+            return None
+        floor = await asyncio.to_thread(self.audit.accepted_revision)
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        return revision.judge(bundle, floor, now, allow_downgrade=allow_downgrade)
+
+    def _activate(
+        self, engine: LocalEngine, bundle: Bundle, verdict: revision.Verdict | None
+    ) -> BundleInfo:
+        """Raise the floor (when signing is on), then activate; a refused load restores it."""
+        raised = verdict is not None and verdict.raises_floor
+        if verdict is not None and raised:
+            self.audit.accept_revision(verdict.candidate)
+        try:
+            info = engine.load(bundle)
+        except BaseException:
+            if verdict is not None and raised and verdict.floor is not None:
+                self.audit.accept_revision(verdict.floor)
+            raise
         self.agent_classes = agent_classes(bundle.data)
         return info
 
@@ -175,6 +224,8 @@ def build(settings: Settings) -> Gate:
         approvals=approvals,
         approval_ttl_s=settings.approval_ttl_s,
         controls=initial,
+        admission=Admission(per_caller=settings.caller_evaluations),
+        max_weight=settings.max_request_weight,
     )
     controls = ControlsSync(
         approvals,
@@ -263,6 +314,16 @@ def _engine(settings: Settings, metrics: PrometheusMetrics) -> GateEngine:
     embedded = EmbeddedEngine(workers=settings.engine_workers)
     metrics.watch_engine(embedded.name, lambda: embedded.active_bundle() is not None)
     return embedded
+
+
+def _downgrade_detail(verdict: revision.Verdict, by: str | None) -> dict[str, Any]:
+    """The `bundle_downgrade_allowed` event: from which accepted bundle to which, and who."""
+    floor = verdict.floor
+    return {
+        "from": {"revision": floor.revision, "digest": floor.digest} if floor else None,
+        "to": {"revision": verdict.candidate.revision, "digest": verdict.candidate.digest},
+        "by": by,
+    }
 
 
 def _read_key(path: Path | None) -> bytes | None:

@@ -1,18 +1,23 @@
 """Administrative operations: `POST /v1/admin/bundle/reload`.
 
 A reload activates the configured bundle only when it reads, verifies (when a public key is
-set), passes `policy check` and compiles; otherwise the active bundle stays, the failure is
-counted and shown in `/v1/status`, and the answer is 422 `{code: "bundle_error", message,
-errors}`. With engine=opa a reload asks OPA for its active revision; an OPA that cannot be
-reached or will not take the gate's token answers 503 `engine_error`.
+set), passes `policy check`, compiles and keeps the decision contract on its probe requests
+(engine/contract.py), and, with signing on, is newer than the newest signed revision the store
+accepted (engine/revision.py); otherwise the active bundle stays, the failure is counted and
+shown in `/v1/status`, and the answer is 422 `{code: "bundle_error", message, errors}`.
+`allow_downgrade=true` lets an admin activate an older signed bundle; the downgrade is audited
+(`bundle_downgrade_allowed`) first. A store that cannot be read or written answers 503
+`audit_unavailable`. With engine=opa a reload asks OPA for its active revision; an OPA that
+cannot be reached or will not take the gate's token answers 503 `engine_error`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
+from maestro_gate.api.security import caller_of
 from maestro_gate.core.ports import BundleInfo
 from maestro_gate.wiring import Gate
 
@@ -23,15 +28,29 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
     "/bundle/reload",
     summary="Re-read the bundle and activate it if it passes every check",
     responses={
-        422: {"description": "The bundle was refused; the active one stays."},
-        503: {"description": "engine=opa: OPA could not be reached or refused the gate's token."},
+        422: {
+            "description": "The bundle was refused (checks, contract, or an older signed "
+            "revision); the active one stays."
+        },
+        503: {
+            "description": "The audit store cannot record the accepted revision, or "
+            "engine=opa: OPA could not be reached or refused the gate's token."
+        },
     },
 )
-async def reload_bundle(request: Request) -> dict[str, Any]:
+async def reload_bundle(
+    request: Request,
+    allow_downgrade: bool = Query(
+        False,
+        description="Activate a signed bundle whose revision is not newer than the newest "
+        "accepted one; the downgrade is audited.",
+    ),
+) -> dict[str, Any]:
     """The now active bundle and the one it replaced; 422 `bundle_error` when refused."""
     gate: Gate = request.app.state.gate
     previous = gate.engine.active_bundle()
-    info = await gate.reload_bundle()
+    by = caller_of(request).principal
+    info = await gate.reload_bundle(allow_downgrade=allow_downgrade, by=by)
     return {
         "status": "activated",
         "changed": previous is None or previous.digest != info.digest,

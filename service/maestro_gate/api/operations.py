@@ -19,9 +19,13 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", summary="Readiness: a bundle is active and the audit log is writable")
+@router.get("/ready", summary="Readiness: a bundle is active and the audit store takes a write")
 async def ready(request: Request) -> JSONResponse:
-    """200 when decisions can be made and recorded now, else 503 with the failing checks."""
+    """200 when decisions can be made and recorded now, else 503 with the failing checks.
+
+    `audit_writable` is a write probe of the store itself (at most one a second, see
+    audit/store.py), so a store that recovers turns the gate ready again without any traffic.
+    """
     gate: Gate = request.app.state.gate
     # Ask the engine first: an OPA engine learns its active revision when OPA becomes healthy.
     engine_reachable = await gate.engine.ready()
@@ -34,6 +38,8 @@ async def ready(request: Request) -> JSONResponse:
     body: dict[str, Any] = {"status": "ready" if ok else "not_ready", "checks": checks}
     if not ok:
         body = {"code": "not_ready", "message": "the gate cannot decide yet", **body}
+        if not checks["audit_writable"] and gate.audit.problem is not None:
+            body["audit_problem"] = gate.audit.problem
     return JSONResponse(body, status_code=200 if ok else 503)
 
 

@@ -4,23 +4,28 @@ Each group commit runs in one transaction that first takes a transaction-level a
 (`pg_advisory_xact_lock`, keyed by the schema) and only then reads the tail and the frontier, so
 appends from every replica are serialised; `idx` is the primary key, so a fork cannot be stored.
 The lock is released by COMMIT or ROLLBACK, never left behind by a crashed replica.
+
+The write probe commits one row of `gate_probe`: a standby or a read-only database refuses it,
+a server that is down or restarting fails to connect, and the commit waits for the WAL flush.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
+import psycopg_pool
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from maestro_gate.audit.store import Outcome, TreeLog, seal_batch, tail_of
+from maestro_gate.audit.store import PROBE_TTL_S, Outcome, TreeLog, seal_batch, tail_of
 from maestro_gate.core import merkle
 from maestro_gate.core.errors import AuditUnavailable
-from maestro_gate.core.ports import AuditEntry, StoredCheckpoint
+from maestro_gate.core.ports import AcceptedRevision, AuditEntry, StoredCheckpoint
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_records (
@@ -42,7 +47,23 @@ CREATE TABLE IF NOT EXISTS audit_checkpoints (
     note TEXT NOT NULL,
     issued_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS gate_probe (id INTEGER PRIMARY KEY, at BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS bundle_revisions (
+    name TEXT PRIMARY KEY,
+    revision TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    accepted_at TEXT NOT NULL
+);
 """
+PROBE_TIMEOUT_S = 1.0
+_PROBE = (
+    "INSERT INTO gate_probe (id, at) VALUES (1, %s) ON CONFLICT (id) DO UPDATE SET at = excluded.at"
+)
+_ACCEPT = (
+    "INSERT INTO bundle_revisions (name, revision, digest, accepted_at) "
+    "VALUES ('signed', %s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
+    "revision = excluded.revision, digest = excluded.digest, accepted_at = excluded.accepted_at"
+)
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _TAIL = "SELECT idx, leaf_hash FROM audit_records ORDER BY idx DESC LIMIT 1"
 _LEAVES = "SELECT idx, leaf_hash FROM audit_records WHERE idx = ANY(%s)"
@@ -80,11 +101,17 @@ class PostgresAuditLog(TreeLog):
     """AuditStore on PostgreSQL (psycopg 3, pooled); safe to run in several replicas at once."""
 
     def __init__(
-        self, dsn: str, *, schema: str = "public", pool_size: int = 4, batch_max: int = 2048
+        self,
+        dsn: str,
+        *,
+        schema: str = "public",
+        pool_size: int = 4,
+        batch_max: int = 2048,
+        probe_ttl_s: float = PROBE_TTL_S,
     ) -> None:
         if not _IDENTIFIER.match(schema):
             raise ValueError(f"schema name {schema!r} is not a plain lower-case identifier")
-        super().__init__(batch_max=batch_max)
+        super().__init__(batch_max=batch_max, probe_ttl_s=probe_ttl_s)
         self.dsn = dsn
         self.schema = schema
         self._lock = lock_key(schema)
@@ -122,10 +149,13 @@ class PostgresAuditLog(TreeLog):
             self._pool = None
 
     def _connection(self) -> Any:
+        return self._pool_connection(None)
+
+    def _pool_connection(self, timeout_s: float | None) -> Any:
         if self._pool is None:
             self._open()
         assert self._pool is not None
-        return self._pool.connection()
+        return self._pool.connection(timeout=timeout_s)
 
     def _commit(self, bodies: list[dict[str, Any]]) -> list[Outcome]:
         try:
@@ -146,6 +176,33 @@ class PostgresAuditLog(TreeLog):
         except (psycopg.Error, KeyError) as exc:
             raise AuditUnavailable(f"audit commit failed: {exc}") from exc
         return sealed.outcomes
+
+    def _probe(self) -> None:
+        try:
+            with self._pool_connection(PROBE_TIMEOUT_S) as conn, conn.transaction():
+                conn.execute(_PROBE, (time.time_ns(),))
+        except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+            raise AuditUnavailable(f"the audit store refused a write: {exc}") from exc
+
+    def accepted_revision(self) -> AcceptedRevision | None:
+        """The floor of signed bundle revisions."""
+        try:
+            with self._connection() as conn:
+                row = conn.execute(
+                    "SELECT revision, digest, accepted_at FROM bundle_revisions "
+                    "WHERE name = 'signed'"
+                ).fetchone()
+        except psycopg.Error as exc:
+            raise AuditUnavailable(f"the accepted revision cannot be read: {exc}") from exc
+        return AcceptedRevision(str(row[0]), str(row[1]), str(row[2])) if row else None
+
+    def accept_revision(self, accepted: AcceptedRevision) -> None:
+        """Store the floor of signed bundle revisions, committed before this returns."""
+        try:
+            with self._connection() as conn, conn.transaction():
+                conn.execute(_ACCEPT, (accepted.revision, accepted.digest, accepted.accepted_at))
+        except psycopg.Error as exc:
+            raise AuditUnavailable(f"the accepted revision cannot be stored: {exc}") from exc
 
     def count(self) -> int:
         """Number of records."""

@@ -4,20 +4,27 @@ Each batch runs in one `BEGIN IMMEDIATE` transaction, which takes the file's wri
 the tail is read, so several worker processes sharing one file extend one chain; `idx` is the
 primary key, so a fork cannot be stored. `audit_nodes` holds the hash of every complete subtree
 of level 1 and above (level 0 is `audit_records.leaf_hash`), written in the same transaction.
+
+The write probe first asks the file system: a read-only mount or less than `PROBE_FREE_BYTES`
+free fails it, because a one-row commit can still fit in the WAL's reused pages on a disk where
+every batch of records fails. Then it commits one row on a fresh connection (the path, the lock
+and the fsync), which costs about 0.1 ms on tmpfs and one fsync on a disk.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from maestro_gate.audit.store import Outcome, TreeLog, seal_batch, tail_of
+from maestro_gate.audit.store import PROBE_TTL_S, Outcome, TreeLog, seal_batch, tail_of
 from maestro_gate.core import merkle
 from maestro_gate.core.errors import AuditUnavailable
-from maestro_gate.core.ports import AuditEntry, StoredCheckpoint
+from maestro_gate.core.ports import AcceptedRevision, AuditEntry, StoredCheckpoint
 from maestro_gate.core.verify import Row
 
 SCHEMA = """
@@ -40,7 +47,25 @@ CREATE TABLE IF NOT EXISTS audit_checkpoints (
     note TEXT NOT NULL,
     issued_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS gate_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS bundle_revisions (
+    name TEXT PRIMARY KEY,
+    revision TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    accepted_at TEXT NOT NULL
+);
 """
+PROBE_FREE_BYTES = 1024 * 1024
+PROBE_TIMEOUT_S = 1.0
+_PROBE = (
+    "INSERT INTO gate_probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at"
+)
+_ACCEPTED = "SELECT revision, digest, accepted_at FROM bundle_revisions WHERE name = 'signed'"
+_ACCEPT = (
+    "INSERT INTO bundle_revisions (name, revision, digest, accepted_at) VALUES ('signed', ?, ?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET revision = excluded.revision, digest = excluded.digest, "
+    "accepted_at = excluded.accepted_at"
+)
 
 _LEAVES = "SELECT idx, leaf_hash FROM audit_records WHERE idx IN (SELECT value FROM json_each(?))"
 _NODES = (
@@ -54,9 +79,13 @@ def connect(path: Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
     """A connection with WAL, the given durability, a generous busy timeout and the schema."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=60.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.executescript(SCHEMA)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.executescript(SCHEMA)
+    except sqlite3.Error:
+        conn.close()
+        raise
     return conn
 
 
@@ -96,16 +125,34 @@ def write_batch(conn: sqlite3.Connection, bodies: list[dict[str, Any]]) -> list[
 class SqliteAuditLog(TreeLog):
     """AuditStore on a SQLite file; `append` returns once the record's transaction committed."""
 
-    def __init__(self, path: Path, *, synchronous: str = "FULL", batch_max: int = 2048) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str = "FULL",
+        batch_max: int = 2048,
+        probe_ttl_s: float = PROBE_TTL_S,
+    ) -> None:
         if synchronous not in {"FULL", "NORMAL", "EXTRA", "OFF"}:
             raise ValueError(f"unsupported synchronous mode {synchronous!r}")
-        super().__init__(batch_max=batch_max)
+        super().__init__(batch_max=batch_max, probe_ttl_s=probe_ttl_s)
         self.path = path
         self._synchronous = synchronous
         self._conn: sqlite3.Connection | None = None
 
     def _open(self) -> None:
+        self._check_file_system()
         self._conn = connect(self.path, synchronous=self._synchronous)
+
+    def _check_file_system(self) -> None:
+        """Raise AuditUnavailable for a read-only mount or one with too little space left."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fs = os.statvfs(self.path.parent)
+        if fs.f_flag & os.ST_RDONLY:
+            raise AuditUnavailable(f"{self.path.parent} is on a read-only file system")
+        free = fs.f_bavail * fs.f_frsize
+        if free < PROBE_FREE_BYTES:
+            raise AuditUnavailable(f"{self.path.parent} has {free} bytes free")
 
     def _shutdown(self) -> None:
         if self._conn is not None:
@@ -125,6 +172,42 @@ class SqliteAuditLog(TreeLog):
                 conn.execute("ROLLBACK")
             raise AuditUnavailable(f"audit commit failed: {exc}") from exc
         return outcomes
+
+    def _probe(self) -> None:
+        self._check_file_system()
+        conn = sqlite3.connect(self.path, timeout=PROBE_TIMEOUT_S, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(_PROBE, (time.time_ns(),))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise AuditUnavailable(f"the audit store refused a write: {exc}") from exc
+        finally:
+            conn.close()
+
+    def accepted_revision(self) -> AcceptedRevision | None:
+        """The floor of signed bundle revisions, read on a fresh connection."""
+        try:
+            conn = self._read()
+            try:
+                row = conn.execute(_ACCEPTED).fetchone()
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise AuditUnavailable(f"the accepted revision cannot be read: {exc}") from exc
+        return AcceptedRevision(str(row[0]), str(row[1]), str(row[2])) if row else None
+
+    def accept_revision(self, accepted: AcceptedRevision) -> None:
+        """Store the floor of signed bundle revisions, committed before this returns."""
+        conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute(_ACCEPT, (accepted.revision, accepted.digest, accepted.accepted_at))
+        except sqlite3.Error as exc:
+            raise AuditUnavailable(f"the accepted revision cannot be stored: {exc}") from exc
+        finally:
+            conn.close()
 
     def _read(self) -> sqlite3.Connection:
         if not self.path.is_file():

@@ -6,6 +6,13 @@ the log's write lock, reads the tail and the frontier (the complete subtrees of 
 tree), seals the bodies after the tail (`seal_batch`), inserts the records and the newly
 completed subtree hashes, and commits. Only then are the callers resolved. Reads (entries,
 proofs, checkpoints) are synchronous backend methods with async wrappers run in a thread.
+
+`writable()` (what `/ready` reports) probes the store itself: a small committed write in the
+store's own `gate_probe` table, run at most once per `probe_ttl_s` and only trusted when it is
+newer than the writer's last failure. So readiness falls when the store fails and rises again
+by itself once it recovers, with no decision traffic. A rolled-back write would be cheaper but
+proves nothing on SQLite, whose WAL pages reach the disk only at commit: on a full disk it
+succeeds while every append fails.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -21,12 +29,21 @@ from typing import Any
 from maestro_gate.core import merkle
 from maestro_gate.core.chain import GENESIS, seal
 from maestro_gate.core.errors import AuditUnavailable
-from maestro_gate.core.ports import AuditEntry, AuditReceipt, StoredCheckpoint
+from maestro_gate.core.ports import AcceptedRevision, AuditEntry, AuditReceipt, StoredCheckpoint
 from maestro_gate.core.verify import Row
 
 _Pending = tuple[dict[str, Any], asyncio.Future[AuditReceipt], asyncio.AbstractEventLoop]
 _STOP = object()
 Outcome = AuditReceipt | BaseException
+PROBE_TTL_S = 1.0
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The outcome of one write probe of the store, at a `time.monotonic()` instant."""
+
+    at: float
+    problem: str | None
 
 
 @dataclass
@@ -70,11 +87,17 @@ def tail_of(row: tuple[int, bytes] | None) -> tuple[int, str]:
 class TreeLog(ABC):
     """A durable, hash-chained, Merkle-tree audit log; backends supply storage."""
 
-    def __init__(self, *, batch_max: int = 2048) -> None:
+    def __init__(self, *, batch_max: int = 2048, probe_ttl_s: float = PROBE_TTL_S) -> None:
         self._batch_max = batch_max
         self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._opened = False
+        self._open_lock = threading.Lock()
         self._failure: str | None = None
+        self._failed_at = float("-inf")
+        self._probe_ttl_s = probe_ttl_s
+        self._probe_lock = threading.Lock()
+        self._probed: Probe | None = None
 
     # backend primitives -------------------------------------------------------------------
     @abstractmethod
@@ -84,6 +107,18 @@ class TreeLog(ABC):
     @abstractmethod
     def _shutdown(self) -> None:
         """Release connections after the writer stopped."""
+
+    @abstractmethod
+    def _probe(self) -> None:
+        """Commit one small write to the store's `gate_probe` table; raise if it cannot."""
+
+    @abstractmethod
+    def accepted_revision(self) -> AcceptedRevision | None:
+        """The stored floor of signed bundle revisions, if one was ever accepted."""
+
+    @abstractmethod
+    def accept_revision(self, accepted: AcceptedRevision) -> None:
+        """Store `accepted` as the floor of signed bundle revisions (replacing the last one)."""
 
     @abstractmethod
     def _commit(self, bodies: list[dict[str, Any]]) -> list[Outcome]:
@@ -136,8 +171,16 @@ class TreeLog(ABC):
 
     # lifecycle and the AuditStore protocol --------------------------------------------------
     def start(self) -> None:
-        """Create the schema and start the writer thread."""
-        self._open()
+        """Create the schema and start the writer thread.
+
+        A store that cannot be opened yet (read-only, full, unreachable) is not fatal: the
+        writer opens it at its first batch, every append fails with AuditUnavailable until
+        then, and `writable()` is false.
+        """
+        try:
+            self._ensure_open()
+        except Exception as exc:
+            self._failed(f"the audit store cannot be opened: {exc}")
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
@@ -147,7 +190,9 @@ class TreeLog(ABC):
             self._queue.put(_STOP)
             self._thread.join(timeout=30)
             self._thread = None
-        self._shutdown()
+        with self._open_lock:
+            self._shutdown()
+            self._opened = False
 
     async def append(self, record: dict[str, Any]) -> AuditReceipt:
         """Seal and commit one record body; raise AuditUnavailable if it cannot be made durable."""
@@ -163,8 +208,38 @@ class TreeLog(ABC):
         return await asyncio.to_thread(self.count)
 
     async def writable(self) -> bool:
-        """True while the writer runs and its last commit succeeded."""
-        return self._thread is not None and self._thread.is_alive() and self._failure is None
+        """True when an append would succeed now: the writer runs, and a write probe of the
+        store at most `probe_ttl_s` old, and newer than the writer's last failure, succeeded."""
+        if self._thread is None or not self._thread.is_alive():
+            return False
+        probe = self._probed
+        if probe is None or time.monotonic() - probe.at >= self._probe_ttl_s:
+            probe = await asyncio.to_thread(self.probe)
+        return probe.problem is None and probe.at > self._failed_at
+
+    def probe(self) -> Probe:
+        """Probe the store now (or take a probe another thread just ran); never raises."""
+        with self._probe_lock:
+            probe = self._probed
+            if probe is not None and time.monotonic() - probe.at < self._probe_ttl_s:
+                return probe
+            at = time.monotonic()
+            try:
+                self._ensure_open()
+                self._probe()
+                problem = None
+            except Exception as exc:
+                problem = str(exc) or type(exc).__name__
+            self._probed = Probe(at=at, problem=problem)
+            return self._probed
+
+    @property
+    def problem(self) -> str | None:
+        """Why the store was last found unwritable (by the writer or a probe), if it was."""
+        probe = self._probed
+        if probe is not None and probe.at > self._failed_at:
+            return probe.problem
+        return self._failure
 
     async def entries(self, start: int, end: int) -> list[AuditEntry]:
         """Records with `start <= index < end`."""
@@ -227,12 +302,23 @@ class TreeLog(ABC):
             if stop:
                 return
 
+    def _ensure_open(self) -> None:
+        with self._open_lock:
+            if not self._opened:
+                self._open()
+                self._opened = True
+
+    def _failed(self, problem: str) -> None:
+        self._failure = problem
+        self._failed_at = time.monotonic()
+
     def _write(self, batch: list[_Pending]) -> None:
         try:
+            self._ensure_open()
             outcomes = self._commit([body for body, _, _ in batch])
             self._failure = None
         except Exception as exc:
-            self._failure = str(exc)
+            self._failed(str(exc))
             failure = (
                 exc
                 if isinstance(exc, AuditUnavailable)

@@ -87,6 +87,15 @@ class StoredCheckpoint:
     issued_at: str
 
 
+@dataclass(frozen=True, slots=True)
+class AcceptedRevision:
+    """The newest signed bundle the store has accepted: the floor reloads must rise above."""
+
+    revision: str
+    digest: str
+    accepted_at: str
+
+
 class AuditStore(AuditLog, Protocol):
     """An AuditLog that also serves its records, Merkle proofs and signed checkpoints."""
 
