@@ -45,6 +45,19 @@ class Settings(BaseSettings):
         description="File holding the bearer token sent to OPA run with `--authentication=token`"
         " (engine=opa); read at start and again on every reload.",
     )
+    caller_evaluations: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        description="Evaluations one caller may have running at once; while one of them runs"
+        " past its deadline the caller may start no other (429 `caller_overloaded`).",
+    )
+    max_request_weight: int = Field(
+        640,
+        ge=1,
+        description="Heaviest request evaluated (list items plus the delegation chain's length"
+        " squared); heavier ones get 400 `request_too_complex`.",
+    )
     decision_timeout_ms: int = Field(
         250, ge=1, le=60_000, description="Evaluation deadline; past it the answer is deny."
     )

@@ -3,7 +3,8 @@
 GateError
 ├── InvalidRequest          invalid_parameter     400
 │   ├── RequestTooLarge     request_too_large     413
-│   └── RequestTooDeep      request_too_deep      400
+│   ├── RequestTooDeep      request_too_deep      400
+│   └── RequestTooComplex   request_too_complex   400
 ├── Unauthenticated         unauthorized          401
 ├── Forbidden               forbidden             403
 │   ├── SubjectNotBound     subject_not_bound     403
@@ -12,6 +13,7 @@ GateError
 ├── Conflict                resource_conflict     409
 │   ├── AlreadyVoted        already_voted         409
 │   └── ApprovalClosed      approval_closed       409
+├── CallerOverloaded        caller_overloaded     429
 ├── EngineError             engine_error          (never surfaces: becomes a deny)
 ├── BundleError             bundle_error          (load time; the active bundle stays)
 ├── AuditUnavailable        audit_unavailable     503
@@ -50,6 +52,12 @@ class RequestTooDeep(InvalidRequest):
     """The body nests deeper than the configured limit."""
 
     code = "request_too_deep"
+
+
+class RequestTooComplex(InvalidRequest):
+    """The request would cost more to evaluate than the gate admits (core/admission.py)."""
+
+    code = "request_too_complex"
 
 
 class Unauthenticated(GateError):
@@ -100,6 +108,12 @@ class ApprovalClosed(Conflict):
     code = "approval_closed"
 
 
+class CallerOverloaded(GateError):
+    """The caller holds all the engine work it may (core/admission.py); it may retry later."""
+
+    code = "caller_overloaded"
+
+
 class EngineError(GateError):
     """The policy engine failed or ran past its deadline; the caller sees a deny."""
 
@@ -107,9 +121,17 @@ class EngineError(GateError):
 
 
 class EngineTimeout(EngineError):
-    """Evaluation did not finish before its deadline."""
+    """Evaluation did not finish before its deadline.
+
+    `settled`, when the engine gives one, completes when the overrunning evaluation has ended
+    and its worker is free again (the engines cannot interrupt an evaluation).
+    """
 
     code = "engine_timeout"
+
+    def __init__(self, message: str, *, settled: Any = None) -> None:
+        super().__init__(message)
+        self.settled = settled
 
 
 class BundleError(GateError):

@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from maestro_gate.core.admission import Admission, Slot, check_weight
 from maestro_gate.core.approvals import (
     UNUSABLE,
     Approval,
@@ -79,6 +80,8 @@ class DecisionPoint:
         approval_ttl_s: int = 3600,
         controls: Controls | None = None,
         agent_class: Callable[[str], str | None] | None = None,
+        admission: Admission | None = None,
+        max_weight: int | None = None,
     ) -> None:
         self.engine = engine
         self.audit = audit
@@ -90,6 +93,8 @@ class DecisionPoint:
         self.approvals = approvals
         self.approval_ttl_s = approval_ttl_s
         self.agent_class = agent_class
+        self.admission = admission
+        self.max_weight = max_weight
         self._log = structlog.get_logger("maestro_gate.decision")
 
     @property
@@ -100,6 +105,8 @@ class DecisionPoint:
     async def decide(self, request: AnyRequest, caller: Caller | None = None) -> DecisionResponse:
         """Decide one request; raise InvalidRequest or AuditUnavailable, never allow on error."""
         started = time.perf_counter()
+        if self.max_weight is not None:
+            check_weight(request, self.max_weight)
         decision_id = str(uuid.uuid4())
         document = request.model_dump(mode="json", exclude_none=True)
         try:
@@ -127,7 +134,8 @@ class DecisionPoint:
                 "status": status,
                 "approvals": held.approvals if held else 0,
             }
-        result, policy = await self._evaluate({**document, "state": state})
+        slot = self.admission.enter(caller.principal) if self.admission and caller else None
+        result, policy = await self._evaluate({**document, "state": state}, slot)
         result = fail_safes(result, request, controls, self.agent_class, state_error, held, status)
         event: str | None = None
         if status in UNUSABLE:
@@ -312,7 +320,9 @@ class DecisionPoint:
         )
         return await self._append(record, record["decision_id"])
 
-    async def _evaluate(self, document: dict[str, Any]) -> tuple[PolicyResult, PolicyRef]:
+    async def _evaluate(
+        self, document: dict[str, Any], slot: Slot | None = None
+    ) -> tuple[PolicyResult, PolicyRef]:
         engine = self.engine.name
         started = time.perf_counter()
         error: str | None = None
@@ -323,6 +333,8 @@ class DecisionPoint:
         except EngineTimeout as exc:
             error = "timeout"
             result = gate_deny("engine_timeout", exc.message)
+            if slot is not None and exc.settled is not None:
+                slot.hold(exc.settled)  # the caller's worker stays busy until it ends
         except NotReady as exc:
             error = "no_bundle"
             result = gate_deny("no_active_bundle", exc.message)
@@ -332,6 +344,9 @@ class DecisionPoint:
         except Exception as exc:
             error = "error"
             result = gate_deny("engine_error", f"unexpected engine failure: {type(exc).__name__}")
+        finally:
+            if slot is not None:
+                slot.release()  # unless held above
         if error is not None:
             policy = policy_ref(self.engine.active_bundle(), engine, None)
         self.metrics.engine(engine, time.perf_counter() - started, error)

@@ -14,6 +14,7 @@ is held past a deadline, new decisions go to fresh threads (and fresh engines).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import re
 import threading
@@ -239,6 +240,7 @@ class InProcessOpaEngine:
         if active is None:
             raise NotReady("no policy bundle is active")
         job = _Job(self._threads)
+        loop = asyncio.get_running_loop()
         try:
             submitted = job.threads.executor.submit(self._run, active, document, job)
         except RuntimeError:  # the threads were shut down between the read and the submit
@@ -247,10 +249,14 @@ class InProcessOpaEngine:
             async with asyncio.timeout(timeout_s):
                 value = await asyncio.wrap_future(submitted)
         except TimeoutError:
-            if not submitted.cancel():  # it had started: it holds its thread until it ends
+            settled: asyncio.Future[None] = loop.create_future()
+            if submitted.cancel():  # still queued: it never runs
+                settled.set_result(None)
+            else:  # it had started: it holds its thread until it ends
                 self._overran(job)
+                submitted.add_done_callback(lambda _: _settle(loop, settled))
             raise EngineTimeout(
-                f"evaluation exceeded its {timeout_s * 1000:.0f} ms deadline"
+                f"evaluation exceeded its {timeout_s * 1000:.0f} ms deadline", settled=settled
             ) from None
         return EngineResult(value=value, bundle=active.info)
 
@@ -283,3 +289,13 @@ class InProcessOpaEngine:
                 self._threads = _Threads(self._size)
         if wedged:
             held.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _settle(loop: asyncio.AbstractEventLoop, settled: asyncio.Future[None]) -> None:
+    """Complete `settled` on its loop (called from the worker thread that ended)."""
+    def complete() -> None:
+        if not settled.done():
+            settled.set_result(None)
+
+    with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+        loop.call_soon_threadsafe(complete)

@@ -34,6 +34,7 @@ class WorkerPool:
         self.threads = native.threads
         self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._overran: set[int] = set()
+        self._settled: dict[int, asyncio.Future[None]] = {}
         self._ids = ids
         self._closed = False
         self._fd = self.native.fileno()
@@ -58,9 +59,9 @@ class WorkerPool:
             async with asyncio.timeout(timeout_s):
                 return await future
         except TimeoutError:
-            self._abandon(job, overran=True)
+            settled = self._abandon(job, overran=True)
             raise EngineTimeout(
-                f"evaluation exceeded its {timeout_s * 1000:.0f} ms deadline"
+                f"evaluation exceeded its {timeout_s * 1000:.0f} ms deadline", settled=settled
             ) from None
         except asyncio.CancelledError:
             self._abandon(job, overran=False)
@@ -77,17 +78,26 @@ class WorkerPool:
         if not self._waiting:
             self._stop_watching()
 
-    def _abandon(self, job: int, *, overran: bool) -> None:
+    def _abandon(self, job: int, *, overran: bool) -> asyncio.Future[None]:
+        """Stop waiting for a job; the future completes once its thread is free of it."""
+        settled: asyncio.Future[None] = self.loop.create_future()
         state = self.native.cancel(job)
         if state == "dropped":  # still queued: it never runs
             del self._waiting[job]
         elif state == "evaluating" and overran and job in self._waiting:
             self._overran.add(job)  # `_collect` uncounts it when it ends
+            self._settled[job] = settled
+            return settled
+        settled.set_result(None)
+        return settled
 
     def _collect(self) -> None:
         for job, output, failed, message in self.native.take():
             future = self._waiting.pop(job, None)
             self._overran.discard(job)
+            settled = self._settled.pop(job, None)
+            if settled is not None and not settled.done():
+                settled.set_result(None)
             try:
                 value = result_of(output, failed, message)  # frees the output either way
             except Exception as exc:  # every job must end, and each failure is a deny

@@ -1,0 +1,123 @@
+"""Admission: how much engine work one request may ask for, and one caller may hold, so no
+caller can starve the others.
+
+A request's `weight` estimates what evaluating it costs: one per item of every list the
+policies iterate over, plus the square of the delegation chain's length (rules compare hops
+with each other, and the path with itself). A request heavier than `max_weight` is refused
+before it is evaluated (400 `request_too_complex`): the schema's size limits alone admit
+requests that take seconds on rego-cpp, far past any deadline.
+
+Neither engine can interrupt an evaluation: one that runs past its deadline is answered with a
+deny at the deadline, but keeps its worker thread until it ends. A caller could send one
+expensive request after another and hold every worker. So each caller (its authenticated
+principal) may hold at most `per_caller` evaluations at once, and while one of its evaluations
+is still running past its deadline it may start no other: its next requests are refused at
+once with `caller_overloaded` (HTTP 429), decided by nothing and audited as nothing, until
+its held worker is free again. Other callers are not affected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from maestro_gate.core.errors import CallerOverloaded, RequestTooComplex
+from maestro_gate.core.requests import AgentAction, AnyRequest, DataMovement, Delegation
+
+
+def weight(request: AnyRequest) -> int:
+    """The request's evaluation weight: list items, plus the chain's length squared."""
+    context = request.context
+    chain = context.delegation_chain
+    total = len(chain) ** 2 + len(chain) + len(context.goal_scopes) + len(context.plan)
+    total += sum(len(hop.scopes) for hop in chain)
+    if isinstance(request, Delegation):
+        total += len(request.task.scopes)
+    elif isinstance(request, DataMovement):
+        total += len(request.data.labels) + len(request.data.provenance)
+    elif isinstance(request, AgentAction):
+        total += len(request.side_effects)
+        if request.execution is not None:
+            total += len(request.execution.egress) + len(request.execution.secrets)
+    return total
+
+
+def check_weight(request: AnyRequest, max_weight: int) -> None:
+    """Raise RequestTooComplex when the request weighs more than `max_weight`."""
+    heavy = weight(request)
+    if heavy > max_weight:
+        raise RequestTooComplex(
+            f"the request weighs {heavy} (list items plus the delegation chain's length"
+            f" squared), more than the {max_weight} this gate evaluates within its deadline",
+            errors=[{"code": "request_too_complex", "message": f"weight {heavy} > {max_weight}"}],
+        )
+
+
+@dataclass
+class _Account:
+    running: int = 0
+    overrunning: int = 0
+
+
+@dataclass
+class Slot:
+    """One admitted evaluation; `release` it when the engine answers, `hold` it on a timeout."""
+
+    admission: Admission
+    key: str
+    _open: bool = field(default=True, repr=False)
+
+    def release(self) -> None:
+        """The engine answered: the caller's worker is free."""
+        if self._open:
+            self._open = False
+            self.admission._leave(self.key, overran=False)
+
+    def hold(self, settled: asyncio.Future[None]) -> None:
+        """The evaluation overran its deadline: keep the slot until its worker is free."""
+        if not self._open:
+            return
+        self._open = False
+        self.admission._overrun(self.key)
+        settled.add_done_callback(lambda _: self.admission._leave(self.key, overran=True))
+
+
+class Admission:
+    """Per-caller limits on engine work held at once; used from one event loop."""
+
+    def __init__(self, per_caller: int = 16) -> None:
+        self.per_caller = per_caller
+        self._accounts: dict[str, _Account] = {}
+        self.refused = 0
+
+    def enter(self, key: str) -> Slot:
+        """A slot for one evaluation for caller `key`; raise CallerOverloaded when it holds
+        `per_caller` already, or has an evaluation still running past its deadline."""
+        account = self._accounts.setdefault(key, _Account())
+        if account.overrunning:
+            self.refused += 1
+            raise CallerOverloaded(
+                "an earlier request of this caller is still being evaluated past its deadline;"
+                " retry when it has ended"
+            )
+        if account.running >= self.per_caller:
+            self.refused += 1
+            raise CallerOverloaded(f"this caller already has {account.running} evaluations running")
+        account.running += 1
+        return Slot(self, key)
+
+    def held(self, key: str) -> tuple[int, int]:
+        """(running, overrunning) evaluations of caller `key`."""
+        account = self._accounts.get(key)
+        return (account.running, account.overrunning) if account else (0, 0)
+
+    def _overrun(self, key: str) -> None:
+        self._accounts[key].overrunning += 1
+
+    def _leave(self, key: str, *, overran: bool) -> None:
+        account = self._accounts[key]
+        account.running -= 1
+        if overran:
+            account.overrunning -= 1
+        if not account.running:
+            del self._accounts[key]
