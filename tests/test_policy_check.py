@@ -167,3 +167,36 @@ def test_missing_manifest_is_a_problem(tmp_path: Path) -> None:
     bundle = layered(tmp_path)
     (bundle / ".manifest").unlink()
     assert problems_of(bundle) == [f"bundle: bundle {bundle} has no .manifest [bundle_error]"]
+
+
+def test_engine_opa_accepts_a_builtin_only_the_embedded_engine_lacks(tmp_path: Path) -> None:
+    """net.cidr_contains is refused for the embedded engine and accepted for OPA's."""
+    test = LAYER_TEST_REGO + '\ntest_cidr if { net.cidr_contains("10.0.0.0/8", "10.1.2.3") }\n'
+    bundle = layered(tmp_path, **{L3_TEST.replace("/", "__"): test})
+    assert [p.code for p in check_directory(bundle, CATALOG)] == ["unsupported_builtin"]
+    for engine in ("opa", "opa-inprocess"):
+        assert check_directory(bundle, CATALOG, engine) == []  # type: ignore[arg-type]
+
+
+def test_engine_opa_refuses_a_function_it_lacks_at_its_line(tmp_path: Path) -> None:
+    """OPA's `undefined function` compile error becomes unsupported_builtin at file:line."""
+    test = LAYER_TEST_REGO + '\ntest_missing if {\n  crypto.no_such_hash("x")\n}\n'
+    line = test.splitlines().index('  crypto.no_such_hash("x")') + 1
+    bundle = layered(tmp_path, **{L3_TEST.replace("/", "__"): test})
+    assert [str(p) for p in check_directory(bundle, CATALOG, "opa")] == [
+        f"{L3_TEST}:{line}: calls crypto.no_such_hash, which OPA's engine lacks "
+        "[unsupported_builtin]"
+    ]
+
+
+def test_cli_engine_flag_checks_for_the_engine_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`policy check --engine opa-inprocess` passes a bundle OPA runs, and says for which engine."""
+    test = LAYER_TEST_REGO + '\ntest_cidr if { net.cidr_contains("10.0.0.0/8", "10.1.2.3") }\n'
+    bundle = layered(tmp_path, **{L3_TEST.replace("/", "__"): test})
+    args = ["policy", "check", str(bundle), "--catalog", str(CATALOG)]
+    assert main([*args, "--engine", "opa-inprocess"]) == 0
+    assert "pass policy check for the opa-inprocess engine" in capsys.readouterr().out
+    assert main([*args, "--engine", "embedded"]) == 1
+    assert "which the embedded engine lacks [unsupported_builtin]" in capsys.readouterr().out

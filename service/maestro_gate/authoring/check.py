@@ -1,17 +1,21 @@
-"""`maestro-gate policy check`: refuse a bundle the embedded engine cannot run or that breaks
-the reason contract, before anyone loads it.
+"""`maestro-gate policy check`: refuse a bundle the target engine cannot run, that means
+different things on rego-cpp and OPA, or that breaks the reason contract, before anyone loads it.
 
-Three families of problem, each with the file and, when known, the line:
+Four families of problem, each with the file and, when known, the line:
 
-- `parse_error` / `compile_error`: a module or `*_test.rego` that regopy does not accept.
-- `unsupported_builtin`: a call to a built-in the embedded engine lacks (it would answer
-  *undefined* and silently disable a deny).
+- `parse_error` / `compile_error`: a module or `*_test.rego` that the target engine (regopy for
+  `embedded`, OPA's own for `opa` and `opa-inprocess`: `authoring.engines`) does not accept.
+- `unsupported_builtin`: a call to a built-in the target engine lacks (on the embedded engine it
+  would answer *undefined* and silently disable a deny).
+- `engine_divergence` (`policy check` only, on every engine): a construct rego-cpp and OPA
+  evaluate differently, with its safe rewrite (`authoring.divergence`).
 - `contract`: a `# METADATA` `custom.rule` id that is not `L<n>.<snake>`/`CL.<snake>`, a cited
   threat or mitigation missing from the catalog, a layer field that disagrees with the package,
   or a rule id emitted by a layer's `deny`/`hitl`/`obligations` (or in any `"rule": ...` literal
   of a layer package) that has no annotation with that id and that layer.
 
-The service runs the same `check_bundle` before it activates a bundle (start and reload).
+The service runs the same `check_bundle` (embedded) before it activates a bundle (start and
+reload).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from maestro_gate.annotations import (
     rule_annotations,
     scan_line,
 )
+from maestro_gate.authoring.engines import CheckEngine, divergence_problems, opa_problems
 from maestro_gate.catalog_files import load_catalog
 from maestro_gate.core.catalog import Catalog, CatalogError
 from maestro_gate.core.errors import BundleError
@@ -70,11 +75,16 @@ class Problem:
         return {"code": self.code, "message": self.message, "location": location}
 
 
-def check_bundle(bundle: Bundle, catalog: Catalog | None) -> list[Problem]:
-    """Every parse, compile, built-in and contract problem of a bundle (empty: it may load).
+def check_bundle(
+    bundle: Bundle, catalog: Catalog | None, engine: CheckEngine = "embedded"
+) -> list[Problem]:
+    """Every parse, compile, built-in and contract problem of a bundle on `engine` (empty: it
+    may load there).
 
     Without a catalog the threat and mitigation ids are not checked; everything else is.
     """
+    if engine != "embedded":
+        return opa_problems(bundle) + contract_problems(bundle, catalog)
     problems = _parse_problems(bundle)
     if not problems:
         try:
@@ -150,8 +160,11 @@ def emitted_rule_ids(source: str) -> Iterator[tuple[int, str]]:
                 yield start + text.count("\n", 0, match.start()), rule
 
 
-def check_directory(directory: Path, catalog_dir: Path | None) -> list[Problem]:
-    """`check_bundle` on a bundle directory or tarball, with the catalog read from `catalog_dir`."""
+def check_directory(
+    directory: Path, catalog_dir: Path | None, engine: CheckEngine = "embedded"
+) -> list[Problem]:
+    """`check_bundle` for `engine`, then the engine divergences, on a bundle directory or
+    tarball, with the catalog read from `catalog_dir`."""
     catalog: Catalog | None = None
     problems: list[Problem] = []
     if catalog_dir is not None:
@@ -163,12 +176,12 @@ def check_directory(directory: Path, catalog_dir: Path | None) -> list[Problem]:
         bundle = read_bundle(directory)
     except BundleError as exc:
         return [*problems, _bundle_problem(exc)]
-    return problems + check_bundle(bundle, catalog)
+    return problems + check_bundle(bundle, catalog, engine) + divergence_problems(bundle)
 
 
-def main_check(directory: Path, catalog_dir: Path | None) -> int:
+def main_check(directory: Path, catalog_dir: Path | None, engine: CheckEngine = "embedded") -> int:
     """Print each problem and a summary; return 0 when there are none, else 1."""
-    problems = check_directory(directory, catalog_dir)
+    problems = check_directory(directory, catalog_dir, engine)
     for problem in problems:
         print(problem)
     if problems:
@@ -181,7 +194,7 @@ def main_check(directory: Path, catalog_dir: Path | None) -> int:
         counted = f"{len(bundle.modules)} modules and {len(bundle.tests)} test files"
     except BundleError:
         counted = "bundle"
-    print(f"ok: {counted} in {directory} pass policy check{checked}")
+    print(f"ok: {counted} in {directory} pass policy check for the {engine} engine{checked}")
     return 0
 
 

@@ -14,7 +14,7 @@ def _policy_check(args: argparse.Namespace, settings: Settings) -> int:
     from maestro_gate.authoring.check import main_check
 
     catalog = Path(args.catalog) if args.catalog else settings.catalog_dir
-    return main_check(Path(args.dir) if args.dir else settings.bundle_dir, catalog)
+    return main_check(Path(args.dir) if args.dir else settings.bundle_dir, catalog, args.engine)
 
 
 def _policy_build(args: argparse.Namespace, settings: Settings) -> int:
@@ -92,10 +92,18 @@ def add_commands(policy: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     test.set_defaults(handler=_policy_test)
 
     check = policy.add_parser(
-        "check", help="parse, check built-ins and the reason contract; exit 1 on any problem"
+        "check",
+        help="parse, check built-ins, engine divergences and the reason contract; exit 1 on any"
+        " problem",
     )
     check.add_argument("dir", nargs="?", help="bundle directory or .tar.gz (default: bundle dir)")
     check.add_argument("--catalog", help="MAESTRO catalog directory (default: catalog dir)")
+    check.add_argument(
+        "--engine",
+        choices=("embedded", "opa", "opa-inprocess"),
+        default="embedded",
+        help="the engine the bundle will run on: refuse built-ins it lacks (default: embedded)",
+    )
     check.set_defaults(handler=_policy_check)
 
     build = policy.add_parser("build", help="write a deterministic OPA bundle .tar.gz")
