@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -85,7 +86,7 @@ def own_database() -> Iterator[str]:
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        yield psycopg.conninfo.make_conninfo(PG_DSN, dbname=name)
+        yield urlunsplit(urlsplit(PG_DSN)._replace(path=f"/{name}"))
     finally:
         with psycopg.connect(PG_DSN, autocommit=True) as conn:
             conn.execute(
@@ -95,7 +96,7 @@ def own_database() -> Iterator[str]:
 
 def set_read_only(dsn: str, on: bool) -> None:
     """Make a test database refuse writes (as a standby would) or take them again, at once."""
-    name = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
+    name = urlsplit(dsn).path.lstrip("/")
     assert PG_DSN is not None
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
         setting = sql.SQL(
