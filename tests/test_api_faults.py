@@ -205,11 +205,6 @@ def test_a_granted_resubmission_on_a_broken_store_is_503_and_keeps_the_approval(
     assert verify(log.verifier_rows(), None, []).ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/point.py consumes the approval before the decision's append and does not "
-    "release it when the append fails; needs a release in point.py (outside api/)",
-)
 def test_a_use_whose_record_cannot_be_written_leaves_the_approval_granted(
     gate: tuple[TestClient, Settings, dict[str, dict[str, str]]],
 ) -> None:

@@ -142,6 +142,15 @@ class SqlApprovalStore:
         """Mark a granted, matching, unexpired approval used; False if another use won."""
         return await self._run(self._consume, approval_id, digest, revision, decision_id, now_ms)
 
+    async def release(self, approval_id: str, decision_id: str) -> None:
+        """Make an approval used by `decision_id` granted again (its record was not written)."""
+        await self._run(
+            self._execute,
+            "UPDATE gate_approvals SET status = 'granted', used_by = NULL, used_at_ms = NULL "
+            "WHERE id = ? AND status = 'used' AND used_by = ?",
+            (approval_id, decision_id),
+        )
+
     async def find(self, status: Status | None, limit: int, now_ms: int) -> list[Approval]:
         """Approvals, newest first, optionally with one status as seen at `now_ms`."""
         return await self._run(self._find, status, limit, now_ms)

@@ -176,6 +176,10 @@ class ApprovalStore(Protocol):
         """Mark a granted, matching, unexpired approval used; False if it was not."""
         ...
 
+    async def release(self, approval_id: str, decision_id: str) -> None:
+        """Undo `consume` by `decision_id` (its record could not be written): granted again."""
+        ...
+
     async def find(self, status: Status | None, limit: int, now_ms: int) -> list[Approval]:
         """Approvals, newest first, optionally with one status (as seen at `now_ms`)."""
         ...

@@ -179,7 +179,12 @@ class DecisionPoint:
         )
         if controls.shadow_layers:
             record["shadow_layers"] = sorted(controls.shadow_layers)
-        receipt = await self._append(record, decision_id)
+        try:
+            receipt = await self._append(record, decision_id)
+        except AuditUnavailable:
+            if event == "used" and held is not None and self.approvals is not None:
+                await self._release(held.id, decision_id)
+            raise
         if event is not None:
             await self._approval_event(event, status, held, request, decision_id, now_ms)
         if self.state:
@@ -250,6 +255,14 @@ class DecisionPoint:
     ) -> bool:
         assert self.approvals is not None
         return await self.approvals.consume(held.id, digest, revision, decision_id, now_ms)
+
+    async def _release(self, approval_id: str, decision_id: str) -> None:
+        """An approval consumed for a decision that was not recorded is granted again."""
+        assert self.approvals is not None
+        try:
+            await self.approvals.release(approval_id, decision_id)
+        except Exception as exc:  # the store is failing too: the use stays, and says so
+            self._log.error("approval_not_released", approval_id=approval_id, error=str(exc))
 
     async def _open(
         self,
