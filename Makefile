@@ -40,6 +40,7 @@ imports: $(STAMP)
 policy-test: $(STAMP)
 	$(BIN)/maestro-gate policy check policies
 	$(BIN)/maestro-gate policy test policies
+	$(BIN)/maestro-gate policy test --engine opa policies
 
 pytest: $(STAMP)
 	$(BIN)/pytest
