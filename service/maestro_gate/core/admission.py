@@ -3,7 +3,8 @@ caller can starve the others.
 
 A request's `weight` estimates what evaluating it costs: one per item of every list the
 policies iterate over, plus the square of the delegation chain's length (rules compare hops
-with each other, and the path with itself). A request heavier than `max_weight` is refused
+with each other, and the path with itself), plus a quarter of plan steps times goal scopes
+(each step is checked against the goal, and each step outside it is a reason). A request heavier than `max_weight` is refused
 before it is evaluated (400 `request_too_complex`): the schema's size limits alone admit
 requests that take seconds on rego-cpp, far past any deadline.
 
@@ -30,6 +31,7 @@ def weight(request: AnyRequest) -> int:
     context = request.context
     chain = context.delegation_chain
     total = len(chain) ** 2 + len(chain) + len(context.goal_scopes) + len(context.plan)
+    total += len(context.plan) * len(context.goal_scopes) // 4  # each step against the goal
     total += sum(len(hop.scopes) for hop in chain)
     if isinstance(request, Delegation):
         total += len(request.task.scopes)
