@@ -3,8 +3,9 @@
 Every scenario in tests/scenarios/*.json, plus a few built in here, goes through a DecisionPoint
 on the embedded engine and one on the OPA engine (over loopback HTTP to the OPA stand-in), both
 with the bundle in policies/. Decisions, reasons, layers and obligations must be identical.
-The stand-in evaluates with regopy too, so this pins the OPA adapter and the input and result
-documents on the wire, not rego-cpp against Go OPA.
+The stand-in evaluates with OPA's own engine (opa-inprocess), so this pins the OPA adapter and
+the documents on the wire as well as rego-cpp against OPA; test_engine_semantics.py holds the
+engines to each other on far more inputs and on the Rego unit tests.
 """
 
 from __future__ import annotations

@@ -144,3 +144,13 @@ test_restricted_provenance_to_external_allows_internal_origins if {
 		with input.destination as {"type": "external", "id": "reports.partner.example"}
 		with input.operation as "export"
 }
+
+test_ttl_exceeds_parent_compares_ttls_as_numbers if {
+	# 9795 < 86400 as numbers (rego-cpp's min() compared the texts and took 86400).
+	t.fires(cl.deny, "CL.ttl_exceeds_parent") with input.kind as "delegation"
+		with input.subject as {"id": t.analyst_security}
+		with input.delegatee as "spiffe://corp.example/agent/reporter"
+		with input.task as {"goal": "x", "scopes": []}
+		with input.ttl_seconds as 20000
+		with input.context as {"delegation_chain": [hop(t.orchestrator, t.analyst_security, [], 9795)]}
+}

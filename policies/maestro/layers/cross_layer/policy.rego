@@ -62,19 +62,35 @@ deny contains reason("CL.delegation_not_in_topology", ["T12", "T13", "T3"], msg)
 	lib.is_delegation
 	_ = lib.agent
 	to := input.delegatee
-	not to in lib.agent.delegatees
+	not delegatee_declared
 	msg := sprintf("agent %s may not delegate to %s: the edge is not in the declared topology", [input.subject.id, to])
 }
 
 deny contains reason("CL.delegation_not_in_topology", ["T12", "T13", "T3"], msg) if {
 	# Each hop of the chain. The delegator is bound by `:=` first so the registry is looked up
 	# by key instead of scanned.
-	some hop in lib.chain
+	some i, hop in lib.chain
 	from := hop.delegator
 	to := hop.delegatee
 	_ = lib.agents[from]
-	not to in lib.agents[from].delegatees
+	not declared_hops[i]
 	msg := sprintf("agent %s may not delegate to %s: the edge is not in the declared topology", [from, to])
+}
+
+# The requested edge, and the chain's hops by index, that the delegator's `delegatees` list.
+# Scans, never a negated `to in ....delegatees`: for an entry without `delegatees` OPA makes
+# that negation undefined (every edge would pass) where rego-cpp makes it true.
+default delegatee_declared := false
+
+delegatee_declared if {
+	some d in lib.agent.delegatees
+	d == input.delegatee
+}
+
+declared_hops contains i if {
+	some i, hop in lib.chain
+	some d in lib.agents[hop.delegator].delegatees
+	d == hop.delegatee
 }
 
 # The scopes the subject holds: its registered scopes, narrowed to what its parent hop granted.
@@ -85,7 +101,9 @@ held_scopes := registered_scopes & {s | some s in lib.parent_hop.scopes} if lib.
 else := registered_scopes
 
 # Whether the delegation asks for a scope outside held_scopes, with one object.subset call per
-# scope list rather than building held_scopes (which only the message needs).
+# scope list rather than building held_scopes (which only the message needs). Both operands
+# are sets: object.subset([], set()) is false on OPA and true on rego-cpp, and rego-cpp
+# crashes on two empty arrays.
 task_scopes := {s | some s in input.task.scopes}
 
 default registered_scope_list := []
@@ -94,11 +112,11 @@ registered_scope_list := lib.entry.scopes
 
 default scopes_exceed_held := false
 
-scopes_exceed_held if not object.subset(registered_scope_list, task_scopes)
+scopes_exceed_held if not object.subset({s | some s in registered_scope_list}, task_scopes)
 
 scopes_exceed_held if {
 	lib.chained
-	not object.subset(object.get(lib.parent_hop, "scopes", []), task_scopes)
+	not object.subset({s | some s in object.get(lib.parent_hop, "scopes", [])}, task_scopes)
 }
 
 # METADATA
@@ -229,9 +247,13 @@ default max_ttl := 86400
 
 max_ttl := lib.thresholds.max_delegation_ttl_seconds
 
-parent_ttl := min({object.get(lib.parent_hop, "ttl_seconds", max_ttl), max_ttl}) if lib.chained
-
-else := max_ttl
+# The parent hop's TTL capped at the maximum, compared with `<`: rego-cpp's min and max of
+# numbers compare their texts (min({9795, 86400}) is 86400 there).
+parent_ttl := ttl if {
+	lib.chained
+	ttl := object.get(lib.parent_hop, "ttl_seconds", max_ttl)
+	ttl < max_ttl
+} else := max_ttl
 
 # METADATA
 # title: Delegation outlives its parent

@@ -77,3 +77,32 @@ test_scope_escalation_allows_subset if {
 		with input.ttl_seconds as 600
 		with input.context as {"delegation_chain": [hop(t.orchestrator, t.analyst_security, ["kb:read", "reports:write"], 3600)]}
 }
+
+test_delegation_not_in_topology_denies_agent_without_delegatees if {
+	# A registry entry that lists no `delegatees` may delegate to no one, on every engine.
+	t.fires(cl.deny, "CL.delegation_not_in_topology") with input.kind as "delegation"
+		with input.subject as {"id": t.orchestrator}
+		with input.delegatee as "spiffe://corp.example/agent/analyst-security"
+		with input.task as {"goal": "x", "scopes": []}
+		with input.ttl_seconds as 60
+		with data.maestro.registry.agents as {"spiffe://corp.example/agent/orchestrator": {"trust_score": 0.9}}
+}
+
+test_delegation_not_in_topology_denies_chain_hop_from_agent_without_delegatees if {
+	t.fires(cl.deny, "CL.delegation_not_in_topology") with input.kind as "agent_action"
+		with input.subject as {"id": t.analyst_security}
+		with input.action as "kb_search"
+		with input.context as {"delegation_chain": [hop(t.orchestrator, t.analyst_security, [], 600)]}
+		with data.maestro.registry.agents as {"spiffe://corp.example/agent/orchestrator": {"trust_score": 0.9}}
+}
+
+test_scope_escalation_empty_scope_lists_exceed_nothing if {
+	# Empty scope lists are compared as sets (object.subset([], set()) is false on OPA).
+	not cl.scopes_exceed_held with input.kind as "delegation"
+		with input.subject as {"id": "spiffe://corp.example/agent/ghost"}
+		with input.task as {"goal": "x", "scopes": []}
+	not cl.scopes_exceed_held with input.kind as "delegation"
+		with input.subject as {"id": t.analyst_security}
+		with input.task as {"goal": "x", "scopes": []}
+		with input.context as {"delegation_chain": [hop(t.orchestrator, t.analyst_security, [], 600)]}
+}

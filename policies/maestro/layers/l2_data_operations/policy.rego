@@ -96,8 +96,16 @@ untrusted_origin if some _ in untrusted_origins
 untrusted_origins contains p if {
 	some p in lib.origins
 	not lib.stores[p].trusted_for_memory == true
-	not lib.agents[p].trust_score >= lib.trust_min
+	not trusted_scored[p]
 	not trusted_unscored[p]
+}
+
+# Origins that are registered agents at or above the trust minimum. A set, never a negated
+# `lib.agents[p].trust_score >= lib.trust_min`: for an origin that is no agent OPA makes that
+# negation undefined (the origin would pass as trusted) where rego-cpp makes it true.
+trusted_scored contains p if {
+	some p in lib.origins
+	lib.agents[p].trust_score >= lib.trust_min
 }
 
 # Origins without a trust score, which count as 0: trusted only under a minimum of 0 or less.

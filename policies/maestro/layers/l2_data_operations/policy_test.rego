@@ -198,3 +198,14 @@ test_classification_exceeds_clearance_names_external_clearance if {
 	some r in d
 	r.message == "confidential data may not reach external unlisted.example, which is cleared for none"
 }
+
+test_memory_write_untrusted_provenance_denies_origin_that_is_no_agent if {
+	# An origin that is neither a registered agent nor a trusted store is untrusted on every
+	# engine (a negated `>=` on the missing agent's score let it pass on OPA).
+	t.fires(l2.deny, "L2.memory_write_untrusted_provenance") with input.kind as "data_movement"
+		with input.subject as {"id": t.doc_ingest}
+		with input.operation as "memory_write"
+		with input.data as {"classification": "internal", "provenance": ["spiffe://corp.example/agent/ghost"]}
+		with input.source as {"type": "agent", "id": "spiffe://corp.example/agent/ghost"}
+		with input.destination as {"type": "store", "id": "legal-vectors"}
+}

@@ -41,8 +41,12 @@ deny contains reason("L3.tool_not_allowlisted", ["T2", "T3"], msg) if {
 	lib.is_action
 	not allowlisted
 	lib.registered
-	msg := sprintf("agent %s may not call tool %s (allowed: %v)", [input.subject.id, input.action, sort(object.keys(agent_tools))])
+	msg := sprintf("agent %s may not call tool %s (allowed: %v)", [input.subject.id, input.action, allowed_tools])
 }
+
+# The allowlist as a sorted array. sort() of a set (object.keys gives one) stays a set on
+# rego-cpp, which prints {"a"} where OPA prints ["a"].
+allowed_tools := sort([name | _ := agent_tools[name]])
 
 default arguments := {}
 

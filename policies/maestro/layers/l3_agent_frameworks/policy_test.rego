@@ -125,3 +125,12 @@ test_code_review_required_allows_reviewed_code if {
 		with input.action as "python_exec"
 		with input.code as {"generated": true, "reviewed": true, "review_id": "cr-7"}
 }
+
+test_tool_not_allowlisted_lists_allowed_tools_as_an_array if {
+	# The message prints the allowlist as OPA does, on every engine (never as a set).
+	d := l3.deny with input.kind as "agent_action"
+		with input.subject as {"id": t.reporter}
+		with input.action as "file_write"
+	some r in d
+	r.message == `agent spiffe://corp.example/agent/reporter may not call tool file_write (allowed: ["doc_write", "report_publish", "sql_query"])`
+}
