@@ -293,6 +293,7 @@ class InProcessOpaEngine:
 
 def _settle(loop: asyncio.AbstractEventLoop, settled: asyncio.Future[None]) -> None:
     """Complete `settled` on its loop (called from the worker thread that ended)."""
+
     def complete() -> None:
         if not settled.done():
             settled.set_result(None)
