@@ -9,6 +9,10 @@ import rego.v1
 
 # Sections are referenced by path rather than copied out with object.get: rego-cpp copies a
 # value handed to a built-in, which for the whole registry costs hundreds of microseconds.
+# A registry without an agents section knows no agent: `{}`, never undefined (a negated
+# comparison over an undefined value means something else on OPA than on rego-cpp).
+default agents := {}
+
 agents := data.maestro.registry.agents
 
 tools := data.maestro.registry.tools
