@@ -111,7 +111,7 @@ def assert_fail_closed(load: Load, fault: tuple[int, str]) -> None:
 def test_a_full_disk_under_load(tmp_path: Path) -> None:
     """Filling the audit disk mid-load: 200 or 503 audit_unavailable, every 200 logged."""
     bundle = write_bundle(tmp_path / "bundle")
-    with small_disk(tmp_path / "disk", size="4m") as disk:
+    with small_disk(tmp_path / "disk", size="16m") as disk:  # room for a full 4 MB WAL
         db = disk.path / "audit.db"
         settings = make_settings(tmp_path, bundle, audit_dsn=f"sqlite:///{db}", auth="off")
         with under_load(settings) as load:
