@@ -22,7 +22,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bodies import BODIES
 from maestro_gate.auth.keys import KeyEntry, key_hash, new_key, write_keys
 from maestro_gate.core.callers import ANY_SUBJECT, ROLES
-from service_bench import VENV_BIN, free_port, wait_ready
+from service_bench import free_port, serve, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 ORCHESTRATOR = "spiffe://corp.example/agent/orchestrator"
@@ -154,13 +153,7 @@ def main() -> None:
         "MAESTRO_GATE_API_KEYS_FILE": str(work / "keys.json"),
         "MAESTRO_GATE_LOG_LEVEL": "warning",
     }
-    server = subprocess.Popen(
-        [str(VENV_BIN / "maestro-gate"), "serve"],
-        env=env,
-        cwd=work,
-        stdout=subprocess.DEVNULL,
-        stderr=(work / "server.err").open("w"),
-    )
+    server = serve(work, env)
     heavy = heavy_delegation()
     try:
         wait_ready(base, server)

@@ -36,6 +36,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def serve(work: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`maestro-gate serve` in `work` with `env`, its stderr in work/server.err."""
+    return subprocess.Popen(
+        [str(VENV_BIN / "maestro-gate"), "serve"],
+        env=env,
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=(work / "server.err").open("w"),
+    )
+
+
 def wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     """Poll /ready until 200."""
     deadline = time.monotonic() + timeout
@@ -117,13 +128,7 @@ def main() -> None:
         "MAESTRO_GATE_CHECKPOINT_KEY_FILE": str(work / "checkpoint.key"),
         "MAESTRO_GATE_LOG_LEVEL": "info",
     }
-    server = subprocess.Popen(
-        [str(VENV_BIN / "maestro-gate"), "serve"],
-        env=env,
-        cwd=work,
-        stdout=subprocess.DEVNULL,
-        stderr=(work / "server.err").open("w"),
-    )
+    server = serve(work, env)
     try:
         wait_ready(base, server)
         headers = bench_headers(work)

@@ -15,10 +15,12 @@ import re
 import tarfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from maestro_gate.core.errors import BundleError
+from maestro_gate.core.ports import BundleInfo
 from maestro_gate.engine.signing import SIGNATURES_FILE, verify
 
 REGISTRY_PATH = ("maestro", "registry")
@@ -100,6 +102,15 @@ def read_bundle(
         digest=digest_of(files),
         registry_source=registry_source,
         files=files,
+    )
+
+
+def activation_info(bundle: Bundle) -> BundleInfo:
+    """The BundleInfo of a bundle an engine activates now."""
+    return BundleInfo(
+        revision=bundle.revision,
+        digest=bundle.digest,
+        activated_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
     )
 
 

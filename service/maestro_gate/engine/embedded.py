@@ -13,7 +13,6 @@ import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import regopy
@@ -22,7 +21,7 @@ import structlog
 from maestro_gate.core.errors import BundleError, EngineTimeout, NotReady
 from maestro_gate.core.ports import BundleInfo, EngineResult
 from maestro_gate.engine import _rego, patches
-from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, Bundle, check_builtins
+from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, Bundle, activation_info, check_builtins
 from maestro_gate.engine.pool import WorkerPool
 from maestro_gate.engine.vm import first_line
 
@@ -99,11 +98,7 @@ class EmbeddedEngine:
             self._native.prepare(sources)
         except ValueError as exc:
             raise BundleError(str(exc)) from None
-        info = BundleInfo(
-            revision=bundle.revision,
-            digest=bundle.digest,
-            activated_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
-        )
+        info = activation_info(bundle)
         self._active = _Active(bundle=bundle, info=info, sources=sources)  # one swap
         return info
 

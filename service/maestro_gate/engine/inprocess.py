@@ -20,12 +20,11 @@ import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from maestro_gate.core.errors import BundleError, EngineError, EngineTimeout, NotReady
 from maestro_gate.core.ports import BundleInfo, EngineResult
-from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, Bundle
+from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, Bundle, activation_info
 
 INSTALL_HINT = (
     "MAESTRO_GATE_ENGINE=opa-inprocess needs OPA's engine, opa-golib-python-bindings: "
@@ -207,11 +206,7 @@ class InProcessOpaEngine:
             for engine in engines:
                 engine.close()
             raise
-        info = BundleInfo(
-            revision=bundle.revision,
-            digest=bundle.digest,
-            activated_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
-        )
+        info = activation_info(bundle)
         generation = _Generation(bundle=bundle, info=info, size=self._size, stocked=len(engines))
         for engine in engines:
             generation.free.put(engine)
