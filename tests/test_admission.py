@@ -105,6 +105,16 @@ def test_an_expensive_caller_is_refused_while_others_are_decided(
         assert again.json()["decision"] == "allow"
 
 
+def test_a_plan_weighs_one_per_step_whatever_the_goal() -> None:
+    """Plan steps and goal scopes count once each: L3 gives the whole plan one reason."""
+    body = action("web.search")
+    body["context"] = {
+        "goal_scopes": [f"goal-{n}" for n in range(256)],
+        "plan": [{"action": f"tool-{n}", "scope": f"x-{n}"} for n in range(256)],
+    }
+    assert weight(parse_request(body)) == 512
+
+
 def test_a_request_heavier_than_the_limit_is_refused_before_evaluation(tmp_path: Path) -> None:
     """A chain at the schema's limits weighs past the limit: 400 request_too_complex, unaudited."""
     hop = {

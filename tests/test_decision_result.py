@@ -119,8 +119,8 @@ def test_one_approval_does_not_cover_dual_control(decide: Decide) -> None:
     assert result["approvers_required"] == 2
 
 
-def test_every_deny_of_a_many_reason_request_is_listed(decide: Decide) -> None:
-    """A plan of 60 steps outside its goal lists one reason per step, each once."""
+def test_a_plan_outside_its_goal_is_one_reason_however_long(decide: Decide) -> None:
+    """A plan of 60 steps outside its goal is one reason that counts them."""
     plan = [{"action": f"tool-{n}", "scope": f"elsewhere-{n}"} for n in range(60)]
     result = decide(
         {
@@ -131,6 +131,6 @@ def test_every_deny_of_a_many_reason_request_is_listed(decide: Decide) -> None:
         }
     )
     assert result["decision"] == "deny"
-    messages = [reason["message"] for reason in result["reasons"]]
-    assert len(messages) == len(set(messages))
-    assert sum("tool-" in message for message in messages) == 60
+    plan = [r for r in result["reasons"] if r["rule"] == "L3.plan_outside_goal_scope"]
+    assert len(plan) == 1
+    assert plan[0]["message"].startswith("60 step(s) of the plan")

@@ -3,11 +3,9 @@ caller can starve the others.
 
 A request's `weight` estimates what evaluating it costs: one per item of every list the
 policies iterate over, plus the square of the delegation chain's length (rules compare hops
-with each other, and the path with itself), plus a quarter of plan steps times goal scopes
-(each step is checked against the goal, and each step outside it is a reason). A request
-heavier than `max_weight` is refused before it is evaluated (400 `request_too_complex`): the
-schema's size limits alone admit requests that take seconds on rego-cpp, far past any
-deadline.
+with each other, and the path with itself). A request heavier than `max_weight` is refused
+before it is evaluated (400 `request_too_complex`): the schema's size limits alone admit
+delegation chains that take seconds on rego-cpp, far past any deadline.
 
 Neither engine can interrupt an evaluation: one that runs past its deadline is answered with a
 deny at the deadline, but keeps its worker thread until it ends. A caller could send one
@@ -32,7 +30,6 @@ def weight(request: AnyRequest) -> int:
     context = request.context
     chain = context.delegation_chain
     total = len(chain) ** 2 + len(chain) + len(context.goal_scopes) + len(context.plan)
-    total += len(context.plan) * len(context.goal_scopes) // 4  # each step against the goal
     total += sum(len(hop.scopes) for hop in chain)
     if isinstance(request, Delegation):
         total += len(request.task.scopes)

@@ -95,6 +95,19 @@ test_plan_outside_goal_scope_denies if {
 		}
 }
 
+test_plan_outside_goal_scope_is_one_reason_counting_the_steps if {
+	plan_reasons := [r | some r in l3.deny; r.rule == "L3.plan_outside_goal_scope"] with input.kind as "agent_action"
+		with input.subject as {"id": t.analyst_security}
+		with input.action as "kb_search"
+		with input.context as {
+			"goal_scopes": ["kb:read"],
+			"plan": [{"action": "email_send", "scope": "mail:send"}, {"action": "kb_search", "scope": "kb:read"}, {"action": "sql_query", "scope": "analysis:read"}],
+		}
+	count(plan_reasons) == 1
+	startswith(plan_reasons[0].message, "2 step(s) of the plan")
+	contains(plan_reasons[0].message, "the first email_send with scope mail:send")
+}
+
 test_plan_outside_goal_scope_allows_plan_within_goal if {
 	not t.fires(l3.deny, "L3.plan_outside_goal_scope") with input.kind as "agent_action"
 		with input.subject as {"id": t.analyst_security}
