@@ -1,15 +1,18 @@
-"""Under attack: ordinary callers' p99 and decided share while another caller floods the gate
-with the most expensive valid requests; and how far answers overshoot the deadline.
+"""Under attack: ordinary callers' p99 and decided share while other callers flood the gate
+with the most expensive requests; and how far answers overshoot the deadline.
 
 Starts `maestro-gate serve` (one process, the chosen engine, durable SQLite audit, the real
 bundle) on a loopback port with two kinds of API key: `agent-N` for ordinary callers and
-`attacker-N` for the attack. Three phases, each `--seconds` long:
+`attacker-N` for the attack. Phases, each `--seconds` long:
 1. baseline: one ordinary caller sends `kb_search` decisions at `--rate`/s, alone;
-2. attack: the same, while `--senders` attacker keys each send schema-valid delegations at the
+2. flood: the same, while `--senders` attacker keys each send schema-valid delegations at the
    size limits (64 hops x 256 scopes, 256 task scopes, 256 goal scopes, 256 plan steps: about
-   196 KB) back to back;
-3. deadline: 10 attacker keys send one such request each at once, and the answer times are
-   compared with the deadline (MAESTRO_GATE_DECISION_TIMEOUT_MS, 250 ms).
+   261 KB; far heavier than the gate evaluates) back to back;
+3. heavy: the same, while the attackers send the heaviest delegation the gate does evaluate
+   (24 hops, weight 629 of 640) back to back;
+4. deadline: on a second service with the weight limit and the work budget lifted, 10
+   attacker keys send one 261 KB delegation each at once (it takes seconds on rego-cpp), and
+   the answer times are compared with the deadline (MAESTRO_GATE_DECISION_TIMEOUT_MS, 250 ms).
 "decided normally" means HTTP 200 with the decision the same request gets alone (allow), not a
 GATE.* deny. Usage: python bench/attack_bench.py [--seconds 8] [--rate 20] [--senders 3]
 [--engine embedded]
@@ -18,6 +21,7 @@ GATE.* deny. Usage: python bench/attack_bench.py [--seconds 8] [--rate 20] [--se
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -26,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +45,17 @@ from service_bench import free_port, serve, wait_ready
 ROOT = Path(__file__).resolve().parent.parent
 ORCHESTRATOR = "spiffe://corp.example/agent/orchestrator"
 COLLECTOR = "spiffe://corp.example/agent/collector-web"
+
+
+def heaviest_admitted() -> dict[str, Any]:
+    """The heaviest delegation under the default weight limit: a 24-hop chain (weight 629)."""
+    body = heavy_delegation()
+    body["context"]["delegation_chain"] = [
+        {**hop, "scopes": hop["scopes"][:1]} for hop in body["context"]["delegation_chain"][:24]
+    ]
+    body["context"]["plan"] = body["context"]["goal_scopes"] = []
+    body["task"]["scopes"] = body["task"]["scopes"][:5]
+    return body
 
 
 def heavy_delegation() -> dict[str, Any]:
@@ -123,7 +139,7 @@ def summary(results: list[tuple[float, bool]]) -> str:
 
 
 def main() -> None:
-    """Start the service, run the three phases, print the figures, stop the service."""
+    """Start the service, run the phases, print the figures, stop the service."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--rate", type=float, default=20)
@@ -131,9 +147,59 @@ def main() -> None:
     parser.add_argument("--engine", default="embedded")
     parser.add_argument("--bundle", type=Path, default=ROOT / "policies")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="maestro-attack-"))
-    names = [f"agent-{n}" for n in range(2)] + [f"attacker-{n}" for n in range(10)]
+    names = [f"agent-{n}" for n in range(4)] + [f"attacker-{n}" for n in range(10)]
     keys = {name: new_key() for name in names}
+    flood, heavy = heavy_delegation(), heaviest_admitted()
+    attackers = [keys[f"attacker-{n}"] for n in range(10)]
+    phases: dict[str, tuple[list[tuple[float, bool]], dict[int, int]]] = {}
+    with service(args, keys, {}) as base:
+        ordinary(base, keys["agent-0"], args.rate, time.monotonic() + 1)  # warm-up
+        until = time.monotonic() + args.seconds
+        phases["alone"] = ordinary(base, keys["agent-0"], args.rate, until), {}
+        for n, (name, body) in enumerate((("flood", flood), ("heavy", heavy)), start=1):
+            phases[name] = attack(base, keys[f"agent-{n}"], attackers[: args.senders], body, args)
+            time.sleep(3)  # let the budgets refill and any overrunning evaluation end
+    lifted = {"MAESTRO_GATE_MAX_REQUEST_WEIGHT": "1000000", "MAESTRO_GATE_CALLER_WORK_RATE": "0"}
+    with service(args, keys, lifted) as base:
+        ordinary(base, keys["agent-0"], args.rate, time.monotonic() + 1)  # warm-up
+        overshoot = deadline_overshoot(base, attackers, flood)
+    print(
+        f"attack bench: engine {args.engine}, {os.cpu_count()} cores, {args.seconds:.0f} s phases,"
+        f" {args.senders} attacker keys"
+    )
+    print(f"  flood request: {len(json.dumps(flood)):,} bytes; heavy request: weight 629")
+    for name, (results, counts) in phases.items():
+        answers = f"; attack answers {dict(sorted(counts.items()))}" if counts else ""
+        print(f"  ordinary caller, {name:5}: {summary(results)}{answers}")
+    print(f"  ordinary answers not normal: {OTHER_ANSWERS}")
+    print(
+        f"  deadline 250 ms, 10 at once : answers {min(overshoot):.0f}-{max(overshoot):.0f} ms,"
+        f" overshoot at most {max(overshoot) - 250:.0f} ms (target <= 50)"
+    )
+
+
+def attack(
+    base: str, key: str, attacker_keys: list[str], body: dict[str, Any], args: argparse.Namespace
+) -> tuple[list[tuple[float, bool]], dict[int, int]]:
+    """An ordinary caller's results while `attacker_keys` send `body` back to back."""
+    until = time.monotonic() + args.seconds
+    counts: dict[int, int] = {}
+    senders = [
+        threading.Thread(target=attacker, args=(base, k, body, until, counts))
+        for k in attacker_keys
+    ]
+    for sender in senders:
+        sender.start()
+    results = ordinary(base, key, args.rate, until)
+    for sender in senders:
+        sender.join()
+    return results, counts
+
+
+@contextlib.contextmanager
+def service(args: argparse.Namespace, keys: dict[str, str], extra: dict[str, str]) -> Iterator[str]:
+    """A served gate with every key of `keys`, `extra` in its environment; yields its base URL."""
+    work = Path(tempfile.mkdtemp(prefix="maestro-attack-"))
     write_keys(
         work / "keys.json",
         [
@@ -152,43 +218,15 @@ def main() -> None:
         "MAESTRO_GATE_CHECKPOINT_KEY_FILE": str(work / "checkpoint.key"),
         "MAESTRO_GATE_API_KEYS_FILE": str(work / "keys.json"),
         "MAESTRO_GATE_LOG_LEVEL": "warning",
+        **extra,
     }
     server = serve(work, env)
-    heavy = heavy_delegation()
     try:
         wait_ready(base, server)
-        ordinary(base, keys["agent-0"], args.rate, time.monotonic() + 1)  # warm-up
-        baseline = ordinary(base, keys["agent-0"], args.rate, time.monotonic() + args.seconds)
-        until = time.monotonic() + args.seconds
-        counts: dict[int, int] = {}
-        senders = [
-            threading.Thread(
-                target=attacker, args=(base, keys[f"attacker-{n}"], heavy, until, counts)
-            )
-            for n in range(args.senders)
-        ]
-        for sender in senders:
-            sender.start()
-        attacked = ordinary(base, keys["agent-1"], args.rate, until)
-        for sender in senders:
-            sender.join()
-        time.sleep(5)  # let the attack's overrunning evaluations end
-        overshoot = deadline_overshoot(base, [keys[f"attacker-{n}"] for n in range(10)], heavy)
+        yield base
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
-    print(
-        f"attack bench: engine {args.engine}, {os.cpu_count()} cores, {args.seconds:.0f} s phases"
-    )
-    print(f"  request: {len(httpx.Request('POST', base, json=heavy).content):,} bytes")
-    print(f"  ordinary caller alone      : {summary(baseline)}")
-    print(f"  ordinary caller under attack: {summary(attacked)}")
-    print(f"  attack answers by status   : {dict(sorted(counts.items()))}")
-    print(f"  ordinary answers not normal: {OTHER_ANSWERS}")
-    print(
-        f"  deadline 250 ms, 10 at once : answers {min(overshoot):.0f}-{max(overshoot):.0f} ms,"
-        f" overshoot at most {max(overshoot) - 250:.0f} ms (target <= 50)"
-    )
 
 
 def deadline_overshoot(base: str, keys: list[str], body: dict[str, Any]) -> list[float]:

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from maestro_gate.api.app import create_app
 from maestro_gate.api.decide import parse_request
 from maestro_gate.auth.testing import EVERYTHING, key_header, write_keys_file
-from maestro_gate.core.admission import Admission, check_weight, weight
+from maestro_gate.core.admission import Admission, WorkBudget, check_weight, weight, work_units
 from maestro_gate.core.errors import CallerOverloaded, RequestTooComplex
 from tests.conftest import action, live_client, make_settings, write_bundle
 
@@ -75,6 +75,66 @@ def test_release_after_hold_counts_once() -> None:
         assert admission.held("a") == (1, 1)
     finally:
         loop.close()
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_spent_work_budget_refuses_until_it_refills() -> None:
+    """A charge may overdraw the bucket; the caller is refused until the refill passes zero."""
+    clock = Clock()
+    budget = WorkBudget(rate=100, burst=200, clock=clock)
+    budget.admit("a")
+    budget.charge("a", 500)  # one heavy body: 300 units in debt
+    with pytest.raises(CallerOverloaded, match="work budget") as refused:
+        budget.admit("a")
+    assert refused.value.retry_after_s == pytest.approx(3.01)
+    budget.admit("b")  # another caller is not affected
+    clock.now = 2.9
+    with pytest.raises(CallerOverloaded):
+        budget.admit("a")
+    clock.now = 3.1
+    budget.admit("a")
+    assert budget.level("a") == pytest.approx(10)
+    clock.now = 100
+    assert budget.level("a") == 200  # never more than the burst, and then forgotten
+    assert budget.refused == 2
+
+
+def test_work_units_count_the_request_its_weight_and_its_kib() -> None:
+    """One unit per body, plus its weight, plus one per KiB read."""
+    assert work_units(0, 0) == 1
+    assert work_units(640, 3 * 1024 + 5) == 1 + 640 + 3
+
+
+def test_a_caller_past_its_work_budget_gets_429_before_its_body_is_read(tmp_path: Path) -> None:
+    """A body too heavy to evaluate spends its sender's budget: 429 with Retry-After, unaudited."""
+    bundle = write_bundle(tmp_path / "b", {"maestro/decision/d.rego": SLOW_FOR_ONE_TOOL})
+    keys = write_keys_file(tmp_path / "keys.json", {"attacker": EVERYTHING, "agent": EVERYTHING})
+    settings = make_settings(
+        tmp_path, bundle, caller_work_rate=10, caller_work_burst=100, max_request_weight=50
+    )
+    heavy = action("web.search")
+    heavy["context"] = {"goal_scopes": [f"g{n}" for n in range(200)]}
+    with TestClient(create_app(settings)) as client:
+        attacker, agent = key_header(keys["attacker"]), key_header(keys["agent"])
+        records = client.get("/v1/status", headers=agent).json()["audit"]["records"]
+        first = client.post("/v1/decide", json=heavy, headers=attacker)
+        assert first.json()["code"] == "request_too_complex"
+        refused = client.post("/v1/decide", json=action("web.search"), headers=attacker)
+        assert refused.status_code == 429
+        assert refused.json()["code"] == "caller_overloaded"
+        assert 1 <= int(refused.headers["Retry-After"]) <= 11
+        ordinary = client.post("/v1/decide", json=action("web.search"), headers=agent)
+        assert ordinary.json()["decision"] == "allow"
+        assert client.get("/v1/status", headers=agent).json()["audit"]["records"] == records + 1
 
 
 @pytest.mark.parametrize("engine", ["embedded", "opa-inprocess"])

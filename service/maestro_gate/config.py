@@ -52,6 +52,18 @@ class Settings(BaseSettings):
         description="Evaluations one caller may have running at once; while one of them runs"
         " past its deadline the caller may start no other (429 `caller_overloaded`).",
     )
+    caller_work_rate: int = Field(
+        5000,
+        ge=0,
+        description="Work units a second each caller may spend on `/v1/decide` (one per body,"
+        " plus its weight, plus one per KiB); past its budget a caller gets 429"
+        " `caller_overloaded` before its body is read. 0 turns the budget off.",
+    )
+    caller_work_burst: int = Field(
+        10_000,
+        ge=1,
+        description="Work units a caller may save up and spend at once.",
+    )
     max_request_weight: int = Field(
         640,
         ge=1,

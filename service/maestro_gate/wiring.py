@@ -23,7 +23,7 @@ from maestro_gate.audit.store import TreeLog
 from maestro_gate.auth.authenticator import Authenticator, build_authenticator
 from maestro_gate.authoring.check import refuse_unchecked
 from maestro_gate.config import Settings
-from maestro_gate.core.admission import Admission
+from maestro_gate.core.admission import Admission, WorkBudget
 from maestro_gate.core.controls import Controls
 from maestro_gate.core.errors import AuditUnavailable, BundleError, EngineError
 from maestro_gate.core.point import DecisionPoint
@@ -224,7 +224,14 @@ def build(settings: Settings) -> Gate:
         approvals=approvals,
         approval_ttl_s=settings.approval_ttl_s,
         controls=initial,
-        admission=Admission(per_caller=settings.caller_evaluations),
+        admission=Admission(
+            per_caller=settings.caller_evaluations,
+            work=(
+                WorkBudget(settings.caller_work_rate, settings.caller_work_burst)
+                if settings.caller_work_rate
+                else None
+            ),
+        ),
         max_weight=settings.max_request_weight,
     )
     controls = ControlsSync(

@@ -25,8 +25,8 @@ from maestro_gate.core.errors import InvalidRequest, RequestTooDeep, RequestTooL
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-async def read_json(request: Request, max_bytes: int, max_depth: int) -> Any:
-    """The parsed body; 415 unless JSON, 413 past `max_bytes`, 400 for anything not exact JSON."""
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The body's bytes; 415 unless the media type is JSON, 413 past `max_bytes`."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise RequestTooLarge(f"request body exceeds {max_bytes} bytes")
@@ -38,7 +38,7 @@ async def read_json(request: Request, max_bytes: int, max_depth: int) -> Any:
         if size > max_bytes:
             raise RequestTooLarge(f"request body exceeds {max_bytes} bytes")
         chunks.append(chunk)
-    return parse_json(b"".join(chunks), max_depth)
+    return b"".join(chunks)
 
 
 def check_media_type(content_type: str | None) -> None:

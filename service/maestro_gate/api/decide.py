@@ -5,15 +5,17 @@ The route documents the endpoint and serves it when the fast path (`api/fast.py`
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from maestro_gate.api.body import read_json
+from maestro_gate.api.body import parse_json, read_body
 from maestro_gate.api.errors import UnprocessableRequest, validation_details
 from maestro_gate.api.security import caller_of, ensure_bound
+from maestro_gate.core.admission import weight, work_units
 from maestro_gate.core.callers import Caller
 from maestro_gate.core.decisions import DecisionResponse
 from maestro_gate.core.requests import KINDS, REQUEST_ADAPTER
@@ -52,11 +54,22 @@ async def answer(gate: Gate, caller: Caller, request: Request) -> Response:
 
     The one implementation behind both the route above and the ASGI fast path (`api/fast.py`).
     """
+    received = time.perf_counter()
     settings = gate.settings
-    body = await read_json(request, settings.max_body_bytes, settings.max_depth)
-    parsed = parse_request(body)
+    admission = gate.point.admission
+    work = admission.work if admission is not None else None
+    if work is not None:
+        work.admit(caller.principal)  # before the body is read: refusing costs next to nothing
+    size, parsed = 0, None
+    try:
+        raw = await read_body(request, settings.max_body_bytes)
+        size = len(raw)
+        parsed = parse_request(parse_json(raw, settings.max_depth))
+    finally:  # a refused body cost its parse too
+        if work is not None:
+            work.charge(caller.principal, work_units(weight(parsed) if parsed else 0, size))
     await ensure_bound(gate, caller, parsed)
-    response = await gate.point.decide(parsed, caller=caller)
+    response = await gate.point.decide(parsed, caller=caller, received=received)
     return Response(response.model_dump_json(exclude_none=True), media_type="application/json")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import structlog
@@ -92,6 +93,8 @@ def gate_error_response(exc: errors.GateError) -> JSONResponse:
             "request_failed", code=exc.code, message=exc.message
         )
     headers = {"WWW-Authenticate": CHALLENGE} if status == 401 else None
+    if isinstance(exc, errors.CallerOverloaded) and exc.retry_after_s is not None:
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
     return JSONResponse(
         error_body(exc.code, exc.message, exc.errors), status_code=status, headers=headers
     )

@@ -14,11 +14,22 @@ principal) may hold at most `per_caller` evaluations at once, and while one of i
 is still running past its deadline it may start no other: its next requests are refused at
 once with `caller_overloaded` (HTTP 429), decided by nothing and audited as nothing, until
 its held worker is free again. Other callers are not affected.
+
+Work that is refused still costs: reading and parsing a 256 KiB body takes milliseconds of the
+event loop whether it is decided or refused as too heavy. So each caller also has a work
+budget, a token bucket of `rate` units a second holding at most `burst`: every `/v1/decide`
+body it sends is charged one unit, plus its weight, plus one per KiB, after it is parsed,
+whatever the answer. A caller whose budget is spent is refused before its next body is read
+(429 `caller_overloaded`, with `Retry-After`) until the bucket has refilled above zero.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from maestro_gate.core.errors import CallerOverloaded, RequestTooComplex
@@ -82,11 +93,75 @@ class Slot:
         settled.add_done_callback(lambda _: self.admission._leave(self.key, overran=True))
 
 
-class Admission:
-    """Per-caller limits on engine work held at once; used from one event loop."""
+def work_units(weight_of_request: int, body_bytes: int) -> int:
+    """What one decided or refused body costs its caller's work budget."""
+    return 1 + weight_of_request + body_bytes // 1024
 
-    def __init__(self, per_caller: int = 16) -> None:
+
+class WorkBudget:
+    """Per-caller token buckets of work units: `rate` a second, at most `burst` saved up.
+
+    A charge may take a bucket below zero (a body is charged after it is read); the caller is
+    then refused until the refill has brought it back above zero. Buckets that are full again
+    are forgotten, and at most `max_callers` are kept (the least recently charged go first).
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_callers: int = 100_000,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._max_callers = max_callers
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self.refused = 0
+
+    def admit(self, key: str) -> None:
+        """Raise CallerOverloaded, with the seconds to wait, while `key`'s budget is spent."""
+        level = self.level(key)
+        if level <= 0:
+            self.refused += 1
+            wait = (1 - level) / self.rate
+            raise CallerOverloaded(
+                f"this caller has used its work budget ({self.rate:g} units a second, one per"
+                f" request plus its weight plus one per KiB); retry in {math.ceil(wait)} s",
+                retry_after_s=wait,
+            )
+
+    def charge(self, key: str, units: float) -> None:
+        """Take `units` from `key`'s bucket (it may go below zero)."""
+        now = self._clock()
+        self._buckets[key] = (self._refilled(key, now) - units, now)
+        self._buckets.move_to_end(key)
+        if len(self._buckets) > self._max_callers:
+            self._buckets.popitem(last=False)
+
+    def level(self, key: str) -> float:
+        """The units `key` has now."""
+        level = self._refilled(key, self._clock())
+        if level >= self.burst:
+            self._buckets.pop(key, None)
+        return level
+
+    def _refilled(self, key: str, now: float) -> float:
+        held = self._buckets.get(key)
+        if held is None:
+            return self.burst
+        level, since = held
+        return min(self.burst, level + (now - since) * self.rate)
+
+
+class Admission:
+    """Per-caller limits on engine work held at once and on work done; used from one event loop."""
+
+    def __init__(self, per_caller: int = 16, work: WorkBudget | None = None) -> None:
         self.per_caller = per_caller
+        self.work = work
         self._accounts: dict[str, _Account] = {}
         self.refused = 0
 

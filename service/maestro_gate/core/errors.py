@@ -113,6 +113,10 @@ class CallerOverloaded(GateError):
 
     code = "caller_overloaded"
 
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
 
 class EngineError(GateError):
     """The policy engine failed or ran past its deadline; the caller sees a deny."""

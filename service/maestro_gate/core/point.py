@@ -28,6 +28,7 @@ from maestro_gate.core.approvals import (
     action_digest,
     public_view,
 )
+from maestro_gate.core.budgets import Reservation, request_cost
 from maestro_gate.core.callers import Caller
 from maestro_gate.core.chain import canonical, sha256_hex
 from maestro_gate.core.clock import iso_microseconds
@@ -82,6 +83,7 @@ class DecisionPoint:
         agent_class: Callable[[str], str | None] | None = None,
         admission: Admission | None = None,
         max_weight: int | None = None,
+        tool_cost: Callable[[str], object] | None = None,
     ) -> None:
         self.engine = engine
         self.audit = audit
@@ -95,6 +97,7 @@ class DecisionPoint:
         self.agent_class = agent_class
         self.admission = admission
         self.max_weight = max_weight
+        self.tool_cost = tool_cost
         self._log = structlog.get_logger("maestro_gate.decision")
 
     @property
@@ -102,12 +105,17 @@ class DecisionPoint:
         """The global enforcement mode in force."""
         return self.controls.mode
 
-    async def decide(self, request: AnyRequest, caller: Caller | None = None) -> DecisionResponse:
-        """Decide one request; raise InvalidRequest or AuditUnavailable, never allow on error."""
-        started = time.perf_counter()
+    async def decide(
+        self, request: AnyRequest, caller: Caller | None = None, *, received: float | None = None
+    ) -> DecisionResponse:
+        """Decide one request; raise InvalidRequest or AuditUnavailable, never allow on error.
+
+        The deadline runs from `received` (a `time.perf_counter()` reading taken when the request
+        arrived) when given: the time spent reading and preparing it is the evaluation's less.
+        """
+        started = time.perf_counter() if received is None else received
         if self.max_weight is not None:
             check_weight(request, self.max_weight)
-        decision_id = str(uuid.uuid4())
         document = request.model_dump(mode="json", exclude_none=True)
         try:
             input_sha256 = sha256_hex(canonical(document))
@@ -115,9 +123,33 @@ class DecisionPoint:
             raise InvalidRequest(
                 f"request cannot be canonicalised for the audit log: {exc}"
             ) from exc
+        cost = request_cost(request, self.tool_cost)
+        if self.state is None or cost <= 0:
+            return await self._decide(request, caller, document, input_sha256, started, None)
+        reservation = self.state.reservation(request, cost)
+        try:
+            return await self._decide(
+                request, caller, document, input_sha256, started, reservation
+            )
+        except BaseException:
+            # No decision left (audit failure, error, cancellation): nothing is spent. A
+            # release after `observe` settled the reservation is a no-op.
+            await self._give_back(reservation)
+            raise
+
+    async def _decide(
+        self,
+        request: AnyRequest,
+        caller: Caller | None,
+        document: dict[str, Any],
+        input_sha256: str,
+        started: float,
+        reservation: Reservation | None,
+    ) -> DecisionResponse:
+        decision_id = str(uuid.uuid4())
         controls = self.controls
         now_ms = time.time_ns() // 1_000_000
-        state, state_error = await self._snapshot(request)
+        state, state_error = await self._snapshot(request, reservation)
         state["now_ns"] = time.time_ns()
         state["pending_approvals"] = self.approvals.pending() if self.approvals else 0
         state["emergency_stop"] = controls.state()
@@ -135,7 +167,8 @@ class DecisionPoint:
                 "approvals": held.approvals if held else 0,
             }
         slot = self.admission.enter(caller.principal) if self.admission and caller else None
-        result, policy = await self._evaluate({**document, "state": state}, slot)
+        left = self.timeout_s - (time.perf_counter() - started)
+        result, policy = await self._evaluate({**document, "state": state}, slot, left)
         result = fail_safes(result, request, controls, self.agent_class, state_error, held, status)
         event: str | None = None
         if status in UNUSABLE:
@@ -188,7 +221,7 @@ class DecisionPoint:
         if event is not None:
             await self._approval_event(event, status, held, request, decision_id, now_ms)
         if self.state:
-            await self._observe(request, evaluated)
+            await self._observe(request, evaluated, reservation)
         seconds = time.perf_counter() - started
         rules = record["rules"]
         self.metrics.decision(request.kind, evaluated, controls.mode, seconds, rules, result.layers)
@@ -219,25 +252,39 @@ class DecisionPoint:
             ),
         )
 
-    async def _snapshot(self, request: AnyRequest) -> tuple[dict[str, Any], str | None]:
+    async def _snapshot(
+        self, request: AnyRequest, reservation: Reservation | None
+    ) -> tuple[dict[str, Any], str | None]:
         if self.state is None:
             return empty_state(), None
         try:
             async with asyncio.timeout(self.timeout_s):
-                snap = await self.state.snapshot(request)
+                snap = await self.state.snapshot(request, reservation)
         except Exception as exc:
             self._log.error("state_snapshot_failed", error=f"{type(exc).__name__}: {exc}")
             return empty_state(), f"the state store could not be read: {type(exc).__name__}"
         return dict(snap), None
 
-    async def _observe(self, request: AnyRequest, decision: str) -> None:
+    async def _observe(
+        self, request: AnyRequest, decision: str, reservation: Reservation | None
+    ) -> None:
         assert self.state is not None
         try:
             async with asyncio.timeout(self.timeout_s * 4):
-                await self.state.observe(request, decision)
+                await self.state.observe(request, decision, reservation)
         except Exception as exc:
             # The decision is audited already; adapters count their own failures in metrics.
             self._log.error("state_observe_failed", error=f"{type(exc).__name__}: {exc}")
+
+    async def _give_back(self, reservation: Reservation) -> None:
+        """Release a reservation whose request was not decided; a failing store keeps it held
+        (an over-count until the period ends, never an overdraw)."""
+        assert self.state is not None
+        try:
+            async with asyncio.timeout(self.timeout_s * 4):
+                await asyncio.shield(self.state.release(reservation))
+        except Exception as exc:
+            self._log.error("budget_not_released", agent=reservation.agent, error=str(exc))
 
     async def _approval_status(
         self, approval_id: str, digest: str, now_ms: int
@@ -334,13 +381,15 @@ class DecisionPoint:
         return await self._append(record, record["decision_id"])
 
     async def _evaluate(
-        self, document: dict[str, Any], slot: Slot | None = None
+        self, document: dict[str, Any], slot: Slot | None, timeout_s: float
     ) -> tuple[PolicyResult, PolicyRef]:
         engine = self.engine.name
         started = time.perf_counter()
         error: str | None = None
         try:
-            raw = await self.engine.evaluate(document, self.timeout_s)
+            if timeout_s <= 0:
+                raise EngineTimeout("the request spent its deadline before it could be evaluated")
+            raw = await self.engine.evaluate(document, timeout_s)
             result = check_policy_result(raw.value)
             policy = policy_ref(raw.bundle, engine, raw.engine_decision_id)
         except EngineTimeout as exc:
