@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import itertools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -244,3 +245,24 @@ def test_loading_the_patches_leaves_rego_cpp_its_own_allocator() -> None:
 def anyio_backend() -> str:
     """Run async tests on asyncio."""
     return "asyncio"
+
+
+def _nice_of_threads() -> set[int]:
+    """The nice value of every thread of this process (field 19 of /proc/self/task/*/stat)."""
+    values = set()
+    for stat in Path("/proc/self/task").glob("*/stat"):
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        values.add(int(fields[16]))
+    return values
+
+
+@pytest.mark.anyio
+async def test_worker_threads_yield_the_cpu_to_the_event_loop(echo_root: Path) -> None:
+    """The native workers run at nice 10, so an overrunning evaluation cannot delay answers."""
+    pool = workers(2)
+    try:
+        assert await pool.evaluate(generation(echo_root), {"a": 1}, 5) == {"a": 1}
+        assert 10 in _nice_of_threads()
+        assert os.getpriority(os.PRIO_PROCESS, 0) == 0  # the loop's own thread is not lowered
+    finally:
+        pool.close()
