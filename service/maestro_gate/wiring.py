@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from maestro_gate.config import Settings
 from maestro_gate.core.admission import Admission, WorkBudget
 from maestro_gate.core.controls import Controls
 from maestro_gate.core.errors import AuditUnavailable, BundleError, EngineError
+from maestro_gate.core.health import EngineHealth
 from maestro_gate.core.point import DecisionPoint
 from maestro_gate.core.ports import BundleInfo, StateSource
 from maestro_gate.engine import patches, revision
@@ -71,6 +73,7 @@ class Gate:
     redis: Any = field(default=None, repr=False)
     agent_classes: dict[str, str] = field(default_factory=dict, repr=False)
     checkpointer: Checkpointer | None = field(default=None, repr=False)
+    engine_health: EngineHealth | None = field(default=None, repr=False)
 
     def agent_class(self, agent_id: str) -> str | None:
         """The registry class of an agent in the active (embedded) bundle, for emergency stops."""
@@ -208,7 +211,7 @@ def build(settings: Settings) -> Gate:
     """Make the engine, audit log, metrics and decision point that `settings` describe."""
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     metrics = PrometheusMetrics()
-    engine = _engine(settings, metrics)
+    engine, loaded = _engine(settings, metrics)
     audit = open_log(settings.audit_dsn, synchronous=settings.audit_synchronous)
     approvals = _approval_store(settings)
     state, redis = _state_source(settings, metrics)
@@ -258,6 +261,13 @@ def build(settings: Settings) -> Gate:
         ),
     )
     point.agent_class = gate.agent_class
+    gate.engine_health = health = EngineHealth(
+        engine,
+        point.admission,
+        workers=settings.engine_workers,
+        timeout_s=settings.decision_timeout_ms / 1000,
+    )
+    metrics.watch_engine(engine.name, lambda: loaded() and health.up())
     metrics.pending_approvals.set_function(approvals.pending)
     return gate
 
@@ -303,7 +313,10 @@ def _state_source(settings: Settings, metrics: PrometheusMetrics) -> tuple[State
     return shared, client
 
 
-def _engine(settings: Settings, metrics: PrometheusMetrics) -> GateEngine:
+def _engine(
+    settings: Settings, metrics: PrometheusMetrics
+) -> tuple[GateEngine, Callable[[], bool]]:
+    """The configured engine, and whether it is loaded (or, for OPA, reachable) now."""
     if settings.engine == "opa":
         opa = OpaEngine(
             settings.opa_url,
@@ -312,15 +325,12 @@ def _engine(settings: Settings, metrics: PrometheusMetrics) -> GateEngine:
             on_activate=lambda info: metrics.bundle_activated(info.revision, info.digest, "opa"),
             token_file=settings.opa_token_file,
         )
-        metrics.watch_engine(opa.name, lambda: opa.reachable)
-        return opa
+        return opa, lambda: opa.reachable
     if settings.engine == "opa-inprocess":
         inprocess = InProcessOpaEngine(workers=settings.engine_workers)
-        metrics.watch_engine(inprocess.name, lambda: inprocess.active_bundle() is not None)
-        return inprocess
+        return inprocess, lambda: inprocess.active_bundle() is not None
     embedded = EmbeddedEngine(workers=settings.engine_workers)
-    metrics.watch_engine(embedded.name, lambda: embedded.active_bundle() is not None)
-    return embedded
+    return embedded, lambda: embedded.active_bundle() is not None
 
 
 def _downgrade_detail(verdict: revision.Verdict, by: str | None) -> dict[str, Any]:

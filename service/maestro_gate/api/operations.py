@@ -25,19 +25,26 @@ async def ready(request: Request) -> JSONResponse:
 
     `audit_writable` is a write probe of the store itself (at most one a second, see
     audit/store.py), so a store that recovers turns the gate ready again without any traffic.
+    `engine_free` is false while evaluations past their deadline hold every engine worker, or
+    while a probe evaluation (at most one a second) does not answer within the deadline
+    (core/health.py).
     """
     gate: Gate = request.app.state.gate
     # Ask the engine first: an OPA engine learns its active revision when OPA becomes healthy.
     engine_reachable = await gate.engine.ready()
+    busy = await gate.engine_health.check() if gate.engine_health else None
     checks = {
         "bundle_active": gate.engine.active_bundle() is not None,
         "engine_reachable": engine_reachable,
+        "engine_free": busy is None,
         "audit_writable": await gate.audit.writable(),
     }
     ok = all(checks.values())
     body: dict[str, Any] = {"status": "ready" if ok else "not_ready", "checks": checks}
     if not ok:
         body = {"code": "not_ready", "message": "the gate cannot decide yet", **body}
+        if busy is not None:
+            body["engine_problem"] = busy
         if not checks["audit_writable"] and gate.audit.problem is not None:
             body["audit_problem"] = gate.audit.problem
     return JSONResponse(body, status_code=200 if ok else 503)

@@ -181,6 +181,10 @@ class Admission:
         account.running += 1
         return Slot(self, key)
 
+    def overrunning(self) -> int:
+        """Evaluations of every caller still running past their deadline."""
+        return sum(account.overrunning for account in self._accounts.values())
+
     def held(self, key: str) -> tuple[int, int]:
         """(running, overrunning) evaluations of caller `key`."""
         account = self._accounts.get(key)
