@@ -77,4 +77,32 @@ def test_a_malformed_request_exits_1_with_an_error_on_stderr(tmp_path: Path) -> 
     done = decide(tmp_path, "-", stdin='{"kind": "agent_action"')
     assert done.returncode == 1
     assert done.stdout == ""
-    assert json.loads(done.stderr.strip().splitlines()[-1])["code"] == "invalid_request"
+    assert json.loads(done.stderr.strip().splitlines()[-1])["code"] == "invalid_parameter"
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ('{"kind": "agent_action", "kind": "delegation"}', "duplicate_key"),
+        ('{"kind": "agent_action", "reflection_depth": 1e400}', "invalid_parameter"),
+        (
+            '{"kind": "agent_action", "subject": {"id": "a"}, "action": "x", "reversible": "no"}',
+            "invalid_request",
+        ),
+    ],
+)
+def test_the_request_is_parsed_as_strictly_as_over_http(
+    tmp_path: Path, body: str, code: str
+) -> None:
+    """Duplicate keys, overflowing numbers and coerced types are refused, as /v1/decide does."""
+    done = decide(tmp_path, write_raw(tmp_path, body))
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert json.loads(done.stderr.strip().splitlines()[-1])["code"] == code
+
+
+def write_raw(tmp_path: Path, text: str) -> str:
+    """A request file holding `text` exactly."""
+    path = tmp_path / "request.json"
+    path.write_text(text)
+    return str(path)

@@ -19,7 +19,7 @@ from maestro_gate.cli import audit as audit_commands
 from maestro_gate.cli import auth as auth_commands
 from maestro_gate.cli import policy as policy_commands
 from maestro_gate.config import PREFIX, Settings
-from maestro_gate.core.errors import GateError, InvalidRequest
+from maestro_gate.core.errors import GateError
 
 DECISION_EXIT = {"allow": 0, "deny": 2, "require_hitl": 3}
 
@@ -53,16 +53,18 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _decide(args: argparse.Namespace, settings: Settings) -> int:
+    from maestro_gate.api.body import parse_json
     from maestro_gate.api.decide import parse_request
     from maestro_gate.logs import configure
     from maestro_gate.wiring import build
 
     configure("warning", sys.stderr)  # stdout carries the decision alone
-    raw = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+    # Bytes, parsed as strictly as `/v1/decide` parses a body: what is decided is what was sent.
+    raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     try:
-        request = parse_request(json.loads(raw))
-    except (ValueError, InvalidRequest) as exc:
-        print(json.dumps({"code": "invalid_request", "message": str(exc)}), file=sys.stderr)
+        request = parse_request(parse_json(raw, settings.max_depth))
+    except GateError as exc:
+        print(json.dumps({"code": exc.code, "message": exc.message}), file=sys.stderr)
         return 1
 
     async def run() -> int:
