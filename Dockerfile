@@ -29,7 +29,9 @@ COPY requirements/ requirements/
 COPY service/ service/
 # OPA's own engine (MAESTRO_GATE_ENGINE=opa-inprocess): see requirements/opa-engine.txt for why
 # it is installed apart, with --ignore-requires-python.
-RUN /opt/maestro-gate/bin/pip wheel --no-deps --wheel-dir /wheels . \
+# regopy first, from its lock with hashes (requirements/regopy.txt says why it is pinned).
+RUN /opt/maestro-gate/bin/pip install --no-deps --require-hashes -r requirements/regopy.txt \
+ && /opt/maestro-gate/bin/pip wheel --no-deps --wheel-dir /wheels . \
  && /opt/maestro-gate/bin/pip install /wheels/*.whl \
  && /opt/maestro-gate/bin/pip install --ignore-requires-python --no-deps --require-hashes \
       -r requirements/opa-engine.txt \

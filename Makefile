@@ -11,7 +11,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml requirements/opa-engine.txt $(wildcard service/maestro_gate/engine/_*.c service/maestro_gate/engine/_*.h service/maestro_gate/engine/_*.cc) | $(BIN)/python
+$(STAMP): pyproject.toml requirements/regopy.txt requirements/opa-engine.txt $(wildcard service/maestro_gate/engine/_*.c service/maestro_gate/engine/_*.h service/maestro_gate/engine/_*.cc) | $(BIN)/python
+	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements/regopy.txt
 	$(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/pip install --quiet --ignore-requires-python --no-deps --require-hashes -r requirements/opa-engine.txt
 	@touch $(STAMP)

@@ -232,7 +232,7 @@ OTHER_BUILD = "sha256=" + "A" * 43
         ({"MAESTRO_GATE_ENGINE_PATCHES": "off"}, "1.5.2", None, "MAESTRO_GATE_ENGINE_PATCHES=off"),
         ({"MAESTRO_GATE_ENGINE_PATCHES": "on"}, "1.5.2", patches.CHECKED_LIBRARY, None),
         ({}, "1.5.2", OTHER_BUILD, f"found librego_shared.so {OTHER_BUILD}"),
-        ({}, "1.5.2", None, "found librego_shared.so without a recorded digest"),
+        ({}, "1.5.2", None, "found librego_shared.so missing"),
     ],
 )
 def test_the_fixes_load_only_with_the_regopy_build_they_were_checked_with(
@@ -250,3 +250,18 @@ def test_the_fixes_load_only_with_the_regopy_build_they_were_checked_with(
 def test_the_installed_regopy_is_the_checked_build() -> None:
     """make test installs the wheel the fixes were read off, so they are in effect here."""
     assert patches.status()["loaded"] is True
+
+
+def test_the_digest_is_of_the_library_file_on_disk(tmp_path: Path) -> None:
+    """The installed library's bytes give the checked digest; one changed byte refuses the fixes."""
+    from importlib import metadata
+
+    installed = Path(str(metadata.distribution("regopy").locate_file("regopy/librego_shared.so")))
+    assert patches.file_digest(installed) == patches.CHECKED_LIBRARY
+    changed = tmp_path / "librego_shared.so"
+    data = bytearray(installed.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    changed.write_bytes(bytes(data))
+    reason = patches.refusal({}, "1.5.2", patches.file_digest(changed))
+    assert reason is not None
+    assert "found librego_shared.so sha256=" in reason

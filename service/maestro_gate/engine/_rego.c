@@ -423,7 +423,8 @@ static PyMethodDef methods[] = {
      "bind(addresses): the address of each function_names() function by name, and optionally of "
      "engine/_patches.cc's maestro_gate_mark and maestro_gate_forget (engine/patches.py)."},
     {"evaluate", evaluate, METH_VARARGS,
-     "evaluate(interpreter, bundle, entrypoint, value): set `value` as the input and evaluate "
+     "evaluate(interpreter, bundle, entrypoint, value), for tests and the bench only (the "
+     "service evaluates on the pool's threads): set `value` as the input and evaluate "
      "`entrypoint`. (output, None, '') with the regoOutput address (the caller frees it), or "
      "(0, stage, message) when rego-cpp failed at stage 'refused', 'input', 'query' or "
      "'memory', as Pool.take reports them; ValueError or TypeError when `value` cannot be "

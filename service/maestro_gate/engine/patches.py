@@ -9,10 +9,13 @@ about 3 times slower per decision.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import sys
 from collections.abc import Mapping
 from importlib import metadata
+from pathlib import Path
 from types import ModuleType
 
 ENVIRONMENT_VARIABLE = "MAESTRO_GATE_ENGINE_PATCHES"
@@ -20,8 +23,10 @@ ENVIRONMENT_VARIABLE = "MAESTRO_GATE_ENGINE_PATCHES"
 # The regopy release whose rego-cpp the fixes were read against and tested with, and the build
 # of its library they were read off: the fixes read rego-cpp's objects at offsets taken from that
 # binary's machine code, so another release or another build (another platform, another
-# compiler) keeps them out until it is checked. The digest is the one pip records for the file
-# (the wheel's RECORD): regopy-1.5.2-cp311-cp311-manylinux_2_34_x86_64.whl.
+# compiler) keeps them out until it is checked. The digest is of the file itself, in the form
+# pip records it (the wheel's RECORD), of regopy-1.5.2-cp311-cp311-manylinux_2_34_x86_64.whl's
+# regopy/librego_shared.so; it is computed from the bytes on disk that regopy will load (its
+# package directory's librego_shared.so), never taken from the RECORD, which anyone can edit.
 CHECKED_WITH = "1.5.2"
 CHECKED_LIBRARY = "sha256=J0_uSk2YhngFqJ3DX9E6dorUkH-nJpw0xRM5CQ75TB8"
 LIBRARY = "librego_shared.so"
@@ -32,7 +37,7 @@ def refusal(
 ) -> str | None:
     """Why the fixes must stay out of this process, or None when they may load.
 
-    `library` is the digest pip recorded for regopy's librego_shared.so (None: not recorded).
+    `library` is the digest of the librego_shared.so regopy loads (None: not found).
     """
     if environ.get(ENVIRONMENT_VARIABLE, "on").strip().lower() in {"off", "0", "false", "no"}:
         return f"{ENVIRONMENT_VARIABLE}=off"
@@ -43,7 +48,7 @@ def refusal(
     if library != CHECKED_LIBRARY:
         return (
             f"checked with regopy {CHECKED_WITH}'s manylinux x86_64 build ({LIBRARY} "
-            f"{CHECKED_LIBRARY}), found {LIBRARY} {library or 'without a recorded digest'}"
+            f"{CHECKED_LIBRARY}), found {LIBRARY} {library or 'missing'}"
         )
     return None
 
@@ -53,9 +58,16 @@ def _why_not() -> str | None:
         regopy = metadata.distribution("regopy")
     except metadata.PackageNotFoundError:
         return refusal(os.environ, None, None)
-    recorded = [f.hash for f in regopy.files or [] if f.name == LIBRARY and f.hash is not None]
-    library = f"{recorded[0].mode}={recorded[0].value}" if recorded else None
-    return refusal(os.environ, regopy.version, library)
+    # regopy/rego_shared.py loads the library from its own directory: hash that file.
+    path = Path(str(regopy.locate_file(f"regopy/{LIBRARY}")))
+    return refusal(os.environ, regopy.version, file_digest(path) if path.is_file() else None)
+
+
+def file_digest(path: Path) -> str:
+    """`sha256=<urlsafe base64, unpadded>` of the file's bytes, as a wheel's RECORD writes it."""
+    with path.open("rb") as library:
+        digest = hashlib.file_digest(library, "sha256").digest()
+    return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def _load() -> ModuleType:
