@@ -21,6 +21,7 @@ import pytest
 
 from maestro_gate.api.decide import parse_request
 from maestro_gate.approvals.sqlite import SqliteApprovalStore
+from maestro_gate.core.budgets import Reservation
 from maestro_gate.core.decisions import DecisionResponse
 from maestro_gate.core.point import DecisionPoint
 from maestro_gate.core.ports import AuditReceipt, PolicyEngine, empty_state
@@ -105,12 +106,23 @@ class ScenarioState:
     def __init__(self) -> None:
         self.current: dict[str, Any] = {}
 
-    async def snapshot(self, request: AnyRequest) -> dict[str, Any]:
+    def reservation(self, request: AnyRequest, cost: float) -> Reservation:
+        """A hold that nothing keeps."""
+        return Reservation(agent=request.subject.id, period=0, cost=cost)
+
+    async def snapshot(
+        self, request: AnyRequest, reservation: Reservation | None = None
+    ) -> dict[str, Any]:
         """No requests, spend or session history yet, unless the scenario says otherwise."""
         return {**empty_state(window_seconds=60), **self.current}
 
-    async def observe(self, request: AnyRequest, decision: str) -> None:
+    async def observe(
+        self, request: AnyRequest, decision: str, reservation: Reservation | None = None
+    ) -> None:
         """Nothing accumulates: every scenario starts from the same state."""
+
+    async def release(self, reservation: Reservation) -> None:
+        """Nothing was held."""
 
 
 class MemoryAudit:

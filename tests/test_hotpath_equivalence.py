@@ -47,11 +47,17 @@ async def test_slow_state_source_still_denies_as_unavailable() -> None:
     """A state snapshot past the decision timeout is a deny `GATE.state_unavailable`."""
 
     class SlowState:
-        async def snapshot(self, request: Any) -> dict[str, Any]:
+        def reservation(self, request: Any, cost: float) -> Any:
+            return None
+
+        async def snapshot(self, request: Any, reservation: Any = None) -> dict[str, Any]:
             await asyncio.sleep(1)
             return empty_state()
 
-        async def observe(self, request: Any, decision: str) -> None:
+        async def observe(self, request: Any, decision: str, reservation: Any = None) -> None:
+            return None
+
+        async def release(self, reservation: Any) -> None:
             return None
 
     point = DecisionPoint(

@@ -72,12 +72,17 @@ class Gate:
     controls: ControlsSync | None = field(default=None, repr=False)
     redis: Any = field(default=None, repr=False)
     agent_classes: dict[str, str] = field(default_factory=dict, repr=False)
+    tool_costs: dict[str, object] = field(default_factory=dict, repr=False)
     checkpointer: Checkpointer | None = field(default=None, repr=False)
     engine_health: EngineHealth | None = field(default=None, repr=False)
 
     def agent_class(self, agent_id: str) -> str | None:
         """The registry class of an agent in the active (embedded) bundle, for emergency stops."""
         return self.agent_classes.get(agent_id)
+
+    def tool_cost(self, tool: str) -> object:
+        """The registry `cost` of a tool in the active local bundle (None for an uncosted one)."""
+        return self.tool_costs.get(tool)
 
     async def start(self) -> None:
         """Open the audit log and activate the configured bundle (a failure leaves none active)."""
@@ -188,6 +193,7 @@ class Gate:
                 self.audit.accept_revision(verdict.floor)
             raise
         self.agent_classes = agent_classes(bundle.data)
+        self.tool_costs = tool_costs(bundle.data)
         return info
 
     async def close(self) -> None:
@@ -261,6 +267,7 @@ def build(settings: Settings) -> Gate:
         ),
     )
     point.agent_class = gate.agent_class
+    point.tool_cost = gate.tool_cost
     gate.engine_health = health = EngineHealth(
         engine,
         point.admission,
@@ -281,6 +288,18 @@ def agent_classes(data: dict[str, Any]) -> dict[str, str]:
         agent: str(entry["class"])
         for agent, entry in agents.items()
         if isinstance(entry, dict) and entry.get("class") is not None
+    }
+
+
+def tool_costs(data: dict[str, Any]) -> dict[str, object]:
+    """Tool name to registry `cost`, from a bundle's data document (L6.budget_exhausted's)."""
+    tools = data.get("maestro", {}).get("registry", {}).get("tools", {})
+    if not isinstance(tools, dict):
+        return {}
+    return {
+        name: entry["cost"]
+        for name, entry in tools.items()
+        if isinstance(entry, dict) and "cost" in entry
     }
 
 

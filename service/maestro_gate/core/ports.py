@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
+from maestro_gate.core.budgets import Reservation
 from maestro_gate.core.requests import AnyRequest
 
 
@@ -157,14 +158,36 @@ class StateSource(Protocol):
 
     The DecisionPoint adds `now_ns`, `pending_approvals`, `emergency_stop`, `caller` and
     `approval` itself, from the approval store, the controls and the authenticated caller.
+    A costed request holds its cost on the agent's budget from the snapshot until it is
+    decided: the DecisionPoint settles every reservation exactly once, by `observe` or, when
+    the request ends without a decision (an audit failure, an error, a cancellation), by
+    `release`.
     """
 
-    async def snapshot(self, request: AnyRequest) -> dict[str, Any]:
-        """`{"agent": {...}, "session": {...}}` for this request."""
+    def reservation(self, request: AnyRequest, cost: float) -> Reservation:
+        """A hold of `cost` on the agent's current budget period; nothing is held yet."""
         ...
 
-    async def observe(self, request: AnyRequest, decision: str) -> None:
-        """Record that this request was decided (for rates, budgets and session history)."""
+    async def snapshot(
+        self, request: AnyRequest, reservation: Reservation | None = None
+    ) -> dict[str, Any]:
+        """`{"agent": {...}, "session": {...}}` for this request.
+
+        With a reservation, atomically add its cost to the period's spend and report as
+        `budget_spent` what was spent and reserved before it, so that concurrent requests each
+        see the others' costs and none overdraws.
+        """
+        ...
+
+    async def observe(
+        self, request: AnyRequest, decision: str, reservation: Reservation | None = None
+    ) -> None:
+        """Record the decided request (rates, session history); spend the reservation when
+        the decision is allow, release it otherwise."""
+        ...
+
+    async def release(self, reservation: Reservation) -> None:
+        """Give back a reservation; a no-op for one that was never placed or is settled."""
         ...
 
 

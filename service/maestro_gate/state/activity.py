@@ -1,7 +1,8 @@
-"""What one decided request adds to the state: its cost, its session and its history entry.
+"""What one decided request adds to the state: its session and its history entry.
 
-A request's cost is `context.attributes.cost` when it is a finite number >= 0, else 0; only an
-allowed request spends it. A history entry carries `kind`, `action` (the tool, the data
+What a request costs is core/budgets.py's `request_cost` (the declared cost, or the registry's
+for a costed tool when higher); the state sources reserve it at the snapshot and spend it only
+when the request is allowed. A history entry carries `kind`, `action` (the tool, the data
 operation, or `delegate`), `classification` and `destination_type` when the request has them
 (a missing key, never null: a null classification would rank as the most sensitive), and the
 decision. Entries are listed oldest first.
@@ -9,20 +10,11 @@ decision. Entries are listed oldest first.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from maestro_gate.core.requests import AgentAction, AnyRequest, DataMovement
 
 NO_SESSION = "-"
-
-
-def cost_of(request: AnyRequest, decision: str) -> float:
-    """The budget this request spends: its declared cost when allowed, else nothing."""
-    cost = request.context.attributes.get("cost")
-    if decision != "allow" or isinstance(cost, bool) or not isinstance(cost, int | float):
-        return 0.0
-    return float(cost) if math.isfinite(cost) and cost >= 0 else 0.0
 
 
 def session_of(request: AnyRequest) -> str:

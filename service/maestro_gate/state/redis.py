@@ -1,8 +1,15 @@
 """The Redis StateSource: counters shared by every replica, one round trip per call.
 
 Keys (under the configured prefix): `rate:{agent}` a sorted set of request times (sliding
-window), `budget:{agent}:{period}` a float spent in a fixed period, `recent:{agent}:{session}`
+window), `budget:{agent}:{period}` a float spent and reserved in a fixed period,
+`hold:{reservation}` the cost of a reservation not yet settled, `recent:{agent}:{session}`
 a capped list of history entries, newest first in Redis and listed oldest first.
+
+A reservation is placed and given back by Lua scripts (sent with EVAL inside the pipelines, so
+a costed request still takes one round trip per call), so every replica sees one order: the
+script that places it reads the spend and adds the cost in one step, and the one that gives it
+back does so only while its `hold:` key exists, so a release is never counted twice nor
+applied to a reservation that was never placed. Spending a reservation deletes its hold.
 """
 
 from __future__ import annotations
@@ -15,8 +22,29 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from maestro_gate.core.budgets import Reservation
 from maestro_gate.core.requests import AnyRequest
-from maestro_gate.state.activity import cost_of, entry, session_of, window_index
+from maestro_gate.state.activity import entry, session_of, window_index
+
+# KEYS: budget, hold; ARGV: cost, ttl. Returns the spend before the reservation.
+RESERVE = """
+local before = redis.call('GET', KEYS[1]) or '0'
+redis.call('INCRBYFLOAT', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+return before
+"""
+
+# KEYS: budget, hold; ARGV: cost. Returns 1 when the reservation was given back.
+RELEASE = """
+if redis.call('DEL', KEYS[2]) == 1 then
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    redis.call('INCRBYFLOAT', KEYS[1], '-' .. ARGV[1])
+  end
+  return 1
+end
+return 0
+"""
 
 
 class RedisState:
@@ -41,23 +69,40 @@ class RedisState:
         self.session_ttl_s = session_ttl_s
         self._on_error = on_error
 
-    def _keys(self, request: AnyRequest, now: float) -> tuple[str, str, str]:
-        agent = request.subject.id
-        period = window_index(now, self.budget_window_s)
+    def reservation(self, request: AnyRequest, cost: float) -> Reservation:
+        """A hold of `cost` on the agent's budget in the current period."""
+        period = window_index(time.time(), self.budget_window_s)
+        return Reservation(agent=request.subject.id, period=period, cost=cost)
+
+    def _budget(self, agent: str, period: int) -> str:
+        return f"{self.prefix}budget:{agent}:{period}"
+
+    def _hold(self, reservation: Reservation) -> str:
+        return f"{self.prefix}hold:{reservation.id}"
+
+    def _keys(self, request: AnyRequest) -> tuple[str, str]:
         return (
-            f"{self.prefix}rate:{agent}",
-            f"{self.prefix}budget:{agent}:{period}",
-            f"{self.prefix}recent:{agent}:{session_of(request)}",
+            f"{self.prefix}rate:{request.subject.id}",
+            f"{self.prefix}recent:{request.subject.id}:{session_of(request)}",
         )
 
-    async def snapshot(self, request: AnyRequest) -> dict[str, Any]:
-        """The agent's counters and its session's recent entries, in one round trip."""
+    async def snapshot(
+        self, request: AnyRequest, reservation: Reservation | None = None
+    ) -> dict[str, Any]:
+        """The agent's counters and its session's recent entries, in one round trip; with a
+        reservation, the spend before it, the reservation placed atomically."""
         now = time.time()
-        rate, budget, recent = self._keys(request, now)
+        rate, recent = self._keys(request)
+        agent = request.subject.id
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.zcount(rate, f"({now - self.window_s}", "+inf")
-                pipe.get(budget)
+                if reservation is None:
+                    pipe.get(self._budget(agent, window_index(now, self.budget_window_s)))
+                else:
+                    keys = [self._budget(agent, reservation.period), self._hold(reservation)]
+                    ttl = self.budget_window_s * 2
+                    pipe.eval(RESERVE, 2, *keys, repr(reservation.cost), ttl)
                 pipe.lrange(recent, 0, self.recent - 1)
                 count, spent, items = await pipe.execute()
         except Exception:
@@ -72,19 +117,21 @@ class RedisState:
             "session": {"recent": [json.loads(i) for i in reversed(items)]},
         }
 
-    async def observe(self, request: AnyRequest, decision: str) -> None:
-        """Count the request, spend its cost if allowed, append it to the history."""
+    async def observe(
+        self, request: AnyRequest, decision: str, reservation: Reservation | None = None
+    ) -> None:
+        """Count the request, spend or release its reservation, append it to the history."""
         now = time.time()
-        rate, budget, recent = self._keys(request, now)
-        cost = cost_of(request, decision)
+        rate, recent = self._keys(request)
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.zadd(rate, {f"{time.time_ns()}:{uuid.uuid4().hex[:12]}": now})
                 pipe.zremrangebyscore(rate, "-inf", now - self.window_s)
                 pipe.expire(rate, self.window_s + 1)
-                if cost:
-                    pipe.incrbyfloat(budget, cost)
-                    pipe.expire(budget, self.budget_window_s * 2)
+                if reservation is not None and decision == "allow":
+                    pipe.delete(self._hold(reservation))
+                elif reservation is not None:
+                    pipe.eval(RELEASE, 2, *self._release_args(reservation))
                 pipe.lpush(recent, json.dumps(entry(request, decision), separators=(",", ":")))
                 pipe.ltrim(recent, 0, self.recent - 1)
                 pipe.expire(recent, self.session_ttl_s)
@@ -92,6 +139,18 @@ class RedisState:
         except Exception:
             self._failed("observe")
             raise
+
+    async def release(self, reservation: Reservation) -> None:
+        """Give back a reservation that is still held (one script call)."""
+        try:
+            await self.client.eval(RELEASE, 2, *self._release_args(reservation))
+        except Exception:
+            self._failed("release")
+            raise
+
+    def _release_args(self, reservation: Reservation) -> tuple[str, str, str]:
+        budget = self._budget(reservation.agent, reservation.period)
+        return budget, self._hold(reservation), repr(reservation.cost)
 
     def _failed(self, op: str) -> None:
         if self._on_error is not None:

@@ -151,9 +151,37 @@ budget := limit if {
 	limit := lib.thresholds.budget_limit
 } else := 100
 
+# What this request costs: the caller's declared `context.attributes.cost` (a number >= 0), or
+# the registry's `tools[action].cost` for a costed tool when that is higher: a caller may declare
+# more than the registry says, never less, and leaving the cost out takes the registry's.
+# The service reserves the same amount (core/budgets.py) before it asks, and spends it when
+# the request is allowed. Compared with `>`: rego-cpp's max compares number texts.
+default declared_cost := 0
+
+declared_cost := c if {
+	c := input.context.attributes.cost
+	is_number(c)
+	c >= 0
+}
+
+default registry_cost := 0
+
+registry_cost := c if {
+	lib.is_action
+	c := lib.tools[input.action].cost
+	is_number(c)
+	c >= 0
+}
+
+request_cost := registry_cost if registry_cost > declared_cost
+
+else := declared_cost
+
 # METADATA
 # title: Budget exhausted
-# description: The agent has spent its budget for the period.
+# description: >-
+#   The agent has spent its budget for the period, or this request's cost would take its spend
+#   past the limit (spent + cost > limit, with the cost the registry gives a costed tool).
 # custom:
 #   rule: L6.budget_exhausted
 #   layer: l6_security_compliance
@@ -162,6 +190,12 @@ budget := limit if {
 deny contains reason("L6.budget_exhausted", ["T4"], msg) if {
 	lib.budget_spent >= budget
 	msg := sprintf("agent %s has spent %v of its budget of %v", [input.subject.id, lib.budget_spent, budget])
+}
+
+deny contains reason("L6.budget_exhausted", ["T4"], msg) if {
+	lib.budget_spent + request_cost > budget
+	lib.budget_spent < budget
+	msg := sprintf("agent %s has spent %v of its budget of %v; this request costs %v", [input.subject.id, lib.budget_spent, budget, request_cost])
 }
 
 obligations := set()

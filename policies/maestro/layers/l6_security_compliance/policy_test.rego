@@ -135,6 +135,82 @@ test_budget_exhausted_allows_remaining_budget if {
 		with input.state as {"agent": {"budget_spent": 150}}
 }
 
+# Issue 21 item 3: spent + this request's cost > limit; the registry's cost for a costed tool
+# when the caller leaves it out or declares less. collector-web's budget is 50.
+test_budget_denies_a_request_that_would_overdraw if {
+	t.fires(l6.deny, "L6.budget_exhausted") with input.kind as "agent_action"
+		with input.subject as {"id": t.collector_web}
+		with input.action as "web_search"
+		with input.context as {"attributes": {"cost": 25}}
+		with input.state as {"agent": {"budget_spent": 30}}
+}
+
+test_budget_allows_a_request_that_fits_exactly if {
+	not t.fires(l6.deny, "L6.budget_exhausted") with input.kind as "agent_action"
+		with input.subject as {"id": t.collector_web}
+		with input.action as "web_search"
+		with input.context as {"attributes": {"cost": 20}}
+		with input.state as {"agent": {"budget_spent": 30}}
+}
+
+test_budget_takes_the_registry_cost_when_the_caller_leaves_it_out if {
+	t.fires(l6.deny, "L6.budget_exhausted") with input.kind as "agent_action"
+		with input.subject as {"id": t.collector_web}
+		with input.action as "web_search"
+		with input.state as {"agent": {"budget_spent": 30}}
+		with data.maestro.registry.tools.web_search.cost as 25
+}
+
+test_budget_takes_the_registry_cost_over_a_lower_declared_one if {
+	t.fires(l6.deny, "L6.budget_exhausted") with input.kind as "agent_action"
+		with input.subject as {"id": t.collector_web}
+		with input.action as "web_search"
+		with input.context as {"attributes": {"cost": 1}}
+		with input.state as {"agent": {"budget_spent": 30}}
+		with data.maestro.registry.tools.web_search.cost as 25
+}
+
+test_budget_takes_a_declared_cost_above_the_registry_one if {
+	t.fires(l6.deny, "L6.budget_exhausted") with input.kind as "agent_action"
+		with input.subject as {"id": t.collector_web}
+		with input.action as "web_search"
+		with input.context as {"attributes": {"cost": 25}}
+		with input.state as {"agent": {"budget_spent": 30}}
+		with data.maestro.registry.tools.web_search.cost as 1
+}
+
+test_budget_allows_a_costed_tool_within_the_budget if {
+	not t.fires(l6.deny, "L6.budget_exhausted") with input.kind as "agent_action"
+		with input.subject as {"id": t.collector_web}
+		with input.action as "web_search"
+		with input.state as {"agent": {"budget_spent": 30}}
+		with data.maestro.registry.tools.web_search.cost as 20
+}
+
+test_budget_ignores_a_declared_cost_that_is_no_number if {
+	not t.fires(l6.deny, "L6.budget_exhausted") with input.kind as "agent_action"
+		with input.subject as {"id": t.collector_web}
+		with input.action as "web_search"
+		with input.context as {"attributes": {"cost": "999"}}
+		with input.state as {"agent": {"budget_spent": 30}}
+}
+
+test_request_cost_is_the_higher_of_declared_and_registry if {
+	l6.request_cost == 7 with input.kind as "agent_action"
+		with input.subject as {"id": t.collector_web}
+		with input.action as "web_search"
+		with input.context as {"attributes": {"cost": 7}}
+		with data.maestro.registry.tools.web_search.cost as 2.5
+	l6.request_cost == 2.5 with input.kind as "agent_action"
+		with input.subject as {"id": t.collector_web}
+		with input.action as "web_search"
+		with input.context as {"attributes": {"cost": -4}}
+		with data.maestro.registry.tools.web_search.cost as 2.5
+	l6.request_cost == 0 with input.kind as "data_movement"
+		with input.action as "web_search"
+		with data.maestro.registry.tools.web_search.cost as 2.5
+}
+
 test_missing_state_is_safe_default if {
 	d := l6.deny with input.kind as "agent_action"
 		with input.subject as {"id": t.collector_web}
