@@ -80,9 +80,10 @@ def test_memory_state_counts_requests_budget_and_session_history(tmp_path: Path)
         fresh = echoed_state(_decide(client, headers["runtime"], other_session))
     assert state["agent"] == {"requests_in_window": 3, "window_seconds": 60, "budget_spent": 2.5}
     assert state["session"]["recent"] == [
-        {"kind": "agent_action", "action": "web.search", "decision": "allow"},
-        {"kind": "agent_action", "action": "shell.exec", "decision": "deny"},
+        {"agent": ANALYST, "kind": "agent_action", "action": "web.search", "decision": "allow"},
+        {"agent": ANALYST, "kind": "agent_action", "action": "shell.exec", "decision": "deny"},
         {
+            "agent": ANALYST,
             "kind": "data_movement",
             "action": "read",
             "classification": "restricted",
@@ -120,6 +121,7 @@ def test_redis_counters_are_shared_by_two_instances(tmp_path: Path) -> None:
     assert len(seen_by_one["session"]["recent"]) == 5
     assert seen_by_two["agent"]["requests_in_window"] == 6
     assert seen_by_two["session"]["recent"][-1] == {
+        "agent": ANALYST,
         "kind": "agent_action",
         "action": "web.search",
         "decision": "allow",

@@ -22,9 +22,21 @@ def session_of(request: AnyRequest) -> str:
     return request.subject.session_id or NO_SESSION
 
 
+def chain_agents(request: AnyRequest) -> list[str]:
+    """The other agents of the request's delegation chain, in chain order, each once."""
+    seen = {request.subject.id}
+    agents: list[str] = []
+    for hop in request.context.delegation_chain:
+        for agent in (hop.delegator, hop.delegatee):
+            if agent not in seen:
+                seen.add(agent)
+                agents.append(agent)
+    return agents
+
+
 def entry(request: AnyRequest, decision: str) -> dict[str, Any]:
-    """The `state.session.recent` entry for a decided request."""
-    item: dict[str, Any] = {"kind": request.kind}
+    """The `state.session.recent` entry for a decided request, naming its agent."""
+    item: dict[str, Any] = {"agent": request.subject.id, "kind": request.kind}
     if isinstance(request, AgentAction):
         item["action"] = request.action
         if request.target is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from maestro_gate.core.budgets import Reservation
 from maestro_gate.core.requests import AnyRequest
-from maestro_gate.state.activity import entry, session_of, window_index
+from maestro_gate.state.activity import chain_agents, entry, session_of, window_index
 
 MAX_SESSIONS = 100_000
 
@@ -61,14 +61,17 @@ class MemoryState:
             spent = self._spent(agent, reservation.period)
             self._budgets[agent] = (reservation.period, spent + reservation.cost)
             self._holds[reservation.id] = reservation
-        recent = self._sessions.get((agent, session_of(request)))
+        session = session_of(request)
+        recent: list[dict[str, Any]] = []
+        for other in (*chain_agents(request), agent):
+            recent.extend(self._sessions.get((other, session), ()))
         return {
             "agent": {
                 "requests_in_window": len(times),
                 "window_seconds": self.window_s,
                 "budget_spent": spent,
             },
-            "session": {"recent": list(recent) if recent else []},
+            "session": {"recent": recent},
         }
 
     async def observe(

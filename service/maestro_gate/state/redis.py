@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 
 from maestro_gate.core.budgets import Reservation
 from maestro_gate.core.requests import AnyRequest
-from maestro_gate.state.activity import entry, session_of, window_index
+from maestro_gate.state.activity import chain_agents, entry, session_of, window_index
 
 # KEYS: budget, hold; ARGV: cost, ttl. Returns the spend before the reservation.
 RESERVE = """
@@ -80,11 +80,11 @@ class RedisState:
     def _hold(self, reservation: Reservation) -> str:
         return f"{self.prefix}hold:{reservation.id}"
 
+    def _recent(self, agent: str, request: AnyRequest) -> str:
+        return f"{self.prefix}recent:{agent}:{session_of(request)}"
+
     def _keys(self, request: AnyRequest) -> tuple[str, str]:
-        return (
-            f"{self.prefix}rate:{request.subject.id}",
-            f"{self.prefix}recent:{request.subject.id}:{session_of(request)}",
-        )
+        return f"{self.prefix}rate:{request.subject.id}", self._recent(request.subject.id, request)
 
     async def snapshot(
         self, request: AnyRequest, reservation: Reservation | None = None
@@ -103,8 +103,11 @@ class RedisState:
                     keys = [self._budget(agent, reservation.period), self._hold(reservation)]
                     ttl = self.budget_window_s * 2
                     pipe.eval(RESERVE, 2, *keys, repr(reservation.cost), ttl)
+                others = chain_agents(request)
+                for other in others:
+                    pipe.lrange(self._recent(other, request), 0, self.recent - 1)
                 pipe.lrange(recent, 0, self.recent - 1)
-                count, spent, items = await pipe.execute()
+                count, spent, *lists = await pipe.execute()
         except Exception:
             self._failed("snapshot")
             raise
@@ -114,7 +117,7 @@ class RedisState:
                 "window_seconds": self.window_s,
                 "budget_spent": float(spent) if spent is not None else 0.0,
             },
-            "session": {"recent": [json.loads(i) for i in reversed(items)]},
+            "session": {"recent": [json.loads(i) for items in lists for i in reversed(items)]},
         }
 
     async def observe(
