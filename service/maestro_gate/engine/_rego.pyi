@@ -2,6 +2,7 @@
 
 def function_names() -> tuple[str, ...]: ...
 def bind(addresses: dict[str, int]) -> None: ...
+
 # For tests and the bench only: the service evaluates on the pool's native threads (_pool.c).
 def evaluate(
     interpreter: int, bundle: int, entrypoint: bytes, value: object

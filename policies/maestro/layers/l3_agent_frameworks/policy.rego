@@ -181,7 +181,7 @@ plan_outside_scope if {
 #   mitigations: [plan_vs_goal_validation]
 deny contains reason("L3.plan_outside_goal_scope", ["T6", "T2"], msg) if {
 	plan_outside_scope
-	outside := [step | some step in input.context.plan; not goal_scopes[step.scope]]
+	outside := [step | some step in input.context.plan; scope := step.scope; not goal_scopes[scope]]
 	first := outside[0]
 	msg := sprintf("%d step(s) of the plan of agent %s use scopes outside the goal's scopes %v, the first %s with scope %s", [count(outside), input.subject.id, sort([s | some s in goal_scopes]), first.action, first.scope])
 }
