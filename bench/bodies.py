@@ -21,7 +21,7 @@ BODIES: dict[str, dict[str, Any]] = {
         "kind": "data_movement",
         "subject": {"id": ANALYST, "session_id": "s-1"},
         "data": {"classification": "internal", "tenant": "corp", "provenance": [ANALYST]},
-        "source": {"type": "store", "id": "incident-db"},
+        "source": {"type": "store", "id": "reports"},
         "destination": {"type": "agent", "id": REPORTER},
         "operation": "read",
         "context": {"trace_id": "bench-trace"},
