@@ -128,9 +128,7 @@ class DecisionPoint:
             return await self._decide(request, caller, document, input_sha256, started, None)
         reservation = self.state.reservation(request, cost)
         try:
-            return await self._decide(
-                request, caller, document, input_sha256, started, reservation
-            )
+            return await self._decide(request, caller, document, input_sha256, started, reservation)
         except BaseException:
             # No decision left (audit failure, error, cancellation): nothing is spent. A
             # release after `observe` settled the reservation is a no-op.
