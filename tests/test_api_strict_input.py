@@ -116,7 +116,7 @@ def test_accepted_values_are_audited_exactly_as_sent(
 STRICT_FIELDS = [
     ("reflection_depth true", {"context": {"reflection_depth": True}}, "/context/reflection_depth"),
     ("reflection_depth text", {"context": {"reflection_depth": "3"}}, "/context/reflection_depth"),
-    ("reflection_depth 3.0", {"context": {"reflection_depth": 3.0}}, "/context/reflection_depth"),
+    ("reflection_depth 3.5", {"context": {"reflection_depth": 3.5}}, "/context/reflection_depth"),
     ("reversible text", {"reversible": "false"}, "/reversible"),
     ("reversible 0", {"reversible": 0}, "/reversible"),
     ("timestamp number", {"context": {"timestamp": 0}}, "/context/timestamp"),

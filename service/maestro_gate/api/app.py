@@ -16,6 +16,7 @@ from maestro_gate.api import (
     admin_state,
     approvals,
     audit,
+    contract,
     decide,
     errors,
     fast,
@@ -94,6 +95,7 @@ def create_app(settings: Settings, gate: Gate | None = None) -> FastAPI:
             schema.setdefault("components", {}).setdefault("schemas", {}).update(
                 decide.request_schemas()
             )
+            contract.document(schema, app.routes)
             app.openapi_schema = schema
         return app.openapi_schema
 

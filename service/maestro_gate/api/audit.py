@@ -5,7 +5,11 @@ the checkpoint note carries its root in base64, as C2SP tlog-checkpoint specifie
 size defaults to the latest signed checkpoint, so clients check it against a signed root.
 Indexes and sizes are bounded by MAX_INDEX in the schema: a record's `index` is an RFC 8785
 number, so no log holds more than 2**53 - 1 records (past the bound: 422, as for any parameter
-the schema refuses; within it, a value the log does not reach: 400).
+the schema refuses). Within the bounds every query the schema admits is answered: a page is cut
+at PAGE_MAX records (its `end` says where), an empty range is an empty page, and a proof that
+does not exist (a tree larger than the log, an index outside the tree, a consistency proof from
+a larger tree to a smaller one) is 404 `resource_not_found`: no schema can say how long the log
+is, or compare two parameters.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from maestro_gate.core.chain import MAX_SAFE_INTEGER
-from maestro_gate.core.errors import InvalidRequest, NotFound, NotReady
+from maestro_gate.core.errors import NotFound, NotReady
 from maestro_gate.core.ports import AuditEntry, StoredCheckpoint
 from maestro_gate.core.records import export_line
 from maestro_gate.wiring import Gate
@@ -88,7 +92,7 @@ async def _signed_size(gate: Gate, size: int | None) -> int:
         latest = await gate.audit.latest_checkpoint()
         size = latest.size if latest is not None else current
     if size > current:
-        raise InvalidRequest(f"tree size {size} is beyond the log's {current} records")
+        raise NotFound(f"no tree of {size} records: the log has {current}")
     return size
 
 
@@ -116,16 +120,14 @@ async def entries(
         Query(
             ge=0,
             le=MAX_INDEX,
-            description=f"Exclusive; at most {PAGE_MAX} after start (400 past it); "
-            "at or before start, the page is empty.",
+            description=f"Exclusive; a page holds at most {PAGE_MAX} records (the answer's "
+            "`end` says where it stopped); at or before start, the page is empty.",
         ),
     ] = None,
 ) -> EntriesOut:
     """Records with `start <= index < end` (at most PAGE_MAX) as export lines."""
     gate = _gate(request)
-    stop = start + PAGE_MAX if end is None else max(end, start)
-    if stop - start > PAGE_MAX:
-        raise InvalidRequest(f"end must be at most start + {PAGE_MAX}")
+    stop = start + PAGE_MAX if end is None else min(max(end, start), start + PAGE_MAX)
     rows = await gate.audit.entries(start, stop)
     size = await gate.audit.size()
     return EntriesOut(start=start, end=min(stop, size), size=size, entries=[_line(r) for r in rows])
@@ -143,11 +145,11 @@ async def entry(request: Request, decision_id: str) -> dict[str, Any]:
 @router.get("/proof/inclusion", summary="Inclusion proof of one record")
 async def inclusion(
     request: Request,
-    index: Annotated[int, Query(ge=0, le=MAX_INDEX, description="Below tree_size (400 if not).")],
+    index: Annotated[int, Query(ge=0, le=MAX_INDEX, description="Below tree_size (404 if not).")],
     tree_size: Annotated[
         int | None,
         Query(
-            ge=1, le=MAX_INDEX, description="Default: latest checkpoint; at most the log's size."
+            ge=1, le=MAX_INDEX, description="Default: latest checkpoint; a size past the log: 404."
         ),
     ] = None,
 ) -> InclusionOut:
@@ -155,7 +157,7 @@ async def inclusion(
     gate = _gate(request)
     size = await _signed_size(gate, tree_size)
     if index >= size:
-        raise InvalidRequest(f"index {index} is not in a tree of {size} records")
+        raise NotFound(f"no record {index} in a tree of {size} records")
     [row] = await gate.audit.entries(index, index + 1)
     proof = await gate.audit.inclusion_proof(index, size)
     root = await gate.audit.root(size)
@@ -171,11 +173,11 @@ async def inclusion(
 @router.get("/proof/consistency", summary="Consistency proof between two tree sizes")
 async def consistency(
     request: Request,
-    first: Annotated[int, Query(ge=1, le=MAX_INDEX, description="At most second (400 if not).")],
+    first: Annotated[int, Query(ge=1, le=MAX_INDEX, description="At most second (404 if not).")],
     second: Annotated[
         int | None,
         Query(
-            ge=1, le=MAX_INDEX, description="Default: latest checkpoint; at most the log's size."
+            ge=1, le=MAX_INDEX, description="Default: latest checkpoint; a size past the log: 404."
         ),
     ] = None,
 ) -> ConsistencyOut:
@@ -183,7 +185,7 @@ async def consistency(
     gate = _gate(request)
     size = await _signed_size(gate, second)
     if first > size:
-        raise InvalidRequest(f"first ({first}) must not exceed second ({size})")
+        raise NotFound(f"no consistency proof from a tree of {first} to a smaller one of {size}")
     proof = await gate.audit.consistency_proof(first, size)
     return ConsistencyOut(
         first=first,

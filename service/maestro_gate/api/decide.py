@@ -24,10 +24,6 @@ from maestro_gate.wiring import Gate
 router = APIRouter(prefix="/v1", tags=["decisions"])
 
 _REQUEST_SCHEMA = REQUEST_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
-_ERROR = {
-    "description": "Error",
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-}
 
 
 @router.post(
@@ -42,7 +38,6 @@ _ERROR = {
             },
         }
     },
-    responses={400: _ERROR, 401: _ERROR, 403: _ERROR, 413: _ERROR, 422: _ERROR, 503: _ERROR},
 )
 async def decide(request: Request) -> Response:
     """Decide one request; a deny is a 200 with `decision: deny`."""

@@ -6,10 +6,12 @@ import math
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from maestro_gate.core import errors
 
@@ -106,6 +108,16 @@ def unexpected_response(exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at this request's path (Starlette's 405 names one route's)."""
+    path = get_route_path(request.scope)
+    methods: set[str] = set()
+    for route in routing.iter_route_contexts(request.app.routes):
+        if route.path and route.methods and compile_path(route.path)[0].match(path):
+            methods |= route.methods
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that give every error the same body shape."""
 
@@ -120,11 +132,14 @@ def install(app: FastAPI) -> None:
         return JSONResponse(body, status_code=422)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         codes = {404: "resource_not_found", 405: "method_not_allowed"}
         code = codes.get(exc.status_code, "invalid_parameter")
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
         return JSONResponse(
-            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers
         )
 
     @app.exception_handler(Exception)

@@ -5,6 +5,8 @@ DESIGN §4.1 otherwise. The Rego input document is `Request.model_dump(mode="jso
 
 Validation is strict: a typed field takes only its own JSON type (no `"3"` or `true` for an
 integer, no `0` or `"false"` for a boolean), so the value decided and audited is the value sent.
+An integer is a JSON number without a fraction, as JSON Schema says: `3.0` is the integer 3
+(RFC 8785 writes both as `3`, so the audit record is the same), `3.5` is refused.
 `context.timestamp` is kept as the RFC 3339 text it arrived as, checked but never re-rendered.
 Free-form objects (`arguments`, `context.attributes`) take any JSON.
 """
@@ -18,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -35,6 +38,17 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Text = Annotated[str, StringConstraints(max_length=4096)]
 Classification = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 JsonObject = dict[str, Any]
+
+
+def _integral(value: Any) -> Any:
+    """A float without a fraction as its int (JSON has one number type); anything else as is."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+INTEGRAL = BeforeValidator(_integral)
+"""For an integer field, after its bounds: a JSON number with no fraction, `3` or `3.0`."""
 
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
@@ -81,7 +95,7 @@ class DelegationHop(Strict):
     delegator: AgentId
     delegatee: AgentId
     scopes: list[Name] = Field(default_factory=list, max_length=256)
-    ttl_seconds: int | None = Field(None, ge=1, le=31_536_000)
+    ttl_seconds: Annotated[int, Field(ge=1, le=31_536_000), INTEGRAL] | None = None
 
 
 class PlanStep(Strict):
@@ -99,7 +113,7 @@ class Context(Strict):
     goal_scopes: list[Name] = Field(default_factory=list, max_length=256)
     plan: list[PlanStep] = Field(default_factory=list, max_length=256)
     trace_id: Name | None = None
-    reflection_depth: int = Field(0, ge=0, le=10_000)
+    reflection_depth: Annotated[int, Field(ge=0, le=10_000), INTEGRAL] = 0
     delegation_chain: list[DelegationHop] = Field(default_factory=list, max_length=64)
     timestamp: Timestamp | None = None
     attributes: JsonObject = Field(default_factory=dict)
@@ -214,7 +228,7 @@ class Delegation(RequestBase):
     kind: Literal["delegation"]
     delegatee: AgentId
     task: Task
-    ttl_seconds: int = Field(..., ge=1, le=31_536_000)
+    ttl_seconds: Annotated[int, Field(ge=1, le=31_536_000), INTEGRAL]
 
 
 AnyRequest = AgentAction | DataMovement | Delegation
