@@ -29,6 +29,10 @@ default autonomy_classes := {}
 
 autonomy_classes := data.maestro.registry.autonomy_classes
 
+default default_tenant := ""
+
+default_tenant := data.maestro.registry.default_tenant
+
 # The subject's registry entry; undefined for an unregistered subject.
 agent := agents[input.subject.id]
 
@@ -117,19 +121,6 @@ tool_risk := tools[input.action].risk_class if is_action
 
 else := "irreversible" if is_action
 
-# Whether the action's tool reaches the network: every tool but one the registry marks
-# `network: false` (an unknown tool, or one whose entry says nothing, does).
-default network_tool := false
-
-network_tool if {
-	is_action
-	not offline_tool
-}
-
-default offline_tool := false
-
-offline_tool if tools[input.action].network == false
-
 default irreversible := false
 
 irreversible if {
@@ -159,17 +150,10 @@ target_classifications contains c if {
 	c := input.target.classification
 }
 
-# A target the registry knows as a store carries the store's classification whatever type the
-# caller gives it; a store without one is "unclassified", which ranks above every level.
 target_classifications contains c if {
 	is_action
-	c := target_store_classification
-}
-
-target_store_classification := c if {
+	input.target.type == "store"
 	c := stores[input.target.id].classification
-} else := "unclassified" if {
-	_ := stores[input.target.id]
 }
 
 max_target_rank := max({rank(c) | some c in target_classifications})
@@ -198,47 +182,6 @@ origins contains p if {
 }
 
 origins contains input.source.id if is_movement
-
-# --- the data's effective classification ------------------------------------------------
-
-# What the gate knows wins: a data movement's data ranks as the highest of its label and the
-# registry classification of every origin the registry knows as a store (the source and every
-# provenance entry, whatever type the caller gives them). A caller's label can only raise it.
-# A store without a classification ranks above every level.
-movement_ranks contains rank(input.data.classification) if is_movement
-
-movement_ranks contains r if {
-	some p in origins
-	r := rank(stores[p].classification)
-}
-
-movement_ranks contains unknown_rank if {
-	some p in origins
-	_ := stores[p]
-	not stores[p].classification
-}
-
-# The highest of movement_ranks, without max(): rego-cpp's min and max compare numbers' texts.
-dominated_ranks contains r if {
-	some r in movement_ranks
-	some s in movement_ranks
-	s > r
-}
-
-data_rank := r if {
-	some r in movement_ranks
-	not dominated_ranks[r]
-}
-
-# The effective classification's name, for messages: the caller's label when it is the highest,
-# else the registry's level ("unclassified" for a store without one).
-data_label := label if {
-	is_movement
-	label := input.data.classification
-	rank(label) == data_rank
-} else := label if {
-	label := order[data_rank]
-} else := "unclassified" if is_movement
 
 # A provenance entry is trusted when it is a registered agent at or above the trust minimum,
 # or a registered store marked trusted_for_memory.

@@ -16,16 +16,12 @@ reason(rule, threats, message) := {"rule": rule, "layer": layer, "threats": thre
 # its cheapest guard so that requests where nothing fires stay off the built-ins.
 
 # Both tests read the tool's memoised registry entry (lib.tool_risk would look it up a second
-# time). A tool needs a sandbox unless the registry says `sandbox_required: false` and it is
-# not code_exec: an entry without the flag, or a tool the registry lacks, fails closed.
+# time; a tool the registry lacks is not code_exec either way).
 default needs_sandbox := false
 
 needs_sandbox if lib.tool.risk_class == "code_exec"
 
-needs_sandbox if {
-	lib.is_action
-	not lib.tool.sandbox_required == false
-}
+needs_sandbox if lib.tool.sandbox_required == true
 
 # METADATA
 # title: Code execution outside a sandbox
@@ -80,64 +76,7 @@ agent_egress := egress if {
 	egress := lib.agent.egress
 } else := [] if lib.registered
 
-# The hosts an action reaches, as the gate derives them (whatever `execution` says): an
-# external target, the tool's fixed `hosts`, and the host of every argument the tool registry
-# declares as a URL (`url_args`) or a host name (`host_args`). Hosts compare in lower case.
-# (Few rules, and parsing in functions of bound values: under `with`, rego-cpp copies every
-# rule that depends on the input, and each rule more here cost the test runner gigabytes.)
-derived_hosts contains h if {
-	lib.is_action
-	input.target.type == "external"
-	h := lower(input.target.id)
-}
-
-derived_hosts contains lower(listed) if some listed in lib.tool.hosts
-
-derived_hosts contains h if {
-	some name in lib.tool.url_args
-	h := url_host(input.arguments[name])
-}
-
-derived_hosts contains h if {
-	some name in lib.tool.host_args
-	h := host_name(input.arguments[name])
-}
-
-# The authority of an absolute URL, flat (no recursion, one regex on either engine): a scheme,
-# `://`, optional user info without `/ ? # \ @`, then the host (letters, digits, dots, hyphens),
-# an optional port, and the end or `/ ? #`. Anything else (two `@`, a backslash, an IP literal,
-# percent-encoding or spaces in the host, no scheme) does not match, and no host is derived.
-url_authority := `^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#\\@]*@)?([A-Za-z0-9.-]+)(?::[0-9]*)?(?:[/?#]|$)`
-
-url_host(value) := lower(m[0][1]) if {
-	is_string(value)
-	m := regex.find_all_string_submatch_n(url_authority, value, 1)
-}
-
-host_name(value) := lower(value) if is_string(value)
-
-# A declared URL or host argument present in the call whose host cannot be derived.
-default underivable_arg := false
-
-underivable_arg if {
-	some name in lib.tool.url_args
-	value := input.arguments[name]
-	not url_host(value)
-}
-
-underivable_arg if {
-	some name in lib.tool.host_args
-	value := input.arguments[name]
-	not host_name(value)
-}
-
-# The derived and declared hosts, and the external destination, on the agent's allowlist.
-egress_listed contains host if {
-	some host in derived_hosts
-	some listed in agent_egress
-	listed == host
-}
-
+# The declared egress hosts, and the external destination, that are on the agent's allowlist.
 egress_listed contains host if {
 	some host in input.execution.egress
 	some listed in agent_egress
@@ -161,44 +100,10 @@ egress_listed contains input.destination.id if {
 #   threats: [T11, T28]
 #   mitigations: [output_egress_dlp, policy_bound_autonomy]
 deny contains reason("L4.egress_not_allowlisted", ["T11", "T28"], msg) if {
-	some host in derived_hosts
-	not egress_listed[host]
-	msg := sprintf("agent %s reaches %s, which is not on its egress allowlist %v", [input.subject.id, host, agent_egress])
-}
-
-deny contains reason("L4.egress_not_allowlisted", ["T11", "T28"], msg) if {
 	some host in input.execution.egress
 	not egress_listed[host]
 	msg := sprintf("agent %s reaches %s, which is not on its egress allowlist %v", [input.subject.id, host, agent_egress])
 }
-
-# METADATA
-# title: Network destination cannot be derived
-# description: >-
-#   A tool that reaches the network (any tool the registry does not mark `network: false`) is
-#   called without a destination the gate can derive (an external target, the tool's `hosts`,
-#   or a host in an argument the registry declares as a URL or host), or with such an argument
-#   whose host cannot be read.
-# custom:
-#   rule: L4.egress_destination_unknown
-#   layer: l4_deployment_infrastructure
-#   threats: [T11, T28]
-#   mitigations: [output_egress_dlp, policy_bound_autonomy]
-deny contains reason("L4.egress_destination_unknown", ["T11", "T28"], msg) if {
-	lib.network_tool
-	not derived_destination
-	msg := sprintf("agent %s calls network tool %s, but no destination can be derived from its target or arguments", [input.subject.id, input.action])
-}
-
-deny contains reason("L4.egress_destination_unknown", ["T11", "T28"], msg) if {
-	lib.network_tool
-	underivable_arg
-	msg := sprintf("agent %s calls network tool %s with a URL or host argument whose host cannot be derived", [input.subject.id, input.action])
-}
-
-default derived_destination := false
-
-derived_destination if some _ in derived_hosts
 
 deny contains reason("L4.egress_not_allowlisted", ["T11", "T28"], msg) if {
 	lib.is_movement
@@ -216,13 +121,9 @@ deny contains reason("L4.egress_not_allowlisted", ["T11", "T28"], msg) if {
 	msg := sprintf("agent %s may not send data to %s (egress allowlist %v)", [input.subject.id, input.destination.id, agent_egress])
 }
 
-# Where the work runs: off local compute when the agent's registered location is not local (or
-# it has none), or when the request itself declares a location that is not local. A declared
-# location can only make this stricter; one that differs from the registry's is also
-# L4.location_mismatch.
+# Where the work runs: the request's declared location, else the agent's registered one.
 location := where if {
 	where := input.execution.location
-	not where == "local"
 } else := where if {
 	where := lib.agent.location
 } else := "unknown"
