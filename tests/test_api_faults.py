@@ -57,13 +57,13 @@ def test_an_integer_parameter_past_its_bound_is_422_not_500(
         "/v1/audit/proof/consistency?first=2&second=1",
     ],
 )
-def test_an_index_within_bounds_the_log_does_not_reach_is_400(
+def test_an_index_within_bounds_the_log_does_not_reach_is_404(
     client: TestClient, path: str
 ) -> None:
-    """At the bound, a size or index past the log is 400 `invalid_parameter`."""
+    """At the bound, a size or index past the log is 404 `resource_not_found`: no such proof."""
     client.post("/v1/decide", json=action())
     response = client.get(path)
-    assert (response.status_code, response.json()["code"]) == (400, "invalid_parameter")
+    assert (response.status_code, response.json()["code"]) == (404, "resource_not_found")
 
 
 @pytest.mark.parametrize(

@@ -88,7 +88,7 @@ def test_mode_changes_are_audited_and_survive_a_restart(tmp_path: Path) -> None:
     assert change["detail"]["to"]["mode"] == "shadow"
 
 
-def test_unknown_layer_is_400_and_only_policy_admins_change_the_mode(tmp_path: Path) -> None:
+def test_unknown_layer_is_422_and_only_policy_admins_change_the_mode(tmp_path: Path) -> None:
     """A typo in a layer name is refused; an approver cannot flip the mode."""
     settings, headers = gate_settings(tmp_path)
     with TestClient(create_app(settings)) as client:
@@ -98,7 +98,7 @@ def test_unknown_layer_is_400_and_only_policy_admins_change_the_mode(tmp_path: P
             headers=headers["admin"],
         )
         approver = client.put("/v1/admin/mode", json={"mode": "shadow"}, headers=headers["alice"])
-    assert typo.status_code == 400
+    assert typo.status_code == 422  # the schema lists the real layers
     assert approver.status_code == 403
     assert events(settings, "mode_changed") == []
 
