@@ -13,6 +13,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 from maestro_gate.api.decide import parse_request
@@ -499,3 +500,15 @@ def _documents(draw: st.DrawFn, pools: Pools) -> Json:
 
 documents = functools.cache(_documents)
 """An engine input: a valid body through the request model, plus no, empty or service state."""
+
+
+def corpus_settings(examples: int) -> settings:
+    """The same `examples` inputs on every run: derandomized, no example database, no deadline."""
+    return settings(
+        max_examples=examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=(Phase.generate, Phase.shrink),
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )

@@ -8,24 +8,18 @@ and a fixed seed in deterministic mode, so that a run is repeatable.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from maestro_gate.api import contract
-from maestro_gate.api.app import create_app
 from maestro_gate.config import Settings
 from tests import conftest
+from tests.test_hot_reload import serving
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 EXAMPLES = int(os.environ.get("MAESTRO_GATE_SCHEMATHESIS_EXAMPLES", "15"))
@@ -148,24 +142,3 @@ def test_schemathesis_finds_no_failure(settings: Settings, tmp_path: Path) -> No
             check=False,
         )
     assert run.returncode == 0, run.stdout[-12000:] + run.stderr[-2000:]
-
-
-@contextmanager
-def serving(settings: Settings) -> Iterator[str]:
-    """The app under uvicorn on a free loopback port; its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            assert thread.is_alive(), "the server stopped before it started"
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join()

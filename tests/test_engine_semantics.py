@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 import regopy
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import given
 
 from maestro_gate.api.decide import parse_request
 from maestro_gate.authoring.tester import discover
@@ -44,7 +44,7 @@ from maestro_gate.engine.inprocess import InProcessOpaEngine, compile_opa
 from maestro_gate.state.memory import MemoryState
 from tests.conftest import POLICIES, ROOT
 from tests.fakes import MemoryAuditLog, RecordingMetrics, ScriptedEngine
-from tests.strategies import Pools, documents
+from tests.strategies import Pools, corpus_settings, documents
 
 sys.path.insert(0, str(ROOT / "bench"))
 import engine_bench
@@ -222,14 +222,7 @@ def test_generated_corpus_decides_the_same_on_both_engines(
     decisions: Counter[str] = Counter()
     rules: set[str] = set()
 
-    @settings(
-        max_examples=EXAMPLES,
-        derandomize=True,
-        database=None,
-        deadline=None,
-        phases=(Phase.generate, Phase.shrink),
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
+    @corpus_settings(EXAMPLES)
     @given(documents(pools))
     def agree(document: dict[str, Any]) -> None:
         embedded, opa = engines.values(document)

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import given, seed, settings
 from hypothesis import strategies as st
 
 from maestro_gate.core.errors import EngineError
@@ -35,7 +35,7 @@ from maestro_gate.engine.bundle import read_bundle
 from maestro_gate.engine.embedded import EmbeddedEngine
 from maestro_gate.engine.inprocess import InProcessOpaEngine
 from tests.conftest import POLICIES
-from tests.strategies import Pools, documents
+from tests.strategies import Pools, corpus_settings, documents
 
 EXAMPLES = int(os.environ.get("MAESTRO_GATE_PROPERTY_EXAMPLES", "1000"))
 REGISTRY = read_bundle(POLICIES).data["maestro"]["registry"]
@@ -143,14 +143,7 @@ def check(
                 )
 
 
-SETTINGS = settings(
-    max_examples=EXAMPLES,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    phases=(Phase.generate, Phase.shrink),
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+SETTINGS = corpus_settings(EXAMPLES)
 
 HOPS = st.fixed_dictionaries(
     {
