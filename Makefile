@@ -13,7 +13,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml requirements/regopy.txt requirements/opa-engine.txt $(wildcard service/maestro_gate/engine/_*.c service/maestro_gate/engine/_*.h service/maestro_gate/engine/_*.cc) | $(BIN)/python
 	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements/regopy.txt
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,adapters]'
 	$(BIN)/pip install --quiet --ignore-requires-python --no-deps --require-hashes -r requirements/opa-engine.txt
 	@touch $(STAMP)
 

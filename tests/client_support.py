@@ -1,0 +1,124 @@
+"""Servers on loopback for the client tests: the real gate, and small servers that misbehave."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from maestro_gate.config import Settings
+from tests.auth_support import gate_settings
+from tests.test_hot_reload import serving
+
+
+@dataclass
+class Gate:
+    """A real gate served by uvicorn on loopback: its URL, settings and each principal's API key."""
+
+    url: str
+    settings: Settings
+    keys: dict[str, str]
+
+
+@contextmanager
+def real_gate(tmp_path: Path, **overrides: Any) -> Iterator[Gate]:
+    """The auth tests' gate (tests/auth_support.py: its bundle and principals) on loopback."""
+    settings, headers = gate_settings(tmp_path, **overrides)
+    with serving(settings) as url:
+        yield Gate(url, settings, {name: h["X-API-Key"] for name, h in headers.items()})
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a misbehaving server sends: a status, a body, headers, after a delay (seconds)."""
+
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+    drop: bool = False  # close the connection without answering
+
+    @staticmethod
+    def json(status: int, body: Any, **headers: str) -> Answer:
+        """An answer with a JSON body."""
+        return Answer(
+            status, json.dumps(body).encode(), {"Content-Type": "application/json", **headers}
+        )
+
+
+Respond = Callable[[str, str, bytes], Answer]
+"""Given (method, path, body), what to answer."""
+
+
+@dataclass
+class Misbehaving:
+    """A loopback HTTP server answering as `respond` says; it records every request it got."""
+
+    url: str
+    received: list[tuple[str, str, bytes, dict[str, str]]]
+
+
+@contextmanager
+def misbehaving(respond: Respond) -> Iterator[Misbehaving]:
+    """Serve `respond` on a free loopback port until the block ends."""
+    received: list[tuple[str, str, bytes, dict[str, str]]] = []
+    stop = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet."""
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            received.append((self.command, self.path, body, dict(self.headers.items())))
+            answer = respond(self.command, self.path, body)
+            if answer.delay_s:
+                stop.wait(answer.delay_s)
+            if answer.drop:
+                self.close_connection = True
+                self.connection.close()
+                return
+            self.send_response(answer.status)
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(answer.body)))
+            self.end_headers()
+            self.wfile.write(answer.body)
+
+        do_GET = do_POST = _handle
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Misbehaving(f"http://127.0.0.1:{server.server_address[1]}", received)
+    finally:
+        stop.set()
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def decision_body(decision: str = "allow", **changes: Any) -> dict[str, Any]:
+    """A well-formed `/v1/decide` answer (what the gate sends), with `changes` applied."""
+    body: dict[str, Any] = {
+        "decision_id": "00000000-0000-4000-8000-000000000000",
+        "decision": decision,
+        "reasons": [],
+        "obligations": [],
+        "layers": {},
+        "policy": {"revision": "r1", "digest": "d", "engine": "embedded"},
+        "audit": {"index": 0, "leaf_hash": "00"},
+        "mode": "enforce",
+    }
+    body.update(changes)
+    return body
