@@ -7,7 +7,9 @@ never on the server (import-linter checks it); the adapters (`client.mcp`, `clie
 `client.openai_agents`) import their framework and are imported by name.
 """
 
+from maestro_gate.client.approval import HitlPolicy
 from maestro_gate.client.async_client import AsyncGateClient
+from maestro_gate.client.context import GateContext, acting_as, current
 from maestro_gate.client.errors import (
     ActionDenied,
     ApprovalRefused,
@@ -17,18 +19,36 @@ from maestro_gate.client.errors import (
     GateUnavailable,
     ObligationsUnhandled,
 )
+from maestro_gate.client.guard import (
+    ApprovalPending,
+    PendingApproval,
+    current_decision,
+    delegation,
+    guard,
+    movement,
+)
 from maestro_gate.client.sync_client import GateClient
 from maestro_gate.client.wire import Retry
 
 __all__ = [
     "ActionDenied",
+    "ApprovalPending",
     "ApprovalRefused",
     "ApprovalTimeout",
     "AsyncGateClient",
     "GateClient",
     "GateClientError",
+    "GateContext",
     "GateRefused",
     "GateUnavailable",
+    "HitlPolicy",
     "ObligationsUnhandled",
+    "PendingApproval",
     "Retry",
+    "acting_as",
+    "current",
+    "current_decision",
+    "delegation",
+    "guard",
+    "movement",
 ]
