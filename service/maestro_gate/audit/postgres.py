@@ -17,11 +17,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import psycopg
 import psycopg_pool
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
+from maestro_gate.audit import facets
 from maestro_gate.audit.store import PROBE_TTL_S, Outcome, TreeLog, seal_batch, tail_of
 from maestro_gate.core import merkle
 from maestro_gate.core.errors import AuditUnavailable
@@ -97,6 +99,37 @@ def read_nodes(conn: psycopg.Connection[Any], nodes: list[merkle.Node]) -> dict[
     return found
 
 
+def write_facets(
+    cur: psycopg.Cursor[Any], rows: list[facets.FacetRow], tags: list[tuple[str, int]]
+) -> None:
+    """COPY the console's search facets and tags of sealed records."""
+    with cur.copy(
+        "COPY audit_facets (idx, at, type, kind, subject, decision, trace_id) FROM STDIN"
+    ) as copy:
+        for row in rows:
+            copy.write_row(row)
+    with cur.copy("COPY audit_tags (tag, idx) FROM STDIN") as copy:
+        for tag in tags:
+            copy.write_row(tag)
+
+
+def backfill_facets(conn: psycopg.Connection[Any], chunk: int = 20000) -> int:
+    """Facet the records stored before the facet tables existed (inside the caller's lock)."""
+    done = 0
+    while True:
+        rows = conn.execute(
+            "SELECT idx, record FROM audit_records WHERE idx > "
+            "(SELECT COALESCE(MAX(idx), -1) FROM audit_facets) ORDER BY idx LIMIT %s",
+            (chunk,),
+        ).fetchall()
+        faceted = [facets.facets_of(int(i), orjson.loads(r)) for i, r in rows]
+        with conn.cursor() as cur:
+            write_facets(cur, [f for f, _ in faceted], [t for _, ts in faceted for t in ts])
+        done += len(rows)
+        if len(rows) < chunk:
+            return done
+
+
 class PostgresAuditLog(TreeLog):
     """AuditStore on PostgreSQL (psycopg 3, pooled); safe to run in several replicas at once."""
 
@@ -134,6 +167,8 @@ class PostgresAuditLog(TreeLog):
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
                 conn.execute(self._search_path())
                 conn.execute(SCHEMA)
+                conn.execute(facets.schema("postgres"))
+                backfill_facets(conn)
         self._pool = ConnectionPool(
             self.dsn,
             min_size=1,
@@ -173,6 +208,10 @@ class PostgresAuditLog(TreeLog):
                     with cur.copy("COPY audit_nodes (level, idx, hash) FROM STDIN") as copy:
                         for (level, idx), value in sealed.nodes.items():
                             copy.write_row((level, idx, value))
+                    # Stale facets past the tail (a truncated log) are replaced, never blocking.
+                    cur.execute("DELETE FROM audit_facets WHERE idx >= %s", (size,))
+                    cur.execute("DELETE FROM audit_tags WHERE idx >= %s", (size,))
+                    write_facets(cur, sealed.facets, sealed.tags)
         except (psycopg.Error, KeyError) as exc:
             raise AuditUnavailable(f"audit commit failed: {exc}") from exc
         return sealed.outcomes
@@ -235,6 +274,18 @@ class PostgresAuditLog(TreeLog):
                 (decision_id,),
             ).fetchone()
         return AuditEntry(int(row[0]), bytes(row[1]), bytes(row[2])) if row else None
+
+    def search(self, where: facets.LogFilter, before: int | None, limit: int) -> list[AuditEntry]:
+        """The newest matching records below `before`, in one query."""
+        query = facets.SearchQuery(where, before, limit, mark="%s")
+        sql_text = query.sql()
+        with self._connection() as conn:
+            found = conn.execute(
+                f"SELECT r.idx, r.leaf_hash, r.record FROM ({sql_text}) AS m "  # noqa: S608
+                "JOIN audit_records AS r ON r.idx = m.idx ORDER BY r.idx DESC",
+                query.params,
+            ).fetchall()
+        return [AuditEntry(int(i), bytes(leaf), bytes(data)) for i, leaf, data in found]
 
     def read_nodes(self, nodes: list[merkle.Node]) -> dict[merkle.Node, bytes]:
         """Stored subtree hashes in one round trip per kind."""

@@ -21,6 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
+from maestro_gate.audit import facets
 from maestro_gate.audit.store import PROBE_TTL_S, Outcome, TreeLog, seal_batch, tail_of
 from maestro_gate.core import merkle
 from maestro_gate.core.errors import AuditUnavailable
@@ -82,7 +85,7 @@ def connect(path: Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous}")
-        conn.executescript(SCHEMA)
+        conn.executescript(SCHEMA + facets.schema("sqlite"))
     except sqlite3.Error:
         conn.close()
         raise
@@ -119,7 +122,42 @@ def write_batch(conn: sqlite3.Connection, bodies: list[dict[str, Any]]) -> list[
         "INSERT INTO audit_nodes (level, idx, hash) VALUES (?,?,?)",
         [(level, idx, value) for (level, idx), value in sealed.nodes.items()],
     )
+    # Facets at or past the tail describe records no longer stored (a truncated or restored
+    # log); they are derived, so they are replaced rather than allowed to block the append.
+    conn.execute("DELETE FROM audit_facets WHERE idx >= ?", (size,))
+    conn.execute("DELETE FROM audit_tags WHERE idx >= ?", (size,))
+    write_facets(conn, sealed.facets, sealed.tags)
     return sealed.outcomes
+
+
+def write_facets(
+    conn: sqlite3.Connection, rows: list[facets.FacetRow], tags: list[tuple[str, int]]
+) -> None:
+    """Insert the console's search facets and tags of sealed records."""
+    conn.executemany("INSERT INTO audit_facets VALUES (?,?,?,?,?,?,?)", rows)
+    conn.executemany("INSERT INTO audit_tags (tag, idx) VALUES (?,?)", tags)
+
+
+def backfill_facets(conn: sqlite3.Connection, chunk: int = 20000) -> int:
+    """Facet the records stored before the facet tables existed; return how many."""
+    done = 0
+    while True:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            rows = conn.execute(
+                "SELECT idx, record FROM audit_records WHERE idx > "
+                "(SELECT COALESCE(MAX(idx), -1) FROM audit_facets) ORDER BY idx LIMIT ?",
+                (chunk,),
+            ).fetchall()
+            faceted = [facets.facets_of(int(i), orjson.loads(r)) for i, r in rows]
+            write_facets(conn, [f for f, _ in faceted], [t for _, ts in faceted for t in ts])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        done += len(rows)
+        if len(rows) < chunk:
+            return done
 
 
 class SqliteAuditLog(TreeLog):
@@ -143,6 +181,7 @@ class SqliteAuditLog(TreeLog):
     def _open(self) -> None:
         self._check_file_system()
         self._conn = connect(self.path, synchronous=self._synchronous)
+        backfill_facets(self._conn)
 
     def _check_file_system(self) -> None:
         """Raise AuditUnavailable for a read-only mount or one with too little space left."""
@@ -265,6 +304,21 @@ class SqliteAuditLog(TreeLog):
         finally:
             conn.close()
         return AuditEntry(int(row[0]), bytes(row[1]), bytes(row[2])) if row else None
+
+    def search(self, where: facets.LogFilter, before: int | None, limit: int) -> list[AuditEntry]:
+        """The newest matching records below `before`, on a fresh read connection."""
+        query = facets.SearchQuery(where, before, limit)
+        conn = self._read()
+        try:
+            sql = query.sql()
+            found = conn.execute(
+                f"SELECT r.idx, r.leaf_hash, r.record FROM ({sql}) AS m "  # noqa: S608 (bound values)
+                "JOIN audit_records AS r ON r.idx = m.idx ORDER BY r.idx DESC",
+                query.params,
+            ).fetchall()
+        finally:
+            conn.close()
+        return [AuditEntry(int(i), bytes(leaf), bytes(data)) for i, leaf, data in found]
 
     def read_nodes(self, nodes: list[merkle.Node]) -> dict[merkle.Node, bytes]:
         """Stored subtree hashes, on a fresh read connection."""

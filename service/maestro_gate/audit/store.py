@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from maestro_gate.audit.facets import FacetRow, LogFilter, facets_of
 from maestro_gate.core import merkle
 from maestro_gate.core.chain import GENESIS, seal
 from maestro_gate.core.errors import AuditUnavailable
@@ -48,11 +49,14 @@ class Probe:
 
 @dataclass
 class SealedBatch:
-    """Records sealed after a tail: rows to insert, subtree hashes completed, caller outcomes."""
+    """Records sealed after a tail: rows to insert, subtree hashes completed, caller outcomes,
+    and the console's search facets and tags of the records (`audit/facets.py`)."""
 
     rows: list[tuple[int, str, bytes, bytes]]
     nodes: dict[merkle.Node, bytes]
     outcomes: list[Outcome]
+    facets: list[FacetRow]
+    tags: list[tuple[str, int]]
 
 
 def seal_batch(
@@ -65,6 +69,8 @@ def seal_batch(
     rows: list[tuple[int, str, bytes, bytes]] = []
     outcomes: list[Outcome] = []
     leaves: list[bytes] = []
+    facets: list[FacetRow] = []
+    tags: list[tuple[str, int]] = []
     index = size
     for body in bodies:
         try:
@@ -73,10 +79,13 @@ def seal_batch(
             outcomes.append(AuditUnavailable(f"record rejected: {exc}"))
             continue
         rows.append((index, str(body.get("decision_id", "")), leaf, data))
+        facet, tagged = facets_of(index, body)
+        facets.append(facet)
+        tags.extend(tagged)
         leaves.append(leaf)
         outcomes.append(AuditReceipt(index=index, leaf_hash=leaf.hex()))
         index, prev = index + 1, leaf.hex()
-    return SealedBatch(rows, merkle.extend(size, frontier, leaves), outcomes)
+    return SealedBatch(rows, merkle.extend(size, frontier, leaves), outcomes, facets, tags)
 
 
 def tail_of(row: tuple[int, bytes] | None) -> tuple[int, str]:
@@ -144,6 +153,10 @@ class TreeLog(ABC):
     @abstractmethod
     def find(self, decision_id: str) -> AuditEntry | None:
         """The record with this decision (or event) id."""
+
+    @abstractmethod
+    def search(self, where: LogFilter, before: int | None, limit: int) -> list[AuditEntry]:
+        """The newest `limit` records matching `where` with index below `before`, newest first."""
 
     @abstractmethod
     def read_nodes(self, nodes: list[merkle.Node]) -> dict[merkle.Node, bytes]:
@@ -248,6 +261,10 @@ class TreeLog(ABC):
     async def entry(self, decision_id: str) -> AuditEntry | None:
         """The record of one decision id."""
         return await asyncio.to_thread(self.find, decision_id)
+
+    async def page(self, where: LogFilter, before: int | None, limit: int) -> list[AuditEntry]:
+        """`search` in a thread."""
+        return await asyncio.to_thread(self.search, where, before, limit)
 
     def root_at(self, size: int) -> bytes:
         """The root of the first `size` records, from O(log n) stored subtrees."""

@@ -1,0 +1,182 @@
+"""What the console searches the log by: one facet row and a set of tags per record.
+
+A record's facets (`audit_facets`) are its time, type, request kind, subject, decision and
+trace id; its tags (`audit_tags`) are `rule:<id>`, `layer:<id>` and `threat:<id>`, one row
+each, for the reasons it carries and the layers that did not allow. Both tables are written in
+the transaction that writes the record, and indexed so that a page of the newest matches is a
+backward walk of one index (`SearchQuery`): keyset paging on `idx`, never an OFFSET.
+
+The facets are a derived index: the canonical record stays the only thing the chain and the
+tree cover, and a verifier never reads these tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+FacetRow = tuple[int, str | None, str | None, str | None, str | None, str | None, str | None]
+"""(idx, timestamp, type, kind, subject, decision, trace_id)."""
+
+TAG_KINDS = ("rule", "layer", "threat")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_facets (
+    idx {integer} PRIMARY KEY,
+    at TEXT,
+    type TEXT,
+    kind TEXT,
+    subject TEXT,
+    decision TEXT,
+    trace_id TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_facets_at ON audit_facets (at, idx);
+CREATE INDEX IF NOT EXISTS audit_facets_type ON audit_facets (type, idx);
+CREATE INDEX IF NOT EXISTS audit_facets_kind ON audit_facets (kind, idx);
+CREATE INDEX IF NOT EXISTS audit_facets_subject ON audit_facets (subject, idx);
+CREATE INDEX IF NOT EXISTS audit_facets_decision ON audit_facets (decision, idx);
+CREATE INDEX IF NOT EXISTS audit_facets_trace ON audit_facets (trace_id, idx);
+CREATE TABLE IF NOT EXISTS audit_tags (
+    tag TEXT NOT NULL,
+    idx {integer} NOT NULL,
+    PRIMARY KEY (tag, idx)
+){clustered};
+"""
+
+
+def schema(backend: str) -> str:
+    """The facet tables and their indexes for `sqlite` (rowid and clustered keys) or `postgres`."""
+    if backend == "sqlite":
+        return _SCHEMA.format(integer="INTEGER", clustered=" WITHOUT ROWID")
+    return _SCHEMA.format(integer="BIGINT", clustered="")
+
+
+_COLUMNS = {
+    "type": "type",
+    "kind": "kind",
+    "agent": "subject",
+    "decision": "decision",
+    "trace_id": "trace_id",
+}
+
+
+def facets_of(index: int, body: dict[str, Any]) -> tuple[FacetRow, list[tuple[str, int]]]:
+    """The facet row and the (tag, idx) rows of the record body sealed at `index`."""
+    result = body.get("result")
+    row: FacetRow = (
+        index,
+        _text(body.get("timestamp")),
+        _text(body.get("type")),
+        _text(body.get("kind")),
+        _text(body.get("subject")),
+        _text(body.get("decision")),
+        _text(body.get("trace_id")),
+    )
+    tags = tags_of(result) if isinstance(result, dict) else set()
+    return row, [(tag, index) for tag in sorted(tags)]
+
+
+def tags_of(result: dict[str, Any]) -> set[str]:
+    """`rule:`, `layer:` and `threat:` tags of a decision result."""
+    tags: set[str] = set()
+    for reason in _list(result.get("reasons")):
+        if not isinstance(reason, dict):
+            continue
+        if isinstance(reason.get("rule"), str):
+            tags.add(f"rule:{reason['rule']}")
+        if isinstance(reason.get("layer"), str):
+            tags.add(f"layer:{reason['layer']}")
+        tags.update(f"threat:{t}" for t in _list(reason.get("threats")) if isinstance(t, str))
+    layers = result.get("layers")
+    if isinstance(layers, dict):
+        tags.update(f"layer:{name}" for name, verdict in layers.items() if verdict != "allow")
+    return tags
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """Console filters, combined with AND; None or empty means "any"."""
+
+    since: str | None = None
+    until: str | None = None
+    type: str | None = None
+    kind: str | None = None
+    agent: str | None = None
+    decision: str | None = None
+    trace_id: str | None = None
+    rule: str | None = None
+    layer: str | None = None
+    threat: str | None = None
+
+    def tags(self) -> list[str]:
+        """The tag conditions, `rule:` first."""
+        found = [(k, getattr(self, k)) for k in TAG_KINDS]
+        return [f"{k}:{v}" for k, v in found if v]
+
+    def columns(self) -> list[tuple[str, str]]:
+        """(facet column, value) equality conditions."""
+        found = [(column, getattr(self, name)) for name, column in _COLUMNS.items()]
+        return [(column, value) for column, value in found if value]
+
+
+@dataclass
+class SearchQuery:
+    """The SQL of one page of matches, newest first, for a placeholder style (`?` or `%s`)."""
+
+    where: LogFilter
+    before: int | None
+    limit: int
+    mark: str = "?"
+    params: list[Any] = field(default_factory=list)
+
+    def sql(self) -> str:
+        """`SELECT idx ...` of at most `limit` matching indexes below `before`, descending.
+
+        With a tag condition the first tag's (tag, idx) key drives the walk; otherwise the
+        facet table does, and the planner picks the (column, idx) index of an equality.
+        """
+        self.params = []
+        tags = self.where.tags()
+        conditions: list[str] = []
+        if tags:
+            driver, alias = "audit_tags t0", "t0"
+            conditions.append(f"t0.tag = {self._bind(tags[0])}")
+            joins = " JOIN audit_facets f ON f.idx = t0.idx" if self._needs_facets() else ""
+        else:
+            driver, alias, joins = "audit_facets f", "f", ""
+        for n, tag in enumerate(tags[1:], start=1):
+            conditions.append(
+                # S608: the text holds fixed identifiers only; every value is a bound parameter.
+                f"EXISTS (SELECT 1 FROM audit_tags t{n} WHERE t{n}.tag = {self._bind(tag)} "  # noqa: S608
+                f"AND t{n}.idx = {alias}.idx)"
+            )
+        for column, value in self.where.columns():
+            conditions.append(f"f.{column} = {self._bind(value)}")
+        if self.where.since:
+            conditions.append(f"f.at >= {self._bind(self.where.since)}")
+        if self.where.until:
+            conditions.append(f"f.at < {self._bind(self.where.until)}")
+        if self.before is not None:
+            conditions.append(f"{alias}.idx < {self._bind(self.before)}")
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        return (
+            f"SELECT {alias}.idx FROM {driver}{joins}{where} "  # noqa: S608 (bound values only)
+            f"ORDER BY {alias}.idx DESC LIMIT {self._bind(self.limit)}"
+        )
+
+    def _needs_facets(self) -> bool:
+        where = self.where
+        return bool(where.columns() or where.since or where.until)
+
+    def _bind(self, value: Any) -> str:
+        self.params.append(value)
+        return self.mark
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _list(value: Any) -> Iterable[Any]:
+    return value if isinstance(value, list) else ()
