@@ -1,0 +1,138 @@
+"""A gate in front of an MCP server: a proxy of an MCP client whose every `tools/call` is decided.
+
+    async with mcp.Client(server) as session:
+        tools = GatedMCPClient(session, gate, server="mcp://jira.corp.example")
+        result = await tools.call_tool("jira_create_issue", {"project": "SEC", ...})
+
+Before each call the proxy lists the server's tools (the session's own listing, with whatever
+caching it applies) and sends the called tool's descriptor digest as `tool.digest`, so L7's
+`tool_description_mismatch` sees a description swapped after it was approved. A denied call
+comes back as an MCP tool error (`isError`) whose text carries the gate's reasons; the tool is
+not called. `require_hitl` follows the HitlPolicy (wait for the approval, or answer at once with
+a tool error naming the pending approval). An unreachable or failing gate raises: it is never a
+tool result the model could read as success.
+
+Needs the `mcp` package (the `adapters` extra).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from mcp_types import CallToolResult, ListToolsResult, TextContent, Tool
+
+from maestro_gate.client.approval import HitlPolicy
+from maestro_gate.client.async_client import AsyncGateClient
+from maestro_gate.client.context import GateContext
+from maestro_gate.client.errors import ActionDenied
+from maestro_gate.client.guard import ApprovalPending, ObligationHandler, TargetOf, guard
+from maestro_gate.core.chain import canonical, sha256_hex
+from maestro_gate.core.requests import ToolDescriptor
+
+NO_DIGEST = "sha256:none"
+"""Sent for a tool the server does not list: a registered digest never matches it."""
+
+
+class ToolSession(Protocol):
+    """What the proxy needs of an MCP client: `mcp.Client` and `mcp.ClientSession` both fit."""
+
+    async def list_tools(self) -> ListToolsResult:
+        """The server's tools."""
+        ...
+
+    async def call_tool(self, name: str, arguments: dict[str, Any] | None = None) -> CallToolResult:
+        """Call one tool."""
+        ...
+
+
+def tool_digest(tool: Tool) -> str:
+    """`sha256:<hex>` of the RFC 8785 form of the tool's name, description and input schema.
+
+    Register this value as the tool's `description_digest`: any change the model would see in
+    how the tool is described (its text or its parameters) changes it.
+    """
+    described = {
+        "name": tool.name,
+        "description": tool.description or "",
+        "inputSchema": tool.input_schema,
+    }
+    return "sha256:" + sha256_hex(canonical(described))
+
+
+class GatedMCPClient:
+    """An MCP client proxy that asks the gate before every tool call."""
+
+    def __init__(
+        self,
+        session: ToolSession,
+        gate: AsyncGateClient,
+        *,
+        server: str | None = None,
+        target: TargetOf = None,
+        hitl: HitlPolicy | None = None,
+        on_obligations: ObligationHandler | None = None,
+        context: GateContext | None = None,
+    ) -> None:
+        self.session = session
+        self.gate = gate
+        self.server = server
+        self.hitl = hitl or HitlPolicy()
+        self._target = target
+        self._on_obligations = on_obligations
+        self._context = context
+
+    async def list_tools(self) -> ListToolsResult:
+        """The server's tools, as the session lists them."""
+        return await self.session.list_tools()
+
+    async def call_tool(self, name: str, arguments: dict[str, Any] | None = None) -> CallToolResult:
+        """Decide the call, then make it on allow; a refusal is a tool error with the reasons."""
+        listed = {tool.name: tool for tool in (await self.session.list_tools()).tools}
+        described = listed.get(name)
+        checked = guard(
+            self.gate,
+            action=name,
+            arguments=arguments or {},
+            target=self._target,
+            side_effects=_side_effects(described),
+            reversible=not _destructive(described),
+            tool=ToolDescriptor(
+                server=self.server, digest=tool_digest(described) if described else NO_DIGEST
+            ),
+            hitl=self.hitl,
+            on_obligations=self._on_obligations,
+            context=self._context,
+        )
+        try:
+            async with checked:
+                return await self.session.call_tool(name, arguments)
+        except ApprovalPending as pending:
+            return refusal(
+                f"{name} waits for human approval {pending.pending.approval_id}", pending
+            )
+        except ActionDenied as denied:
+            return refusal(f"the gate refused {name}", denied)
+
+
+def refusal(message: str, denied: ActionDenied) -> CallToolResult:
+    """An MCP tool error naming each of the gate's reasons (rule, threats, message)."""
+    lines = [message + "."]
+    lines += [f"- {r.rule} [{', '.join(r.threats)}]: {r.message}" for r in denied.reasons]
+    return CallToolResult(content=[TextContent(type="text", text="\n".join(lines))], is_error=True)
+
+
+def _side_effects(tool: Tool | None) -> list[str]:
+    hints = tool.annotations if tool else None
+    if hints is None:
+        return []
+    effects = []
+    if hints.read_only_hint is False:
+        effects.append("write")
+    if hints.open_world_hint:
+        effects.append("external")
+    return effects
+
+
+def _destructive(tool: Tool | None) -> bool:
+    hints = tool.annotations if tool else None
+    return bool(hints and hints.destructive_hint)
