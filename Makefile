@@ -22,11 +22,11 @@ run: $(STAMP)
 
 test: $(STAMP) test-tools lint typecheck imports policy-test pytest
 
-# Debian tools the deployment tests drive: docker-compose validates the compose file offline,
-# promtool (package prometheus) checks the alert rules.
+# Debian tools the tests drive: docker-compose validates the compose file offline, promtool
+# (package prometheus) checks the alert rules, Graphviz's dot renders the posture topology SVG.
 test-tools:
-	@command -v docker-compose >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose prometheus >/dev/null; }
+	@command -v docker-compose >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 && command -v dot >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose prometheus graphviz >/dev/null; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check service tests bench

@@ -21,6 +21,7 @@ from maestro_gate.api import (
     errors,
     fast,
     operations,
+    posture,
     security,
 )
 from maestro_gate.config import Settings
@@ -63,6 +64,7 @@ def create_app(settings: Settings, gate: Gate | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         running = gate or build(settings)
         await running.start()
+        app.state.posture = posture.sources_of(running, settings)
         app.state.gate = running
         try:
             yield
@@ -86,6 +88,7 @@ def create_app(settings: Settings, gate: Gate | None = None) -> FastAPI:
     app.include_router(admin_state.router, dependencies=admins)
     app.include_router(approvals.router, dependencies=[Depends(security.authenticated)])
     app.include_router(audit.router, dependencies=[Depends(security.require(AUDITOR))])
+    app.include_router(posture.router, dependencies=[Depends(security.require(AUDITOR))])
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

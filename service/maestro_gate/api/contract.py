@@ -76,6 +76,10 @@ RAISES: dict[tuple[str, str], tuple[type[errors.GateError], ...]] = {
     ("GET", "/v1/audit/entries/{decision_id}"): (errors.NotFound,),
     ("GET", "/v1/audit/proof/inclusion"): (errors.NotFound,),
     ("GET", "/v1/audit/proof/consistency"): (errors.NotFound,),
+    ("GET", "/v1/posture/topology"): (errors.NotReady,),
+    ("GET", "/v1/posture/permissions"): (errors.NotReady,),
+    ("GET", "/v1/posture/classification"): (errors.NotReady,),
+    ("GET", "/v1/posture/blast-radius"): (errors.NotReady, errors.NotFound),
 }
 
 

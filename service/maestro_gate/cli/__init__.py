@@ -18,6 +18,7 @@ from pathlib import Path
 from maestro_gate.cli import audit as audit_commands
 from maestro_gate.cli import auth as auth_commands
 from maestro_gate.cli import policy as policy_commands
+from maestro_gate.cli import posture as posture_commands
 from maestro_gate.config import PREFIX, Settings
 from maestro_gate.core.errors import GateError
 
@@ -114,6 +115,11 @@ def _parser() -> argparse.ArgumentParser:
         required=True, metavar="action"
     )
     policy_commands.add_commands(policy)
+
+    posture = sub.add_parser(
+        "posture", help="Threat Mapper: topology, permissions, classification, blast radius"
+    ).add_subparsers(required=True, metavar="report")
+    posture_commands.add_commands(posture)
 
     catalog = sub.add_parser("catalog", help="MAESTRO threat catalog").add_subparsers(
         required=True, metavar="action"
