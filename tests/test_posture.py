@@ -94,12 +94,6 @@ TRAFFIC: dict[str, dict[str, Any]] = {
     "handoff": movement(
         "collector-web", ("agent", A + "collector-web"), ("agent", A + "analyst-finance")
     ),
-    "declassify": movement(
-        "analyst-security",
-        ("agent", A + "analyst-security"),
-        ("store", "reports"),
-        data={"classification": "internal", "provenance": ["incident-db"]},
-    ),
     "export": movement(
         "reporter",
         ("store", "reports"),
@@ -108,6 +102,16 @@ TRAFFIC: dict[str, dict[str, Any]] = {
         operation="export",
     ),
 }
+
+
+# Restricted-provenance data written to the internal reports store: the policy allows it, or
+# escalates it (L2.declassification_requires_approval) and allows it once approved.
+DECLASSIFY = movement(
+    "analyst-security",
+    ("agent", A + "analyst-security"),
+    ("store", "reports"),
+    data={"classification": "internal", "provenance": ["incident-db"]},
+)
 
 
 @pytest.fixture(scope="module")
@@ -131,19 +135,24 @@ def served(
             answer = client.post("/v1/decide", json=body)
             assert answer.status_code == 200, answer.text
             ids[name] = answer.json()["decision_id"]
-        ids["declassified"] = approved(client, keys, TRAFFIC["declassify"])
+        ids["declassified"], escalations = allowed(client, keys, DECLASSIFY)
+        ids["escalations"] = str(escalations)
         yield client, ids, tmp
 
 
-def approved(client: TestClient, keys: dict[str, str], body: dict[str, Any]) -> str:
-    """Decide `body` (require_hitl), have alice and bob approve it, decide it again: allowed."""
-    ticket = client.post("/v1/decide", json=body).json()["approval"]
+def allowed(client: TestClient, keys: dict[str, str], body: dict[str, Any]) -> tuple[str, int]:
+    """The id of an allowed decision on `body` (approved by alice and bob if it is escalated),
+    and the number of require_hitl answers on the way."""
+    first = client.post("/v1/decide", json=body).json()
+    if first["decision"] == "allow":
+        return str(first["decision_id"]), 0
+    ticket = first["approval"]
     for who in ("alice", "bob")[: ticket["approvers_required"]]:
         vote = client.post(f"/v1/approvals/{ticket['id']}/approve", headers=key_header(keys[who]))
         assert vote.status_code == 200, vote.text
     again = client.post("/v1/decide", json={**body, "approval_id": ticket["id"]}).json()
     assert again["decision"] == "allow", again
-    return str(again["decision_id"])
+    return str(again["decision_id"]), 1
 
 
 def edge(report: dict[str, Any], source: str, target: str, kind: str) -> dict[str, Any]:
@@ -162,7 +171,7 @@ def test_topology_tells_used_denied_unused_and_accidental_edges(served: Any) -> 
     client, ids, _ = served
     report = client.get("/v1/posture/topology").json()
     assert report["schema"] == "maestro-gate/posture/topology/v1"
-    assert report["window"]["decisions"] == len(TRAFFIC) + 2  # and the approved resubmission
+    assert report["window"]["decisions"] == len(TRAFFIC) + 1 + int(ids["escalations"])
     used = edge(report, "orchestrator", "analyst-security", "delegation")
     assert (used["status"], used["observed"]["allow"]) == ("used", 1)
     denied = edge(report, "orchestrator", "mcp-gateway", "delegation")
@@ -213,9 +222,9 @@ def test_permissions_rank_unused_grants_and_find_uncovered_risk(served: Any) -> 
 
 
 def test_classification_lists_the_downward_move_and_unclassified_store(served: Any) -> None:
-    """Restricted-provenance data written to the internal reports store is escalated, then,
-    approved, allowed: the one allowed downward move, listed by its decision id; the
-    unclassified store is named; the matrix counts the hitl and the allow."""
+    """Restricted-provenance data written to the internal reports store, allowed (outright or
+    on approval): the one allowed downward move, listed by its decision id; the unclassified
+    store is named; the matrix counts the allow and any escalation."""
     client, ids, _ = served
     report = client.get("/v1/posture/classification").json()
     [move] = report["downward_allowed"]
@@ -226,7 +235,7 @@ def test_classification_lists_the_downward_move_and_unclassified_store(served: A
         for m in report["matrix"]
         if (m["source_level"], m["destination_level"]) == ("restricted", "internal")
     ]
-    assert (cell["allow"], cell["require_hitl"]) == (1, 2)  # asked twice, approved once
+    assert (cell["allow"], cell["require_hitl"]) == (1, int(ids["escalations"]))
     assert report["unclassified"]["stores"] == ["scratch"]
 
 
