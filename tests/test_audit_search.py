@@ -114,3 +114,15 @@ def test_records_stored_before_the_facets_are_faceted_when_opened(
             assert indexes(reopened, LogFilter(rule="L3.tool_not_allowlisted")) == [9, 6, 3, 0]
         finally:
             reopened.close()
+
+
+def test_tally_counts_denials_per_layer_since_a_time(log: TreeLog) -> None:
+    """Denials and escalations per layer tag, from the first record at or after `since`."""
+    layers = ["l3_agent_frameworks", "l6_security_compliance"]
+    assert log.tally(layers, "") == {
+        "l3_agent_frameworks": {"deny": 10},
+        "l6_security_compliance": {},
+    }
+    stamp = orjson.loads(log.search(LogFilter(trace_id="trace-15"), None, 1)[0].record)["timestamp"]
+    assert log.tally(layers, stamp)["l3_agent_frameworks"] == {"deny": 5}
+    assert log.tally(layers, "2999-01-01") == {layer: {} for layer in layers}

@@ -174,6 +174,22 @@ class SearchQuery:
         return self.mark
 
 
+def tally_sql(mark: str) -> tuple[str, str]:
+    """(first index at or after a time, denials and escalations per layer tag from an index).
+
+    The second counts records with the tag `layer:<id>` (bound twice: the tag, then the index
+    and the time again), grouped by decision, for `deny` and `require_hitl` only.
+    """
+    # S608: `mark` is the driver's placeholder (`?` or `%s`); every value is bound.
+    first = f"SELECT idx FROM audit_facets WHERE at >= {mark} ORDER BY at, idx LIMIT 1"  # noqa: S608
+    counts = (
+        "SELECT f.decision, COUNT(*) FROM audit_tags t JOIN audit_facets f ON f.idx = t.idx "  # noqa: S608
+        f"WHERE t.tag = {mark} AND t.idx >= {mark} AND f.at >= {mark} "
+        "AND f.decision IN ('deny', 'require_hitl') GROUP BY f.decision"
+    )
+    return first, counts
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 

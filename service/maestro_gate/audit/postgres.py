@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -286,6 +286,19 @@ class PostgresAuditLog(TreeLog):
                 query.params,
             ).fetchall()
         return [AuditEntry(int(i), bytes(leaf), bytes(data)) for i, leaf, data in found]
+
+    def tally(self, layers: Iterable[str], since: str) -> dict[str, dict[str, int]]:
+        """Denials and escalations per layer since a time."""
+        first, counts = facets.tally_sql("%s")
+        found: dict[str, dict[str, int]] = {layer: {} for layer in layers}
+        with self._connection() as conn:
+            row = conn.execute(first, (since,)).fetchone()
+            if row is None:
+                return found
+            for layer in found:
+                for decision, n in conn.execute(counts, (f"layer:{layer}", row[0], since)):
+                    found[layer][str(decision)] = int(n)
+        return found
 
     def read_nodes(self, nodes: list[merkle.Node]) -> dict[merkle.Node, bytes]:
         """Stored subtree hashes in one round trip per kind."""

@@ -17,7 +17,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -319,6 +319,22 @@ class SqliteAuditLog(TreeLog):
         finally:
             conn.close()
         return [AuditEntry(int(i), bytes(leaf), bytes(data)) for i, leaf, data in found]
+
+    def tally(self, layers: Iterable[str], since: str) -> dict[str, dict[str, int]]:
+        """Denials and escalations per layer since a time, on a fresh read connection."""
+        first, counts = facets.tally_sql("?")
+        conn = self._read()
+        try:
+            row = conn.execute(first, (since,)).fetchone()
+            found: dict[str, dict[str, int]] = {layer: {} for layer in layers}
+            if row is None:
+                return found
+            for layer in found:
+                for decision, n in conn.execute(counts, (f"layer:{layer}", row[0], since)):
+                    found[layer][str(decision)] = int(n)
+            return found
+        finally:
+            conn.close()
 
     def read_nodes(self, nodes: list[merkle.Node]) -> dict[merkle.Node, bytes]:
         """Stored subtree hashes, on a fresh read connection."""

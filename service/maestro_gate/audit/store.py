@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,6 +159,10 @@ class TreeLog(ABC):
         """The newest `limit` records matching `where` with index below `before`, newest first."""
 
     @abstractmethod
+    def tally(self, layers: Iterable[str], since: str) -> dict[str, dict[str, int]]:
+        """Per layer id: decision (`deny`, `require_hitl`) -> records since `since` naming it."""
+
+    @abstractmethod
     def read_nodes(self, nodes: list[merkle.Node]) -> dict[merkle.Node, bytes]:
         """Stored hashes of complete subtrees (level 0: leaf hashes); raise KeyError if missing."""
 
@@ -265,6 +269,10 @@ class TreeLog(ABC):
     async def page(self, where: LogFilter, before: int | None, limit: int) -> list[AuditEntry]:
         """`search` in a thread."""
         return await asyncio.to_thread(self.search, where, before, limit)
+
+    async def layer_tally(self, layers: Iterable[str], since: str) -> dict[str, dict[str, int]]:
+        """`tally` in a thread."""
+        return await asyncio.to_thread(self.tally, list(layers), since)
 
     def root_at(self, size: int) -> bytes:
         """The root of the first `size` records, from O(log n) stored subtrees."""
