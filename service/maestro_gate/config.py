@@ -133,6 +133,22 @@ class Settings(BaseSettings):
     jwks_file: Path | None = Field(
         None, description="JWKS JSON whose keys verify JWT bearer tokens (EdDSA, ES256, RS256)."
     )
+    jwks_url: str | None = Field(
+        None,
+        description="URL of a JWKS (an OIDC provider's `jwks_uri`) whose keys verify JWT bearer"
+        " tokens; instead of the file.",
+    )
+    jwks_timeout_s: float = Field(
+        2.0, gt=0, le=60, description="Timeout of one fetch of the JWKS URL."
+    )
+    jwks_refresh_s: float = Field(
+        300.0,
+        ge=1,
+        le=86_400,
+        description="Seconds the keys fetched from the JWKS URL are used before a fetch again"
+        " (a token with an unknown `kid` fetches at once, at most every 5 s; a failed fetch"
+        " keeps the last good keys).",
+    )
     jwt_issuer: str | None = Field(None, description="Required `iss` of JWT bearer tokens.")
     jwt_audience: str | None = Field(None, description="Required `aud` of JWT bearer tokens.")
     jwt_roles_claim: str = Field("roles", description="JWT claim listing the caller's roles.")

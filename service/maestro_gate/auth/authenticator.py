@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from maestro_gate.auth.jwks import JwksUrl
 from maestro_gate.auth.keys import KEY_PREFIX, KeyEntry, KeyRing, dev_key, key_hash, read_keys
 from maestro_gate.auth.tokens import JwtVerifier
 from maestro_gate.auth.watched import Watched
@@ -31,7 +32,7 @@ class Authenticator:
         self,
         *,
         keys: KeyRing | Watched[KeyRing] | None = None,
-        tokens: JwtVerifier | Watched[JwtVerifier] | None = None,
+        tokens: JwtVerifier | Watched[JwtVerifier] | JwksUrl | None = None,
         required: bool = True,
     ) -> None:
         self._keys = keys
@@ -45,8 +46,8 @@ class Authenticator:
         return keys.current() if isinstance(keys, Watched) else keys
 
     @property
-    def tokens(self) -> JwtVerifier | None:
-        """The JWT verifier in force (a watched JWKS file as last loaded)."""
+    def tokens(self) -> JwtVerifier | JwksUrl | None:
+        """The JWT verifier in force (a watched JWKS file as last loaded, or the JWKS URL's)."""
         tokens = self._tokens
         return tokens.current() if isinstance(tokens, Watched) else tokens
 
@@ -101,7 +102,7 @@ def build_authenticator(settings: Settings, log: Any = None) -> Authenticator:
         log.warning("authentication_off", detail="every caller is anonymous with every role")
         return Authenticator(required=False)
     keys: KeyRing | Watched[KeyRing] | None = None
-    tokens: JwtVerifier | Watched[JwtVerifier] | None = None
+    tokens: JwtVerifier | Watched[JwtVerifier] | JwksUrl | None = None
     every = settings.credentials_refresh_s
     if settings.api_keys_file is not None:
         keys = Watched(
@@ -111,6 +112,10 @@ def build_authenticator(settings: Settings, log: Any = None) -> Authenticator:
             what="api_keys",
             log=log,
         )
+    if settings.jwks_file is not None and settings.jwks_url is not None:
+        raise ValueError("set MAESTRO_GATE_JWKS_FILE or MAESTRO_GATE_JWKS_URL, not both")
+    if settings.jwks_url is not None:
+        tokens = _jwks_url(settings, log)
     if settings.jwks_file is not None:
         issuer, audience = settings.jwt_issuer, settings.jwt_audience
         if not issuer or not audience:
@@ -139,6 +144,33 @@ def build_authenticator(settings: Settings, log: Any = None) -> Authenticator:
             )
         keys = _dev_ring(settings, log)
     return Authenticator(keys=keys, tokens=tokens)
+
+
+def _jwks_url(settings: Settings, log: Any) -> JwksUrl:
+    """The JWKS URL source, fetched once now (a failure is logged; JWTs wait for the keys)."""
+    issuer, audience, url = settings.jwt_issuer, settings.jwt_audience, settings.jwks_url
+    if not issuer or not audience or not url:
+        raise ValueError(
+            "MAESTRO_GATE_JWKS_URL needs MAESTRO_GATE_JWT_ISSUER and MAESTRO_GATE_JWT_AUDIENCE"
+        )
+    if not url.startswith(("https://", "http://")):
+        raise ValueError("MAESTRO_GATE_JWKS_URL must be an http(s) URL")
+    source = JwksUrl(
+        url,
+        lambda jwks: JwtVerifier(
+            jwks,
+            issuer=issuer,
+            audience=audience,
+            roles_claim=settings.jwt_roles_claim,
+            subjects_claim=settings.jwt_subjects_claim,
+            leeway_s=settings.jwt_leeway_s,
+        ),
+        timeout_s=settings.jwks_timeout_s,
+        refresh_s=settings.jwks_refresh_s,
+        log=log,
+    )
+    source.refresh()
+    return source
 
 
 def _dev_ring(settings: Settings, log: Any) -> KeyRing:

@@ -57,6 +57,11 @@ class JwtVerifier:
         self.subjects_claim = subjects_claim
         self.leeway_s = leeway_s
 
+    @property
+    def key_ids(self) -> frozenset[str]:
+        """The `kid` of each key that has one."""
+        return frozenset(k.key_id for k in self._keys if k.key_id)
+
     @classmethod
     def from_file(cls, path: Path, **options: Any) -> JwtVerifier:
         """A verifier for the keys in a JWKS JSON file."""
