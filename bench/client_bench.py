@@ -1,0 +1,134 @@
+"""The Python client's overhead: GateClient.decide p50 minus a bare HTTP round trip p50.
+
+Serves the gate (uvicorn on a loopback port, in this process's thread, the embedded engine, a
+durable SQLite audit, a small bundle) and sends the same allowed `agent_action`, alternating:
+- server: a bare `httpx.Client.post` of the pre-encoded body, the answer's bytes read and
+  nothing else: what the gate and the loopback cost;
+- client: `GateClient.decide(model)`: the request model serialised, a request_id set, the answer
+  validated into a DecisionResponse (fail-closed checks included).
+The figure is the difference of the p50s, and the client p50 as a ratio of the server p50.
+Further parts (the AuthZEN batch against single calls, issue 17 item 4) register in `PARTS`.
+Usage: python bench/client_bench.py [--requests 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from maestro_gate.api.app import create_app  # noqa: E402
+from maestro_gate.client import GateClient  # noqa: E402
+from maestro_gate.config import Settings  # noqa: E402
+from maestro_gate.core.requests import AgentAction  # noqa: E402
+from tests.conftest import make_settings, write_bundle  # noqa: E402
+
+REQUEST = {
+    "kind": "agent_action",
+    "subject": {"id": "spiffe://corp.example/agent/analyst", "session_id": "s-1"},
+    "action": "web.search",
+    "arguments": {"query": "maestro threat layers", "limit": 5},
+    "context": {"trace_id": "bench"},
+}
+
+Part = Callable[[str, str, int], dict[str, float] | None]
+"""A bench part: (base URL, API key, requests) -> its figures, or None when not available."""
+
+
+def client_overhead(url: str, key: str, requests: int) -> dict[str, float]:
+    """p50 of bare round trips and of GateClient.decide, interleaved, in milliseconds."""
+    body = AgentAction.model_validate(REQUEST).model_dump_json(exclude_none=True).encode()
+    headers = {"X-API-Key": key, "Content-Type": "application/json"}
+    model = AgentAction.model_validate(REQUEST)
+    bare_ms: list[float] = []
+    client_ms: list[float] = []
+    with httpx.Client(base_url=url) as bare, GateClient(url, api_key=key) as client:
+        for _ in range(50):  # warm both pools and the engine
+            bare.post("/v1/decide", content=body, headers=headers).raise_for_status()
+            client.decide(model)
+        for _ in range(requests):
+            started = time.perf_counter()
+            bare.post("/v1/decide", content=body, headers=headers).raise_for_status()
+            bare_ms.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            client.decide(model)
+            client_ms.append((time.perf_counter() - started) * 1000)
+    server, sdk = statistics.median(bare_ms), statistics.median(client_ms)
+    return {
+        "server_p50_ms": server,
+        "client_p50_ms": sdk,
+        "overhead_p50_ms": sdk - server,
+        "client_over_server": sdk / server,
+    }
+
+
+def authzen_batch_vs_single(url: str, key: str, requests: int) -> dict[str, float] | None:
+    """The AuthZEN part (issue 17 item 4): decisions/s of /access/v1/evaluations against single
+    /access/v1/evaluation calls. None until that endpoint exists."""
+    probe = httpx.get(f"{url}/.well-known/authzen-configuration")
+    if probe.status_code == 404:
+        return None
+    raise NotImplementedError("the AuthZEN helper fills this part in")
+
+
+PARTS: dict[str, Part] = {
+    "client overhead": client_overhead,
+    "authzen batch vs single": authzen_batch_vs_single,
+}
+
+
+@contextmanager
+def serving(settings: Settings) -> Iterator[str]:
+    """The app under uvicorn on a free loopback port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="error")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run every part and print its figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = Path(scratch)
+        settings = make_settings(tmp, write_bundle(tmp / "bundle"), log_level="warning")
+        key = (tmp / "tester.key").read_text()
+        with serving(settings) as url:
+            for name, part in PARTS.items():
+                figures: Any = part(url, key, args.requests)
+                if figures is None:
+                    print(f"{name}: not available on this gate")
+                    continue
+                print(f"{name} ({args.requests} requests each, loopback, one connection):")
+                for figure, value in figures.items():
+                    print(f"  {figure:<22} {value:8.3f}")
+
+
+if __name__ == "__main__":
+    main()
