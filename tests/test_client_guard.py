@@ -343,3 +343,26 @@ def test_a_sync_function_with_an_async_client_is_refused_at_decoration(gate: Gat
         guard(aclient)(lambda: None)
     context = GateContext(subject=ANALYST)
     assert context.subject_model().id == ANALYST
+
+
+def test_one_guard_object_entered_by_concurrent_tasks(gate: Gate) -> None:
+    """The same `async with` guard entered by several tasks at once: each sees its decision."""
+    seen: list[str] = []
+
+    async def main() -> None:
+        async with AsyncGateClient(gate.url, api_key=gate.keys["runtime"]) as aclient:
+            shared = guard(aclient, action="web.search", on_obligations=lambda *_: None)
+
+            async def one() -> None:
+                async with shared as decision:
+                    await anyio.sleep(0.05)
+                    assert current_decision() is decision
+                    seen.append(decision.decision_id)
+
+            with acting_as(ANALYST):
+                async with anyio.create_task_group() as group:
+                    for _ in range(4):
+                        group.start_soon(one)
+
+    anyio.run(main)
+    assert len(set(seen)) == 4
