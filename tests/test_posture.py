@@ -339,3 +339,72 @@ def test_blast_radius_bound_says_what_it_cut(
     assert bound["cut"] > 0
     assert bound["cut_examples"]
     assert any(i["decision"] == "not_evaluated" for i in report["refused"])
+
+
+def stride_row(report: dict[str, Any], category: str) -> dict[str, Any]:
+    """The orchestrator's row for one STRIDE category."""
+    [table] = [t for t in report["orchestrators"] if t["agent"] == A + "orchestrator"]
+    [row] = [r for r in table["stride"] if r["category"] == category]
+    return row
+
+
+def test_orchestrator_stride_table_counts_the_refused_delegation(served: Any) -> None:
+    """The orchestrator's STRIDE table: elevation of privilege is enforced by
+    CL.delegation_not_in_topology (with its tests), which denied the orchestrator once in the
+    window; repudiation is enforced but quiet; every category names its catalog threats."""
+    client, _, _ = served
+    report = client.get("/v1/posture/orchestrator").json()
+    assert report["schema"] == "maestro-gate/posture/orchestrator/v1"
+    assert [t["agent"] for t in report["orchestrators"]] == [A + "orchestrator"]
+    elevation = stride_row(report, "elevation_of_privilege")
+    rules = {r["rule"]: r for r in elevation["rules"]}
+    assert rules["CL.delegation_not_in_topology"]["denials"] == 1
+    assert rules["CL.delegation_not_in_topology"]["tests"]
+    assert (elevation["status"], elevation["denials"]) == ("fired", 1)
+    assert "T3" in {t["id"] for t in elevation["threats"]}
+    repudiation = stride_row(report, "repudiation")
+    assert repudiation["status"] == "quiet"
+    assert {r["rule"] for r in repudiation["rules"]} >= {"L5.trace_id_required"}
+
+
+def test_orchestrator_category_without_a_rule_is_a_gap(
+    served: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A catalog whose repudiation category maps only to a threat no rule cites (T23) shows
+    repudiation as a gap, with no rules, in the table and in `gaps`."""
+    _, _, tmp = served
+    catalog = tmp / "catalog"
+    if not catalog.exists():
+        shutil.copytree(POLICIES.parent / "catalog", catalog)
+        stride = json.loads((catalog / "crosswalk_stride.json").read_text())
+        [repudiation] = [c for c in stride["categories"] if c["id"] == "repudiation"]
+        repudiation["threats"] = ["T23"]
+        (catalog / "crosswalk_stride.json").write_text(json.dumps(stride))
+    argv = ["--registry", str(tmp / "registry.json"), "--catalog", str(catalog)]
+    dsn = ["--dsn", f"sqlite:///{tmp / 'audit.db'}", "--json"]
+    assert main(["posture", "orchestrator", *argv, *dsn]) == 0
+    report = json.loads(capsys.readouterr().out)
+    row = stride_row(report, "repudiation")
+    assert (row["status"], row["rules"], row["threats_without_rule"]) == ("gap", [], ["T23"])
+    assert {"agent": A + "orchestrator", "category": "repudiation"} in report["gaps"]
+
+
+def test_coverage_with_traffic_tells_fired_from_never_fired_from_uncovered(
+    served: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Per layer and threat: T2 at L3 fired (the collector's refused sql_query), T9 at L7 is
+    covered but never fired, T5 at L1 has no rule; `catalog coverage --traffic` says the same."""
+    client, _, tmp = served
+    report = client.get("/v1/posture/coverage").json()
+    assert report["schema"] == "maestro-gate/posture/coverage/v1"
+    layers = {layer["code"]: {t["id"]: t for t in layer["threats"]} for layer in report["layers"]}
+    assert (layers["L3"]["T2"]["status"], layers["L3"]["T2"]["denials"]) == ("fired", 1)
+    assert layers["L7"]["T9"]["status"] == "covered_never_fired"
+    assert layers["L7"]["T9"]["rules"]
+    assert (layers["L1"]["T5"]["status"], layers["L1"]["T5"]["rules"]) == ("no_rule", [])
+    argv = ["catalog", "coverage", "--traffic", "--policies", str(POLICIES)]
+    argv += ["--dsn", f"sqlite:///{tmp / 'audit.db'}"]
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert "covered_never_fired" in table
+    assert "no_rule" in table

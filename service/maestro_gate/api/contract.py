@@ -80,6 +80,8 @@ RAISES: dict[tuple[str, str], tuple[type[errors.GateError], ...]] = {
     ("GET", "/v1/posture/permissions"): (errors.NotReady,),
     ("GET", "/v1/posture/classification"): (errors.NotReady,),
     ("GET", "/v1/posture/blast-radius"): (errors.NotReady, errors.NotFound),
+    ("GET", "/v1/posture/orchestrator"): (errors.NotReady, errors.NotFound),
+    ("GET", "/v1/posture/coverage"): (errors.NotReady,),
 }
 
 

@@ -35,7 +35,9 @@ Evaluations = Annotated[
 def sources_of(gate: Any, settings: Settings) -> PostureSources:
     """The posture routes' inputs from a running gate (its engine and audit log) and the
     settings naming the bundle's files; `create_app`'s lifespan sets it on `app.state`."""
-    return PostureSources(gate.engine, gate.audit, settings.bundle_dir, settings.registry_file)
+    return PostureSources(
+        gate.engine, gate.audit, settings.bundle_dir, settings.registry_file, settings.catalog_dir
+    )
 
 
 def _sources(request: Request) -> PostureSources:
@@ -92,6 +94,32 @@ async def classification(request: Request, days: Days = 7.0) -> dict[str, Any]:
     gate = _sources(request)
     registry, window = await _registry(gate), await _window(gate, days)
     return reports.classification_report(registry, window)
+
+
+@router.get("/orchestrator", summary="STRIDE table per orchestrating agent")
+async def orchestrator(
+    request: Request,
+    days: Days = 7.0,
+    agent: Annotated[
+        list[str], Query(max_length=64, description="These agents (default: orchestrators).")
+    ] = [],  # noqa: B006 (FastAPI copies a query list default)
+) -> dict[str, Any]:
+    """Schema `maestro-gate/posture/orchestrator/v1`; 404 for an agent the registry lacks."""
+    gate = _sources(request)
+    registry, window = await _registry(gate), await _window(gate, days)
+    catalog, coverage = await asyncio.to_thread(
+        sources.catalog_coverage, gate.bundle_dir, gate.catalog_dir
+    )
+    return reports.orchestrator_report(registry, catalog, coverage, window, agent)
+
+
+@router.get("/coverage", summary="Catalog coverage with the window's denials and escalations")
+async def coverage(request: Request, days: Days = 7.0) -> dict[str, Any]:
+    """Schema `maestro-gate/posture/coverage/v1`."""
+    gate = _sources(request)
+    registry, window = await _registry(gate), await _window(gate, days)
+    _, found = await asyncio.to_thread(sources.catalog_coverage, gate.bundle_dir, gate.catalog_dir)
+    return reports.coverage_traffic_report(registry, found, window)
 
 
 @router.get("/blast-radius", summary="What agents assumed compromised reach, per the policy")

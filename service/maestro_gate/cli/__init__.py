@@ -131,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     coverage.add_argument("--catalog", help="catalog directory (default: catalog dir)")
     coverage.add_argument("--json", action="store_true", help="machine-readable output")
     coverage.set_defaults(handler=policy_commands.catalog_coverage)
+    posture_commands.add_traffic_options(coverage)
 
     auth = sub.add_parser("auth", help="caller credentials").add_subparsers(
         required=True, metavar="action"

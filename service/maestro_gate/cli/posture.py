@@ -144,6 +144,41 @@ def _blast_radius(args: argparse.Namespace, settings: Settings) -> int:
     return _emit(report, args, tables.blast_radius)
 
 
+def _catalog_reports(args: argparse.Namespace, settings: Settings, name: str) -> int:
+    """orchestrator, coverage: registry, window, and the bundle's coverage of the catalog."""
+    from maestro_gate.posture import reports, sources, tables
+
+    try:
+        bundle_dir = Path(args.bundle or settings.bundle_dir)
+        bundle = sources.load_bundle(bundle_dir, _registry_file(args, settings))
+        registry = sources.registry_of(bundle)
+        catalog_dir = Path(args.catalog) if args.catalog else settings.catalog_dir
+        catalog, coverage = sources.catalog_coverage(bundle_dir, catalog_dir)
+        window = _window(args, settings)
+        if name == "coverage":
+            report = reports.coverage_traffic_report(registry, coverage, window)
+            return _emit(report, args, tables.coverage)
+        report = reports.orchestrator_report(registry, catalog, coverage, window, args.agent)
+    except GateError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    return _emit(report, args, tables.orchestrator)
+
+
+def _registry_file(args: argparse.Namespace, settings: Settings) -> Path | None:
+    found = args.registry or settings.registry_file
+    return Path(found) if found else None
+
+
+def _orchestrator(args: argparse.Namespace, settings: Settings) -> int:
+    return _catalog_reports(args, settings, "orchestrator")
+
+
+def coverage_with_traffic(args: argparse.Namespace, settings: Settings) -> int:
+    """`posture coverage`, and `catalog coverage --traffic`."""
+    return _catalog_reports(args, settings, "coverage")
+
+
 def _common(parser: argparse.ArgumentParser, logged: bool = True) -> None:
     parser.add_argument("--bundle", help="bundle directory or .tar.gz (default: bundle dir)")
     parser.add_argument("--registry", help="registry JSON file replacing the bundle's")
@@ -181,6 +216,23 @@ def add_commands(posture: argparse._SubParsersAction[argparse.ArgumentParser]) -
     _common(classification)
     classification.set_defaults(handler=_classification)
 
+    orchestrator = posture.add_parser(
+        "orchestrator", help="STRIDE table per orchestrating agent: threats, rules, tests, denials"
+    )
+    _common(orchestrator)
+    orchestrator.add_argument(
+        "--agent", action="append", default=[], help="these agents (default: orchestrators)"
+    )
+    orchestrator.add_argument("--catalog", help="MAESTRO catalog directory")
+    orchestrator.set_defaults(handler=_orchestrator)
+
+    coverage = posture.add_parser(
+        "coverage", help="catalog coverage with the denials and escalations in the window"
+    )
+    _common(coverage)
+    coverage.add_argument("--catalog", help="MAESTRO catalog directory")
+    coverage.set_defaults(handler=coverage_with_traffic)
+
     blast = posture.add_parser(
         "blast-radius", help="what a compromised agent reaches, asked of the enforced policy"
     )
@@ -193,3 +245,23 @@ def add_commands(posture: argparse._SubParsersAction[argparse.ArgumentParser]) -
     blast.add_argument("--compare-bundle", help="a second bundle: what it opens and closes")
     blast.add_argument("--compare-registry", help="a second registry: what it opens and closes")
     blast.set_defaults(handler=_blast_radius)
+
+
+def add_traffic_options(coverage: argparse.ArgumentParser) -> None:
+    """`catalog coverage --traffic [--days N] [--dsn D]`: join the audit log's window."""
+    coverage.add_argument(
+        "--traffic", action="store_true", help="add the window's denials and escalations"
+    )
+    coverage.add_argument("--days", type=float, default=7.0, help="with --traffic: days")
+    coverage.add_argument("--dsn", help="with --traffic: audit DSN")
+    coverage.set_defaults(handler=catalog_coverage)
+
+
+def catalog_coverage(args: argparse.Namespace, settings: Settings) -> int:
+    """`catalog coverage`, joined with live traffic under `--traffic` (posture coverage)."""
+    if not args.traffic:
+        from maestro_gate.cli.policy import catalog_coverage as static
+
+        return static(args, settings)
+    args.bundle, args.registry = args.policies, None
+    return coverage_with_traffic(args, settings)

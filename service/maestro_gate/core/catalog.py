@@ -1,4 +1,4 @@
-"""The MAESTRO threat catalog: layers, threats T1..T49, mitigations and the two crosswalks.
+"""The MAESTRO threat catalog: layers, threats T1..T49, mitigations and three crosswalks.
 
 The catalog is data (`catalog/*.json`); this module is its model and its cross-reference check.
 It never opens files: `maestro_gate.catalog_files.load_catalog` reads and schema-checks the
@@ -28,7 +28,14 @@ ThreatSource = Literal[
 ]
 THREAT_ID_PATTERN = r"^T[1-9][0-9]?$"
 SNAKE_PATTERN = r"^[a-z][a-z0-9_]*$"
-DOCUMENTS = ("layers", "threats", "mitigations", "crosswalk_concerns", "crosswalk_owasp_asi")
+DOCUMENTS = (
+    "layers",
+    "threats",
+    "mitigations",
+    "crosswalk_concerns",
+    "crosswalk_owasp_asi",
+    "crosswalk_stride",
+)
 
 
 class CatalogError(ValueError):
@@ -103,6 +110,23 @@ class AsiRisk(Entry):
     threats: tuple[str, ...] = Field(min_length=1)
 
 
+class StrideCategory(Entry):
+    """A STRIDE category, the question it asks of an orchestrator, and its catalog threats."""
+
+    id: Literal[
+        "spoofing",
+        "tampering",
+        "repudiation",
+        "information_disclosure",
+        "denial_of_service",
+        "elevation_of_privilege",
+    ]
+    letter: Literal["S", "T", "R", "I", "D", "E"]
+    name: str = Field(min_length=1)
+    question: str = Field(min_length=1)
+    threats: tuple[str, ...] = Field(min_length=1)
+
+
 class Catalog(Entry):
     """The whole catalog, with every reference between its parts known to resolve."""
 
@@ -111,13 +135,15 @@ class Catalog(Entry):
     mitigations: tuple[Mitigation, ...]
     concerns: tuple[ControlConcern, ...]
     asi: tuple[AsiRisk, ...]
+    stride: tuple[StrideCategory, ...] = ()
 
     @classmethod
     def from_documents(cls, docs: dict[str, Any]) -> Catalog:
         """Build a catalog from the parsed JSON documents keyed by file stem; raise CatalogError.
 
-        `docs` holds `layers`, `threats`, `mitigations`, `crosswalk_concerns` and
-        `crosswalk_owasp_asi`, each the object stored in `catalog/<stem>.json`.
+        `docs` holds `layers`, `threats`, `mitigations`, `crosswalk_concerns`,
+        `crosswalk_owasp_asi` and `crosswalk_stride`, each the object stored in
+        `catalog/<stem>.json`.
         """
         missing = [name for name in DOCUMENTS if name not in docs]
         if missing:
@@ -130,6 +156,7 @@ class Catalog(Entry):
             ("mitigations", "mitigations", "mitigations", Mitigation),
             ("concerns", "crosswalk_concerns", "concerns", ControlConcern),
             ("asi", "crosswalk_owasp_asi", "risks", AsiRisk),
+            ("stride", "crosswalk_stride", "categories", StrideCategory),
         ):
             doc = docs[doc_name]
             entries = doc.get(key) if isinstance(doc, dict) else None
@@ -155,6 +182,7 @@ class Catalog(Entry):
             "mitigation": [x.id for x in self.mitigations],
             "concern": [x.id for x in self.concerns],
             "ASI risk": [x.id for x in self.asi],
+            "STRIDE category": [x.id for x in self.stride],
         }
         for kind, ids in id_lists.items():
             counts = Counter(ids)
@@ -195,6 +223,12 @@ class Catalog(Entry):
         for risk in self.asi:
             problems += [
                 f"{risk.id}: unknown threat {t!r}" for t in risk.threats if t not in threat_ids
+            ]
+        for category in self.stride:
+            problems += [
+                f"STRIDE {category.id}: unknown threat {t!r}"
+                for t in category.threats
+                if t not in threat_ids
             ]
         return problems
 

@@ -4,13 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
+from maestro_gate.core.catalog import Catalog
 from maestro_gate.core.errors import NotFound
-from maestro_gate.posture import blast, classification, permissions, probe, topology
+from maestro_gate.coverage import CoverageReport
+from maestro_gate.posture import (
+    blast,
+    classification,
+    orchestrator,
+    permissions,
+    probe,
+    topology,
+    traffic,
+)
 from maestro_gate.posture.envelope import envelope
 from maestro_gate.posture.registry import Registry
 from maestro_gate.posture.window import Window
 
-NAMES = ("topology", "permissions", "classification", "blast-radius")
+NAMES = (
+    "topology",
+    "permissions",
+    "classification",
+    "orchestrator",
+    "blast-radius",
+    "coverage",
+)
 
 
 async def topology_report(
@@ -84,3 +101,23 @@ def compare_report(before: dict[str, Any], after: dict[str, Any]) -> dict[str, A
         "after": {k: after[k] for k in ("registry", "highest_classification", "totals", "bound")},
         "compare": blast.compare(before, after),
     }
+
+
+def orchestrator_report(
+    registry: Registry,
+    catalog: Catalog,
+    coverage: CoverageReport,
+    window: Window,
+    agents: list[str],
+) -> dict[str, Any]:
+    """Step 4 (see posture/orchestrator.py); `agents` empty: every orchestrating agent."""
+    chosen = compromised_agents(registry, agents, None) if agents else []
+    body = orchestrator.report(registry, catalog, coverage, window, chosen)
+    return envelope(orchestrator.SCHEMA, registry, window, body)
+
+
+def coverage_traffic_report(
+    registry: Registry, coverage: CoverageReport, window: Window
+) -> dict[str, Any]:
+    """Step 7 (see posture/traffic.py)."""
+    return envelope(traffic.SCHEMA, registry, window, traffic.report(coverage, window))

@@ -13,8 +13,13 @@ from pathlib import Path
 
 import orjson
 
+from maestro_gate.annotations import AnnotationError
 from maestro_gate.audit.store import TreeLog
+from maestro_gate.catalog_files import load_catalog
+from maestro_gate.core.catalog import Catalog, CatalogError
+from maestro_gate.core.errors import NotReady
 from maestro_gate.core.ports import PolicyEngine
+from maestro_gate.coverage import CoverageReport, coverage_report
 from maestro_gate.engine.bundle import Bundle, read_bundle
 from maestro_gate.engine.embedded import EmbeddedEngine
 from maestro_gate.engine.inprocess import InProcessOpaEngine
@@ -80,9 +85,21 @@ def render_svg(dot: str) -> bytes | None:
 
 @dataclass(frozen=True)
 class PostureSources:
-    """What the posture routes read: the enforced policy, the audit log, the bundle's files."""
+    """What the posture routes read: the enforced policy, the audit log, the bundle's files
+    and the MAESTRO catalog."""
 
     engine: PolicyEngine
     audit: TreeLog
     bundle_dir: Path
     registry_file: Path | None = None
+    catalog_dir: Path | None = None
+
+
+def catalog_coverage(bundle_dir: Path, catalog_dir: Path | None) -> tuple[Catalog, CoverageReport]:
+    """The catalog and the bundle's coverage of it (`catalog coverage`); NotReady when the
+    bundle is not a directory of annotated Rego or the catalog does not load."""
+    try:
+        catalog = load_catalog(catalog_dir or Path("catalog"))
+        return catalog, coverage_report(bundle_dir, catalog)
+    except (CatalogError, AnnotationError) as exc:
+        raise NotReady(f"catalog coverage cannot be read: {exc}") from exc

@@ -180,3 +180,45 @@ def _compare(report: dict[str, Any]) -> str:
     return "\n".join(
         [report["schema"], table(("change", "category", "id", "operation", "decision"), rows)]
     )
+
+
+def orchestrator(report: dict[str, Any]) -> str:
+    """Per orchestrating agent: each STRIDE category, its rules, denials and status."""
+    parts = [header(report)]
+    for entry in report["orchestrators"]:
+        rows = [
+            (
+                f"{row['letter']} {row['name']}",
+                row["status"],
+                len(row["threats"]) - len(row["threats_without_rule"]),
+                len(row["threats"]),
+                [r["rule"] for r in row["rules"]][:4] + (["…"] if len(row["rules"]) > 4 else []),
+                sum(len(r["tests"]) for r in row["rules"]),
+                row["denials"],
+                row["escalations"],
+            )
+            for row in entry["stride"]
+        ]
+        heads = ("category", "status", "enforced", "threats", "rules", "tests", "deny", "hitl")
+        parts.append(f"{short(entry['agent'])}\n" + table(heads, rows))
+    return "\n\n".join(parts)
+
+
+def coverage(report: dict[str, Any]) -> str:
+    """Per layer and threat: rules, denials, escalations; never-fired told from uncovered."""
+    rows = [
+        (
+            layer["code"],
+            t["id"],
+            t["name"][:40],
+            t["status"],
+            len(t["rules"]),
+            t["denials"],
+            t["escalations"],
+        )
+        for layer in report["layers"]
+        for t in layer["threats"]
+    ]
+    totals = ", ".join(f"{k} {v}" for k, v in report["totals"].items())
+    heads = ("layer", "threat", "name", "status", "rules", "deny", "hitl")
+    return "\n".join([header(report), table(heads, rows), totals])
