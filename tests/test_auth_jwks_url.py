@@ -87,6 +87,26 @@ def test_the_last_good_keys_stay_while_the_url_is_down() -> None:
     assert keys.failures == 2
 
 
+def test_a_due_refresh_runs_in_the_background_and_never_holds_a_request() -> None:
+    """Keys past refresh_s with a slow URL: the request is answered at once with the old keys,
+    and the new set arrives when the fetch completes."""
+    issuer = Issuer()
+    private = issuer.rotate("k1")
+    token = _token(private, "EdDSA", "k1")
+    with misbehaving(issuer.respond) as idp:
+        keys = source(idp.url, refresh_s=0.2, timeout_s=3)
+        assert keys.caller(token).principal == ANALYST
+        issuer.delay_s = 1.0
+        time.sleep(0.3)
+        started = time.monotonic()
+        assert keys.caller(token).principal == ANALYST
+        assert time.monotonic() - started < 0.5
+        deadline = time.monotonic() + 5
+        while keys.fetches < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert keys.fetches == 2
+
+
 def test_no_jwt_is_accepted_before_the_first_fetch_succeeds() -> None:
     """The URL is down from the start: 401; once it answers, the next token fetches and passes."""
     issuer = Issuer()
@@ -107,6 +127,7 @@ def test_unknown_kids_do_not_hammer_the_url() -> None:
     forger = ed25519.Ed25519PrivateKey.generate()
     with misbehaving(issuer.respond) as idp:
         keys = source(idp.url, min_refetch_s=60)
+        assert keys.refresh()  # as the gate does at start
         for i in range(5):
             with pytest.raises(Unauthenticated):
                 keys.caller(_token(forger, "EdDSA", f"forged-{i}"))

@@ -1,8 +1,9 @@
 """JWT verification keys from a JWKS URL, as an OIDC provider publishes them (`jwks_uri`).
 
 The set is fetched with PyJWT's `PyJWKClient` (its HTTP fetch, with a timeout) and kept: it is
-fetched again when older than `refresh_s`, or at once when a token names a `kid` the set does not
-hold (a rotation), at most once every `min_refetch_s`. A fetch that fails, times out or returns
+fetched again in the background when older than `refresh_s` (the old keys serve meanwhile), and
+at once when a token names a `kid` the set does not hold (a rotation), at most once every
+`min_refetch_s`. A fetch that fails, times out or returns
 something that is not a usable JWKS changes nothing: the last good keys stay in force and the
 failure is logged. Before any fetch has succeeded no JWT is accepted (401); API keys still are.
 """
@@ -49,14 +50,19 @@ class JwksUrl:
         self._verifier: JwtVerifier | None = None
         self._fetched_at = -float("inf")
         self._tried_at = -float("inf")
+        self._refreshing = False
         self.fetches = 0
         self.failures = 0
 
     def caller(self, token: str) -> Caller:
-        """The caller a valid token names; Unauthenticated otherwise (no keys yet included)."""
-        if self._clock() - self._fetched_at >= self._refresh_s:
-            self.refresh()
+        """The caller a valid token names; Unauthenticated otherwise (no keys yet included).
+
+        Keys past `refresh_s` are still used while a thread fetches new ones, so a slow or
+        down URL never holds up a request; only a `kid` the keys lack waits for a fetch.
+        """
         verifier = self._verifier
+        if verifier is not None and self._clock() - self._fetched_at >= self._refresh_s:
+            self._refresh_in_background()
         kid = _kid(token)
         if kid is not None and (verifier is None or kid not in verifier.key_ids):
             self.refresh(rate_limited=True)
@@ -64,6 +70,20 @@ class JwksUrl:
         if verifier is None:
             raise Unauthenticated("no JWT verification keys yet: the JWKS URL has not answered")
         return verifier.caller(token)
+
+    def _refresh_in_background(self) -> None:
+        with self._lock:
+            if self._refreshing:
+                return
+            self._refreshing = True
+
+        def run() -> None:
+            try:
+                self.refresh()
+            finally:
+                self._refreshing = False
+
+        threading.Thread(target=run, name="jwks-refresh", daemon=True).start()
 
     def refresh(self, *, rate_limited: bool = False) -> bool:
         """Fetch the set again; True when new keys are in force. Failures keep the old keys.
