@@ -12,8 +12,8 @@ import mcp
 from mcp.server.mcpserver import MCPServer
 from mcp_types import TextContent
 
-from maestro_gate.client import AsyncGateClient, HitlPolicy, acting_as
-from maestro_gate.client.mcp import GatedMCPClient, tool_digest
+from maestro_gate.client import AsyncGateClient, GateContext, HitlPolicy, acting_as
+from maestro_gate.client.mcp import GatedMCPClient, gate_server, tool_digest
 from tests.auth_support import ANALYST, GATE_REGO, records
 from tests.client_support import real_gate
 from tests.conftest import write_bundle
@@ -161,3 +161,43 @@ def test_a_gate_that_cannot_be_reached_raises_rather_than_answering(tmp_path: Pa
     anyio.run(main)
     assert len(raised) == 1
     assert server.calls == []  # type: ignore[attr-defined]
+
+
+def test_a_gated_server_decides_every_call_from_any_client(tmp_path: Path) -> None:
+    """gate_server: a plain mcp.Client calls the server's tools; the middleware decides each
+    with the server's own descriptor digest; a denied call is a tool error, the tool not run."""
+    digest = anyio.run(approved_digest)
+    write_bundle(
+        tmp_path / "bundle",
+        {"maestro/decision/decision.rego": GATE_REGO + DIGEST_RULE},
+        revision="mcp-1",
+        data={"maestro": {"approved_digests": {"jira_create_issue": digest}}},
+    )
+    server = jira_server()
+
+    async def main(url: str, key: str) -> list[Any]:
+        async with AsyncGateClient(url, api_key=key) as gate:
+            gate_server(
+                server,
+                gate,
+                context=GateContext(subject=ANALYST, session_id="s-srv"),
+                name="mcp://jira",
+                on_obligations=lambda *_: None,
+            )
+            async with mcp.Client(server) as session:
+                return [
+                    await session.call_tool(
+                        "jira_create_issue", {"project": "OPS", "summary": "y"}
+                    ),
+                    await session.call_tool("shell.exec", {"command": "id"}),
+                ]
+
+    with real_gate(tmp_path) as gate:
+        allowed, denied = anyio.run(main, gate.url, gate.keys["runtime"])
+        sent = [r["input"] for r in records(gate.settings) if r["type"] == "decision"]
+    assert (allowed.is_error, text(allowed)) == (False, "OPS-1")
+    assert denied.is_error
+    assert "L3.tool_not_allowlisted" in text(denied)
+    assert server.calls == ["OPS:y"]  # type: ignore[attr-defined]
+    assert sent[0]["tool"] == {"server": "mcp://jira", "digest": digest}
+    assert sent[0]["subject"]["session_id"] == "s-srv"

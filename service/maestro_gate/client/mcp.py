@@ -1,8 +1,15 @@
-"""A gate in front of an MCP server: a proxy of an MCP client whose every `tools/call` is decided.
+"""A gate in front of an MCP server: every `tools/call` is decided before the tool runs.
+
+Two ways in. On the client side, a proxy of the MCP client session:
 
     async with mcp.Client(server) as session:
         tools = GatedMCPClient(session, gate, server="mcp://jira.corp.example")
         result = await tools.call_tool("jira_create_issue", {"project": "SEC", ...})
+
+On the server side, a middleware on an `MCPServer` (mcp 2.x), for every client it serves; the
+acting agent is a fixed GateContext or a function of the request context (its auth, say):
+
+    gate_server(server, gate, context=GateContext(subject="spiffe://corp.example/agent/x"))
 
 Before each call the proxy lists the server's tools (the session's own listing, with whatever
 caching it applies) and sends the called tool's descriptor digest as `tool.digest`, so L7's
@@ -17,8 +24,11 @@ Needs the `mcp` package (the `adapters` extra).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, ListToolsResult, TextContent, Tool
 
 from maestro_gate.client.approval import HitlPolicy
@@ -114,11 +124,72 @@ class GatedMCPClient:
             return refusal(f"the gate refused {name}", denied)
 
 
+ServerContext = ServerRequestContext[Any, Any]
+
+
+def gate_server(
+    server: MCPServer,
+    gate: AsyncGateClient,
+    *,
+    context: GateContext | Callable[[ServerContext], GateContext],
+    name: str | None = None,
+    target: TargetOf = None,
+    hitl: HitlPolicy | None = None,
+    on_obligations: ObligationHandler | None = None,
+) -> None:
+    """Put the gate in front of `server`'s tools: a middleware deciding each `tools/call`.
+
+    The descriptor digest is that of the tool as `server` lists it; `name` is sent as
+    `tool.server`. A refusal is answered as an MCP tool error with the reasons.
+    """
+
+    async def maestro_gate(ctx: ServerContext, call_next: CallNext) -> HandlerResult:
+        params = ctx.params if isinstance(ctx.params, dict) else {}
+        tool_name, arguments = params.get("name"), params.get("arguments") or {}
+        if ctx.method != "tools/call" or not isinstance(tool_name, str):
+            return await call_next(ctx)  # the SDK refuses a malformed call itself
+        if not isinstance(arguments, dict):
+            return refusal_text(f"the gate refused {tool_name}: arguments are not an object")
+        listed = {tool.name: tool for tool in await server.list_tools()}
+        described = listed.get(tool_name)
+        acting = context(ctx) if callable(context) else context
+        checked = guard(
+            gate,
+            action=tool_name,
+            arguments=arguments,
+            target=target,
+            side_effects=_side_effects(described),
+            reversible=not _destructive(described),
+            tool=ToolDescriptor(
+                server=name, digest=tool_digest(described) if described else NO_DIGEST
+            ),
+            hitl=hitl,
+            on_obligations=on_obligations,
+            context=acting,
+        )
+        try:
+            async with checked:
+                return await call_next(ctx)
+        except ApprovalPending as pending:
+            return refusal(
+                f"{tool_name} waits for human approval {pending.pending.approval_id}", pending
+            )
+        except ActionDenied as denied:
+            return refusal(f"the gate refused {tool_name}", denied)
+
+    server.middleware.append(maestro_gate)
+
+
+def refusal_text(text: str) -> CallToolResult:
+    """An MCP tool error with `text`."""
+    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+
+
 def refusal(message: str, denied: ActionDenied) -> CallToolResult:
     """An MCP tool error naming each of the gate's reasons (rule, threats, message)."""
     lines = [message + "."]
     lines += [f"- {r.rule} [{', '.join(r.threats)}]: {r.message}" for r in denied.reasons]
-    return CallToolResult(content=[TextContent(type="text", text="\n".join(lines))], is_error=True)
+    return refusal_text("\n".join(lines))
 
 
 def _side_effects(tool: Tool | None) -> list[str]:
