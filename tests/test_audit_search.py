@@ -126,3 +126,19 @@ def test_tally_counts_denials_per_layer_since_a_time(log: TreeLog) -> None:
     stamp = orjson.loads(log.search(LogFilter(trace_id="trace-15"), None, 1)[0].record)["timestamp"]
     assert log.tally(layers, stamp)["l3_agent_frameworks"] == {"deny": 5}
     assert log.tally(layers, "2999-01-01") == {layer: {} for layer in layers}
+
+
+def test_facet_times_never_decrease_so_a_range_is_an_index_interval(log: TreeLog) -> None:
+    """A record timestamped before its predecessor is found in the range of the later time."""
+    late, early = body(100), body(101)
+    late["timestamp"], early["timestamp"] = "2026-06-01T00:00:02+00:00", "2026-06-01T00:00:01+00:00"
+    asyncio.run(_append_all(log, [late, early]))
+    found = indexes(log, LogFilter(since="2026-06-01T00:00:02+00:00"))
+    assert found == [31, 30]
+    assert (
+        indexes(
+            log, LogFilter(since="2026-06-01T00:00:00+00:00", until="2026-06-01T00:00:02+00:00")
+        )
+        == []
+    )
+    assert indexes(log, LogFilter(since="2026-06-01T00:00:02+00:00"), before=31) == [30]

@@ -6,6 +6,11 @@ each, for the reasons it carries and the layers that did not allow. Both tables 
 the transaction that writes the record, and indexed so that a page of the newest matches is a
 backward walk of one index (`SearchQuery`): keyset paging on `idx`, never an OFFSET.
 
+A facet's `at` is the record's timestamp, or the previous record's `at` when that is later
+(two decisions timestamped a moment apart can be sealed in the other order), so `at` never
+decreases along the log: a time range is one interval of indexes, found at both ends through
+the `at` index (`TIME_BOUNDS`), and a page in a range is a walk inside it, however far back.
+
 The facets are a derived index: the canonical record stays the only thing the chain and the
 tree cover, and a verifier never reads these tables.
 """
@@ -61,12 +66,18 @@ _COLUMNS = {
 }
 
 
-def facets_of(index: int, body: dict[str, Any]) -> tuple[FacetRow, list[tuple[str, int]]]:
-    """The facet row and the (tag, idx) rows of the record body sealed at `index`."""
+def facets_of(
+    index: int, body: dict[str, Any], floor: str | None = None
+) -> tuple[FacetRow, list[tuple[str, int]]]:
+    """The facet row and the (tag, idx) rows of the record body sealed at `index`.
+
+    `floor` is the previous record's `at`: the row's `at` is never earlier.
+    """
     result = body.get("result")
+    stamp = _text(body.get("timestamp"))
     row: FacetRow = (
         index,
-        _text(body.get("timestamp")),
+        max(stamp, floor) if stamp is not None and floor is not None else stamp or floor,
         _text(body.get("type")),
         _text(body.get("kind")),
         _text(body.get("subject")),
@@ -128,13 +139,17 @@ class SearchQuery:
     before: int | None
     limit: int
     mark: str = "?"
+    low: int | None = None
+    high: int | None = None
     params: list[Any] = field(default_factory=list)
 
     def sql(self) -> str:
         """`SELECT idx ...` of at most `limit` matching indexes below `before`, descending.
 
-        With a tag condition the first tag's (tag, idx) key drives the walk; otherwise the
-        facet table does, and the planner picks the (column, idx) index of an equality.
+        `low` and `high` are the inclusive index bounds of the filter's time range (TIME_BOUNDS).
+
+            With a tag condition the first tag's (tag, idx) key drives the walk; otherwise the
+            facet table does, and the planner picks the (column, idx) index of an equality.
         """
         self.params = []
         tags = self.where.tags()
@@ -153,10 +168,10 @@ class SearchQuery:
             )
         for column, value in self.where.columns():
             conditions.append(f"f.{column} = {self._bind(value)}")
-        if self.where.since:
-            conditions.append(f"f.at >= {self._bind(self.where.since)}")
-        if self.where.until:
-            conditions.append(f"f.at < {self._bind(self.where.until)}")
+        if self.low is not None:
+            conditions.append(f"{alias}.idx >= {self._bind(self.low)}")
+        if self.high is not None:
+            conditions.append(f"{alias}.idx <= {self._bind(self.high)}")
         if self.before is not None:
             conditions.append(f"{alias}.idx < {self._bind(self.before)}")
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
@@ -167,11 +182,38 @@ class SearchQuery:
 
     def _needs_facets(self) -> bool:
         where = self.where
-        return bool(where.columns() or where.since or where.until)
+        return bool(where.columns())
 
     def _bind(self, value: Any) -> str:
         self.params.append(value)
         return self.mark
+
+
+def time_bounds_sql(mark: str) -> tuple[str, str]:
+    """(first index with `at >= ?`, last index with `at < ?`), each one step of the `at` index."""
+    return (
+        f"SELECT idx FROM audit_facets WHERE at >= {mark} ORDER BY at, idx LIMIT 1",  # noqa: S608
+        f"SELECT idx FROM audit_facets WHERE at < {mark} ORDER BY at DESC, idx DESC LIMIT 1",  # noqa: S608
+    )
+
+
+def time_bounds(where: LogFilter, first: Any, last: Any) -> tuple[int | None, int | None] | None:
+    """The inclusive index bounds of `where`'s time range; None when no record is in it.
+
+    `first(since)` and `last(until)` run the TIME_BOUNDS lookups and return an index or None.
+    """
+    low = high = None
+    if where.since:
+        low = first(where.since)
+        if low is None:
+            return None
+    if where.until:
+        high = last(where.until)
+        if high is None:
+            return None
+    if low is not None and high is not None and low > high:
+        return None
+    return low, high
 
 
 def tally_sql(mark: str) -> tuple[str, str]:

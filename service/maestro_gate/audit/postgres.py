@@ -113,6 +113,12 @@ def write_facets(
             copy.write_row(tag)
 
 
+def last_at(conn: psycopg.Connection[Any], size: int) -> str | None:
+    """The facet time of record `size - 1`, if it has a facet row."""
+    row = conn.execute("SELECT at FROM audit_facets WHERE idx = %s", (size - 1,)).fetchone()
+    return str(row[0]) if row is not None and row[0] is not None else None
+
+
 def backfill_facets(conn: psycopg.Connection[Any], chunk: int = 20000) -> int:
     """Facet the records stored before the facet tables existed (inside the caller's lock)."""
     done = 0
@@ -122,7 +128,11 @@ def backfill_facets(conn: psycopg.Connection[Any], chunk: int = 20000) -> int:
             "(SELECT COALESCE(MAX(idx), -1) FROM audit_facets) ORDER BY idx LIMIT %s",
             (chunk,),
         ).fetchall()
-        faceted = [facets.facets_of(int(i), orjson.loads(r)) for i, r in rows]
+        floor = last_at(conn, int(rows[0][0])) if rows else None
+        faceted = []
+        for i, data in rows:
+            faceted.append(facets.facets_of(int(i), orjson.loads(data), floor))
+            floor = faceted[-1][0][1]
         with conn.cursor() as cur:
             write_facets(cur, [f for f, _ in faceted], [t for _, ts in faceted for t in ts])
         done += len(rows)
@@ -198,7 +208,11 @@ class PostgresAuditLog(TreeLog):
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock,))
                 size, prev = tail_of(conn.execute(_TAIL).fetchone())
                 frontier = read_nodes(conn, merkle.complete_nodes(0, size))
-                sealed = seal_batch(size, prev, frontier, bodies)
+                # Facets at or past the tail describe records no longer stored (a truncated
+                # log); they are derived, so they are replaced rather than blocking the append.
+                conn.execute("DELETE FROM audit_facets WHERE idx >= %s", (size,))
+                conn.execute("DELETE FROM audit_tags WHERE idx >= %s", (size,))
+                sealed = seal_batch(size, prev, frontier, bodies, last_at(conn, size))
                 with conn.cursor() as cur:
                     with cur.copy(
                         "COPY audit_records (idx, decision_id, leaf_hash, record) FROM STDIN"
@@ -208,9 +222,6 @@ class PostgresAuditLog(TreeLog):
                     with cur.copy("COPY audit_nodes (level, idx, hash) FROM STDIN") as copy:
                         for (level, idx), value in sealed.nodes.items():
                             copy.write_row((level, idx, value))
-                    # Stale facets past the tail (a truncated log) are replaced, never blocking.
-                    cur.execute("DELETE FROM audit_facets WHERE idx >= %s", (size,))
-                    cur.execute("DELETE FROM audit_tags WHERE idx >= %s", (size,))
                     write_facets(cur, sealed.facets, sealed.tags)
         except (psycopg.Error, KeyError) as exc:
             raise AuditUnavailable(f"audit commit failed: {exc}") from exc
@@ -276,10 +287,24 @@ class PostgresAuditLog(TreeLog):
         return AuditEntry(int(row[0]), bytes(row[1]), bytes(row[2])) if row else None
 
     def search(self, where: facets.LogFilter, before: int | None, limit: int) -> list[AuditEntry]:
-        """The newest matching records below `before`, in one query."""
-        query = facets.SearchQuery(where, before, limit, mark="%s")
-        sql_text = query.sql()
+        """The newest matching records below `before`."""
+        first, last = facets.time_bounds_sql("%s")
         with self._connection() as conn:
+
+            def lookup(sql_text: str) -> Any:
+                def run(value: str) -> int | None:
+                    row = conn.execute(sql_text, (value,)).fetchone()
+                    return int(row[0]) if row is not None else None
+
+                return run
+
+            bounds = facets.time_bounds(where, lookup(first), lookup(last))
+            if bounds is None:
+                return []
+            query = facets.SearchQuery(
+                where, before, limit, mark="%s", low=bounds[0], high=bounds[1]
+            )
+            sql_text = query.sql()
             found = conn.execute(
                 f"SELECT r.idx, r.leaf_hash, r.record FROM ({sql_text}) AS m "  # noqa: S608
                 "JOIN audit_records AS r ON r.idx = m.idx ORDER BY r.idx DESC",

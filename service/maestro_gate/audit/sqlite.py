@@ -113,7 +113,11 @@ def write_batch(conn: sqlite3.Connection, bodies: list[dict[str, Any]]) -> list[
     """Seal and insert `bodies` after the tail inside the caller's write transaction."""
     size, prev = tail_of(conn.execute(_TAIL).fetchone())
     frontier = read_nodes(conn, merkle.complete_nodes(0, size))
-    sealed = seal_batch(size, prev, frontier, bodies)
+    # Facets at or past the tail describe records no longer stored (a truncated or restored
+    # log); they are derived, so they are replaced rather than allowed to block the append.
+    conn.execute("DELETE FROM audit_facets WHERE idx >= ?", (size,))
+    conn.execute("DELETE FROM audit_tags WHERE idx >= ?", (size,))
+    sealed = seal_batch(size, prev, frontier, bodies, last_at(conn, size))
     conn.executemany(
         "INSERT INTO audit_records (idx, decision_id, leaf_hash, record) VALUES (?,?,?,?)",
         sealed.rows,
@@ -122,12 +126,14 @@ def write_batch(conn: sqlite3.Connection, bodies: list[dict[str, Any]]) -> list[
         "INSERT INTO audit_nodes (level, idx, hash) VALUES (?,?,?)",
         [(level, idx, value) for (level, idx), value in sealed.nodes.items()],
     )
-    # Facets at or past the tail describe records no longer stored (a truncated or restored
-    # log); they are derived, so they are replaced rather than allowed to block the append.
-    conn.execute("DELETE FROM audit_facets WHERE idx >= ?", (size,))
-    conn.execute("DELETE FROM audit_tags WHERE idx >= ?", (size,))
     write_facets(conn, sealed.facets, sealed.tags)
     return sealed.outcomes
+
+
+def last_at(conn: sqlite3.Connection, size: int) -> str | None:
+    """The facet time of record `size - 1`, if it has a facet row."""
+    row = conn.execute("SELECT at FROM audit_facets WHERE idx = ?", (size - 1,)).fetchone()
+    return str(row[0]) if row is not None and row[0] is not None else None
 
 
 def write_facets(
@@ -149,7 +155,11 @@ def backfill_facets(conn: sqlite3.Connection, chunk: int = 20000) -> int:
                 "(SELECT COALESCE(MAX(idx), -1) FROM audit_facets) ORDER BY idx LIMIT ?",
                 (chunk,),
             ).fetchall()
-            faceted = [facets.facets_of(int(i), orjson.loads(r)) for i, r in rows]
+            floor = last_at(conn, int(rows[0][0])) if rows else None
+            faceted = []
+            for i, data in rows:
+                faceted.append(facets.facets_of(int(i), orjson.loads(data), floor))
+                floor = faceted[-1][0][1]
             write_facets(conn, [f for f, _ in faceted], [t for _, ts in faceted for t in ts])
             conn.execute("COMMIT")
         except BaseException:
@@ -158,6 +168,10 @@ def backfill_facets(conn: sqlite3.Connection, chunk: int = 20000) -> int:
         done += len(rows)
         if len(rows) < chunk:
             return done
+
+
+def _scalar(row: Any) -> int | None:
+    return int(row[0]) if row is not None else None
 
 
 class SqliteAuditLog(TreeLog):
@@ -307,9 +321,17 @@ class SqliteAuditLog(TreeLog):
 
     def search(self, where: facets.LogFilter, before: int | None, limit: int) -> list[AuditEntry]:
         """The newest matching records below `before`, on a fresh read connection."""
-        query = facets.SearchQuery(where, before, limit)
+        first, last = facets.time_bounds_sql("?")
         conn = self._read()
         try:
+
+            def lookup(sql: str) -> Any:
+                return lambda value: _scalar(conn.execute(sql, (value,)).fetchone())
+
+            bounds = facets.time_bounds(where, lookup(first), lookup(last))
+            if bounds is None:
+                return []
+            query = facets.SearchQuery(where, before, limit, low=bounds[0], high=bounds[1])
             sql = query.sql()
             found = conn.execute(
                 f"SELECT r.idx, r.leaf_hash, r.record FROM ({sql}) AS m "  # noqa: S608 (bound values)

@@ -60,11 +60,16 @@ class SealedBatch:
 
 
 def seal_batch(
-    size: int, prev: str, frontier: Mapping[merkle.Node, bytes], bodies: list[dict[str, Any]]
+    size: int,
+    prev: str,
+    frontier: Mapping[merkle.Node, bytes],
+    bodies: list[dict[str, Any]],
+    last_at: str | None = None,
 ) -> SealedBatch:
     """Seal `bodies` after a tree of `size` records whose last leaf is `prev`.
 
-    A body that cannot be canonicalised fails alone and takes no index.
+    A body that cannot be canonicalised fails alone and takes no index. `last_at` is the
+    facet time of record `size - 1` (facet times never decrease, `audit/facets.py`).
     """
     rows: list[tuple[int, str, bytes, bytes]] = []
     outcomes: list[Outcome] = []
@@ -79,7 +84,8 @@ def seal_batch(
             outcomes.append(AuditUnavailable(f"record rejected: {exc}"))
             continue
         rows.append((index, str(body.get("decision_id", "")), leaf, data))
-        facet, tagged = facets_of(index, body)
+        facet, tagged = facets_of(index, body, last_at)
+        last_at = facet[1]
         facets.append(facet)
         tags.extend(tagged)
         leaves.append(leaf)
