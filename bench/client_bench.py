@@ -1,7 +1,8 @@
 """The Python client's overhead: GateClient.decide p50 minus a bare HTTP round trip p50.
 
-Serves the gate (uvicorn on a loopback port, in this process's thread, the embedded engine, a
-durable SQLite audit, a small bundle) and sends the same allowed `agent_action`, alternating:
+Starts `maestro-gate serve` (its own process: the embedded engine, a durable SQLite audit, a
+small bundle, the development key) on a loopback port and sends the same allowed
+`agent_action` from this process over one connection each, alternating:
 - server: a bare `httpx.Client.post` of the pre-encoded body, the answer's bytes read and
   nothing else: what the gate and the loopback cost;
 - client: `GateClient.decide(model)`: the request model serialised, a request_id set, the answer
@@ -14,28 +15,26 @@ Usage: python bench/client_bench.py [--requests 2000]
 from __future__ import annotations
 
 import argparse
-import socket
+import os
+import signal
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from maestro_gate.api.app import create_app  # noqa: E402
 from maestro_gate.client import GateClient  # noqa: E402
-from maestro_gate.config import Settings  # noqa: E402
 from maestro_gate.core.requests import AgentAction  # noqa: E402
-from tests.conftest import make_settings, write_bundle  # noqa: E402
+from service_bench import free_port, serve, wait_ready  # noqa: E402
+from tests.conftest import write_bundle  # noqa: E402
 
 REQUEST = {
     "kind": "agent_action",
@@ -79,7 +78,7 @@ def client_overhead(url: str, key: str, requests: int) -> dict[str, float]:
 def authzen_batch_vs_single(url: str, key: str, requests: int) -> dict[str, float] | None:
     """The AuthZEN part (issue 17 item 4): decisions/s of /access/v1/evaluations against single
     /access/v1/evaluation calls. None until that endpoint exists."""
-    probe = httpx.get(f"{url}/.well-known/authzen-configuration")
+    probe = httpx.get(f"{url}/.well-known/authzen-configuration", headers={"X-API-Key": key})
     if probe.status_code == 404:
         return None
     raise NotImplementedError("the AuthZEN helper fills this part in")
@@ -91,35 +90,27 @@ PARTS: dict[str, Part] = {
 }
 
 
-@contextmanager
-def serving(settings: Settings) -> Iterator[str]:
-    """The app under uvicorn on a free loopback port."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="error")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join()
-
-
 def main(argv: list[str] | None = None) -> None:
     """Run every part and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as scratch:
-        tmp = Path(scratch)
-        settings = make_settings(tmp, write_bundle(tmp / "bundle"), log_level="warning")
-        key = (tmp / "tester.key").read_text()
-        with serving(settings) as url:
+    with tempfile.TemporaryDirectory(prefix="maestro-client-bench-") as scratch:
+        work = Path(scratch)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = {
+            **os.environ,
+            "MAESTRO_GATE_PORT": str(port),
+            "MAESTRO_GATE_BUNDLE_DIR": str(write_bundle(work / "bundle")),
+            "MAESTRO_GATE_AUDIT_DSN": f"sqlite:///{work / 'audit.db'}",
+            "MAESTRO_GATE_CHECKPOINT_KEY_FILE": str(work / "checkpoint.key"),
+            "MAESTRO_GATE_LOG_LEVEL": "warning",
+        }
+        server = serve(work, env)
+        try:
+            wait_ready(url, server)
+            key = (work / "var" / "dev-api-key").read_text().strip()
             for name, part in PARTS.items():
                 figures: Any = part(url, key, args.requests)
                 if figures is None:
@@ -128,6 +119,9 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{name} ({args.requests} requests each, loopback, one connection):")
                 for figure, value in figures.items():
                     print(f"  {figure:<22} {value:8.3f}")
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
 
 
 if __name__ == "__main__":
