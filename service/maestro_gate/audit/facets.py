@@ -148,19 +148,23 @@ class SearchQuery:
 
         `low` and `high` are the inclusive index bounds of the filter's time range (TIME_BOUNDS).
 
-            With a tag condition the first tag's (tag, idx) key drives the walk; otherwise the
-            facet table does, and the planner picks the (column, idx) index of an equality.
+        The walk is driven by the most selective key the filter names: the agent's or the trace
+        id's (column, idx) index; else the first tag's (tag, idx) key; else the facet table.
+        The other conditions are checked on each index visited, newest first, so the page ends
+        at its `limit`-th match.
         """
         self.params = []
         tags = self.where.tags()
         conditions: list[str] = []
-        if tags:
+        columns = dict(self.where.columns())
+        if tags and not ("subject" in columns or "trace_id" in columns):
             driver, alias = "audit_tags t0", "t0"
             conditions.append(f"t0.tag = {self._bind(tags[0])}")
             joins = " JOIN audit_facets f ON f.idx = t0.idx" if self._needs_facets() else ""
+            probed = tags[1:]
         else:
-            driver, alias, joins = "audit_facets f", "f", ""
-        for n, tag in enumerate(tags[1:], start=1):
+            driver, alias, joins, probed = "audit_facets f", "f", "", tags
+        for n, tag in enumerate(probed, start=1):
             conditions.append(
                 # S608: the text holds fixed identifiers only; every value is a bound parameter.
                 f"EXISTS (SELECT 1 FROM audit_tags t{n} WHERE t{n}.tag = {self._bind(tag)} "  # noqa: S608
