@@ -42,6 +42,7 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     drop: bool = False  # close the connection without answering
+    drip_s: float = 0.0  # send the body a byte at a time, this long apart
 
     @staticmethod
     def json(status: int, body: Any, **headers: str) -> Answer:
@@ -91,7 +92,14 @@ def misbehaving(respond: Respond) -> Iterator[Misbehaving]:
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(answer.body)))
             self.end_headers()
-            self.wfile.write(answer.body)
+            if not answer.drip_s:
+                self.wfile.write(answer.body)
+                return
+            for byte in answer.body:
+                if stop.wait(answer.drip_s):
+                    return
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
 
         do_GET = do_POST = _handle
 

@@ -126,6 +126,45 @@ def test_a_slow_gate_times_out_within_the_calls_timeout() -> None:
     assert time.monotonic() - started < 1.5
 
 
+def test_an_answer_dripped_a_byte_at_a_time_still_times_out_on_time() -> None:
+    """Each read is quick but the answer never ends in time: GateTimeout within the timeout."""
+    drip = replace(Answer.json(200, decision_body()), drip_s=0.05)
+    with misbehaving(lambda *_: drip) as slow, GateClient(slow.url, retry=Retry(attempts=1)) as c:
+        started = time.monotonic()
+        with pytest.raises(client_errors.GateTimeout):
+            c.decide(act(), timeout_s=0.5)
+        took = time.monotonic() - started
+    assert took < 1.0
+
+
+def test_async_client_times_out_a_dripped_answer_on_time() -> None:
+    """The async client bounds the whole answer too."""
+    drip = replace(Answer.json(200, decision_body()), drip_s=0.05)
+
+    async def main(url: str) -> BaseException | None:
+        async with AsyncGateClient(url, timeout_s=0.5, retry=Retry(attempts=1)) as client:
+            try:
+                await client.decide(act())
+            except client_errors.GateClientError as exc:
+                return exc
+        return None
+
+    with misbehaving(lambda *_: drip) as slow:
+        started = time.monotonic()
+        raised = anyio.run(main, slow.url)
+    assert isinstance(raised, client_errors.GateTimeout)
+    assert time.monotonic() - started < 1.0
+
+
+def test_an_answer_larger_than_any_decision_is_refused() -> None:
+    """A body past MAX_ANSWER_BYTES is MalformedAnswer, not read to the end."""
+    from maestro_gate.client.wire import MAX_ANSWER_BYTES
+
+    huge = Answer(200, b" " * (MAX_ANSWER_BYTES + 100_000), {"Content-Type": "application/json"})
+    raised, _ = raised_by(lambda *_: huge, retry=Retry(attempts=1))
+    assert isinstance(raised, client_errors.MalformedAnswer)
+
+
 @pytest.mark.parametrize(
     ("answer", "raised"),
     [

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+import anyio
 import httpx
 
 from maestro_gate.client import wire
@@ -59,11 +60,8 @@ class AsyncGateClient:
         sent = wire.with_request_id(request)
         body = wire.body_of(sent)
 
-        async def post(left: float) -> DecisionResponse:
-            response = await self._http.post(
-                wire.DECIDE, content=body, headers=self._headers(), timeout=left
-            )
-            return wire.decision_of(response)
+        async def post(deadline: float) -> DecisionResponse:
+            return wire.decision_of(await self._exchange("POST", wire.DECIDE, deadline, body))
 
         return await self._call(post, timeout_s)
 
@@ -71,10 +69,8 @@ class AsyncGateClient:
         """The approval `approval_id` as the gate shows it (`status`, `approvals`, `expires_at`)."""
         path = f"/v1/approvals/{approval_id}"
 
-        async def get(left: float) -> dict[str, Any]:
-            return wire.approval_of(
-                await self._http.get(path, headers=self._headers(), timeout=left)
-            )
+        async def get(deadline: float) -> dict[str, Any]:
+            return wire.approval_of(await self._exchange("GET", path, deadline))
 
         return await self._call(get, timeout_s)
 
@@ -96,17 +92,34 @@ class AsyncGateClient:
     def _headers(self) -> dict[str, str]:
         return wire.headers_for(self._api_key, self._token)
 
+    async def _exchange(
+        self, method: str, path: str, deadline: float, body: bytes | None = None
+    ) -> httpx.Response:
+        """One request, its answer read whole before `deadline` (or raising GateTimeout)."""
+        left = deadline - time.monotonic()
+        try:
+            with anyio.fail_after(max(left, 0)):
+                async with self._http.stream(
+                    method, path, content=body, headers=self._headers(), timeout=left
+                ) as streamed:
+                    read = bytearray()
+                    async for chunk in streamed.aiter_bytes():
+                        read += chunk
+                        wire.check_progress(len(read), deadline, time.monotonic())
+                    return wire.received(streamed, bytes(read))
+        except TimeoutError:
+            raise GateTimeout("the gate did not answer within the call's timeout") from None
+
     async def _call(self, attempt: Callable[[float], Awaitable[T]], timeout_s: float | None) -> T:
         deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
         tries = 0
         while True:
             tries += 1
-            left = deadline - time.monotonic()
-            if left <= 0:
+            if deadline <= time.monotonic():
                 raise GateTimeout("the call's timeout passed before the gate answered")
             try:
                 try:
-                    return await attempt(left)
+                    return await attempt(deadline)
                 except httpx.HTTPError as exc:
                     raise wire.transport_error(exc) from exc
             except GateClientError as error:

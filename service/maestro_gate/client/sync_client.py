@@ -58,9 +58,7 @@ class GateClient:
         sent = wire.with_request_id(request)
         body = wire.body_of(sent)
         return self._call(
-            lambda left: wire.decision_of(
-                self._http.post(wire.DECIDE, content=body, headers=self._headers(), timeout=left)
-            ),
+            lambda deadline: wire.decision_of(self._exchange("POST", wire.DECIDE, deadline, body)),
             timeout_s,
         )
 
@@ -68,9 +66,7 @@ class GateClient:
         """The approval `approval_id` as the gate shows it (`status`, `approvals`, `expires_at`)."""
         path = f"/v1/approvals/{approval_id}"
         return self._call(
-            lambda left: wire.approval_of(
-                self._http.get(path, headers=self._headers(), timeout=left)
-            ),
+            lambda deadline: wire.approval_of(self._exchange("GET", path, deadline)),
             timeout_s,
         )
 
@@ -92,17 +88,30 @@ class GateClient:
     def _headers(self) -> dict[str, str]:
         return wire.headers_for(self._api_key, self._token)
 
+    def _exchange(
+        self, method: str, path: str, deadline: float, body: bytes | None = None
+    ) -> httpx.Response:
+        """One request, its answer read whole before `deadline` (or raising)."""
+        left = deadline - time.monotonic()
+        with self._http.stream(
+            method, path, content=body, headers=self._headers(), timeout=left
+        ) as streamed:
+            read = bytearray()
+            for chunk in streamed.iter_bytes():
+                read += chunk
+                wire.check_progress(len(read), deadline, time.monotonic())
+            return wire.received(streamed, bytes(read))
+
     def _call(self, attempt: Callable[[float], T], timeout_s: float | None) -> T:
         deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
         tries = 0
         while True:
             tries += 1
-            left = deadline - time.monotonic()
-            if left <= 0:
+            if deadline <= time.monotonic():
                 raise GateTimeout("the call's timeout passed before the gate answered")
             try:
                 try:
-                    return attempt(left)
+                    return attempt(deadline)
                 except httpx.HTTPError as exc:
                     raise wire.transport_error(exc) from exc
             except GateClientError as error:

@@ -34,6 +34,8 @@ from maestro_gate.core.requests import REQUEST_ADAPTER, AnyRequest
 DECIDE = "/v1/decide"
 APPROVAL_STATUSES = frozenset({"pending", "granted", "rejected", "expired", "used", "mismatch"})
 RETRIED_STATUSES = frozenset({502, 503, 504})
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
+"""A bigger answer is not the gate's: refused as malformed, and never read further."""
 
 Token = str | Callable[[], str]
 """A bearer token, or a function returning the current one (called for every request)."""
@@ -105,6 +107,23 @@ def transport_error(exc: httpx.HTTPError) -> GateClientError:
     if isinstance(exc, httpx.TransportError):
         return GateUnreachable(f"the gate could not be reached: {type(exc).__name__}: {exc}")
     return GateUnreachable(f"HTTP failure: {type(exc).__name__}: {exc}")
+
+
+def received(response: httpx.Response, body: bytes) -> httpx.Response:
+    """A streamed answer's status and headers with the `body` read from it."""
+    return httpx.Response(response.status_code, headers=response.headers, content=body)
+
+
+def check_progress(read: int, deadline: float, now: float) -> None:
+    """Stop reading an answer past the call's deadline or past MAX_ANSWER_BYTES.
+
+    httpx's timeouts bound each read, not the whole answer: a server dripping a byte at a time
+    would hold the call for ever without this check between chunks.
+    """
+    if now > deadline:
+        raise GateTimeout("the gate's answer did not arrive within the call's timeout")
+    if read > MAX_ANSWER_BYTES:
+        raise MalformedAnswer(f"the gate's answer is larger than {MAX_ANSWER_BYTES} bytes")
 
 
 def decision_of(response: httpx.Response) -> DecisionResponse:
