@@ -60,7 +60,7 @@ from maestro_gate.core.ports import (
     StateSource,
     empty_state,
 )
-from maestro_gate.core.records import decision_record, event_record, mask
+from maestro_gate.core.records import decision_record, event_record, mask, mask_state
 from maestro_gate.core.requests import AnyRequest
 
 
@@ -207,6 +207,7 @@ class DecisionPoint:
             masked_input=mask(document, self.mask_pointers),
             input_sha256=input_sha256,
             trace_id=request.context.trace_id,
+            state=mask_state(state, self.mask_pointers),
         )
         if controls.shadow_layers:
             record["shadow_layers"] = sorted(controls.shadow_layers)
