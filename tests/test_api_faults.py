@@ -113,7 +113,7 @@ IRREVERSIBLE = act(
 def _connections(client: TestClient) -> list[sqlite3.Connection]:
     """The gate's own writing connections to the audit file: the log's and the approvals'."""
     gate = client.app.state.gate  # type: ignore[attr-defined]
-    return [gate.audit._conn, gate.point.approvals._conn]
+    return [gate.audit._conn, gate.services.approvals._conn]
 
 
 def _break(client: TestClient, fault: str) -> None:

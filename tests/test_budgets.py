@@ -23,11 +23,11 @@ from maestro_gate.core.budgets import request_cost
 from maestro_gate.core.errors import AuditUnavailable, EngineError
 from maestro_gate.core.point import DecisionPoint
 from maestro_gate.core.ports import PolicyEngine, StateSource
+from maestro_gate.core.registry import tool_costs
 from maestro_gate.engine.bundle import read_bundle
 from maestro_gate.engine.embedded import EmbeddedEngine
 from maestro_gate.state.memory import MemoryState
 from maestro_gate.state.redis import RedisState
-from maestro_gate.wiring import tool_costs
 from tests.auth_support import gate_settings
 from tests.conftest import POLICIES
 from tests.fakes import MemoryAuditLog, RecordingMetrics, ScriptedEngine

@@ -18,8 +18,8 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from maestro_gate.api.security import caller_of
+from maestro_gate.api.services import services_of
 from maestro_gate.core.ports import BundleInfo
-from maestro_gate.wiring import Gate
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -47,10 +47,10 @@ async def reload_bundle(
     ),
 ) -> dict[str, Any]:
     """The now active bundle and the one it replaced; 422 `bundle_error` when refused."""
-    gate: Gate = request.app.state.gate
-    previous = gate.engine.active_bundle()
+    reloads = services_of(request).reloads
+    previous = reloads.engine.active_bundle()
     by = caller_of(request).principal
-    info = await gate.reload_bundle(allow_downgrade=allow_downgrade, by=by)
+    info = await reloads.reload(allow_downgrade=allow_downgrade, by=by)
     return {
         "status": "activated",
         "changed": previous is None or previous.digest != info.digest,

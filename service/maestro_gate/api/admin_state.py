@@ -2,7 +2,8 @@
 
 Every change is written to the audit trail first (`mode_changed`, `emergency_stop_added`,
 `emergency_stop_lifted`), then persisted in the approvals database (so it survives a restart
-and reaches other replicas), then applied to the decision point at once.
+and reaches other replicas), then applied to the decision point at once
+(`approvals/controls.py`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from maestro_gate.api.security import caller_of
-from maestro_gate.approvals.sync import ControlsSync
+from maestro_gate.api.services import services_of
+from maestro_gate.approvals.controls import stop_view
 from maestro_gate.core.catalog import LayerId
-from maestro_gate.core.controls import Stop, StopKind
+from maestro_gate.core.controls import Controls, Stop, StopKind
 from maestro_gate.core.decisions import Mode
-from maestro_gate.core.errors import NotFound, NotReady
-from maestro_gate.wiring import Gate
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -46,36 +46,28 @@ class StopBody(BaseModel):
 @router.get("/mode", summary="The enforcement mode in force")
 async def get_mode(request: Request) -> dict[str, Any]:
     """`{mode, shadow_layers}`."""
-    gate: Gate = request.app.state.gate
-    return gate.point.controls.mode_view()
+    return services_of(request).controls.current().mode_view()
 
 
 @router.put("/mode", summary="Set the enforcement mode (global or per layer)")
 async def put_mode(request: Request, body: ModeBody) -> dict[str, Any]:
     """Audit, persist and apply a new mode; an unknown layer is refused by the schema (422)."""
-    gate: Gate = request.app.state.gate
+    controls = services_of(request).controls
     layers: frozenset[str] = frozenset(body.shadow_layers)
-    before = gate.point.controls.mode_view()
-    after = {"mode": body.mode, "shadow_layers": sorted(layers)}
-    await gate.point.event(
-        "mode_changed", None, {"from": before, "to": after, "by": caller_of(request).principal}
-    )
-    sync = _sync(gate)
-    await sync.store.save_mode(body.mode, layers)
-    return (await sync.tick()).mode_view()
+    applied = await controls.set_mode(body.mode, layers, caller_of(request).principal)
+    return applied.mode_view()
 
 
 @router.get("/emergency-stop", summary="Agents and agent classes under emergency stop")
 async def get_stops(request: Request) -> dict[str, Any]:
     """`{agents: [...], classes: [...]}` with who stopped each, when and why."""
-    gate: Gate = request.app.state.gate
-    return _stops_view(gate)
+    return _stops_view(services_of(request).controls.current())
 
 
 @router.post("/emergency-stop", status_code=201, summary="Stop an agent or an agent class now")
 async def add_stop(request: Request, body: StopBody) -> dict[str, Any]:
     """Audit, persist and apply a stop; every later decision for it is a deny."""
-    gate: Gate = request.app.state.gate
+    controls = services_of(request).controls
     stop = Stop(
         kind=body.kind,
         id=body.id,
@@ -83,42 +75,21 @@ async def add_stop(request: Request, body: StopBody) -> dict[str, Any]:
         at=datetime.now(UTC).isoformat(timespec="milliseconds"),
         reason=body.reason,
     )
-    subject = stop.id if stop.kind == "agent" else None
-    await gate.point.event("emergency_stop_added", subject, _stop_view(stop))
-    sync = _sync(gate)
-    await sync.store.add_stop(stop)
-    await sync.tick()
-    return _stops_view(gate)
+    await controls.add_stop(stop)
+    return _stops_view(controls.current())
 
 
 @router.delete("/emergency-stop", summary="Lift an emergency stop")
 async def lift_stop(request: Request, kind: StopKind, id: str) -> dict[str, Any]:
     """Audit, persist and apply the lifting of a stop; 404 when there is none."""
-    gate: Gate = request.app.state.gate
-    sync = _sync(gate)
-    current = await sync.tick()
-    if not any(s.kind == kind and s.id == id for s in current.stops):
-        raise NotFound(f"no emergency stop for {kind} {id}")
-    detail = {"kind": kind, "id": id, "by": caller_of(request).principal}
-    await gate.point.event("emergency_stop_lifted", id if kind == "agent" else None, detail)
-    await sync.store.remove_stop(kind, id)
-    await sync.tick()
-    return _stops_view(gate)
+    controls = services_of(request).controls
+    await controls.lift_stop(kind, id, caller_of(request).principal)
+    return _stops_view(controls.current())
 
 
-def _sync(gate: Gate) -> ControlsSync:
-    if gate.controls is None:
-        raise NotReady("operator controls are not configured")
-    return gate.controls
-
-
-def _stop_view(stop: Stop) -> dict[str, Any]:
-    return {"kind": stop.kind, "id": stop.id, "by": stop.by, "at": stop.at, "reason": stop.reason}
-
-
-def _stops_view(gate: Gate) -> dict[str, Any]:
-    stops = gate.point.controls.stops
+def _stops_view(controls: Controls) -> dict[str, Any]:
+    stops = controls.stops
     return {
-        "agents": [_stop_view(s) for s in stops if s.kind == "agent"],
-        "classes": [_stop_view(s) for s in stops if s.kind == "class"],
+        "agents": [stop_view(s) for s in stops if s.kind == "agent"],
+        "classes": [stop_view(s) for s in stops if s.kind == "class"],
     }

@@ -18,10 +18,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from maestro_gate.api.security import caller_of, require
+from maestro_gate.api.services import services_of
 from maestro_gate.core.approvals import Approval, ApprovalStore, Status, Vote, now_ms, public_view
 from maestro_gate.core.callers import APPROVER, AUDITOR, Caller
-from maestro_gate.core.errors import AuditUnavailable, Forbidden, NotFound, NotReady
-from maestro_gate.wiring import Gate
+from maestro_gate.core.errors import AuditUnavailable, Forbidden, NotFound
+from maestro_gate.runtime import Services
 
 router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
 
@@ -50,18 +51,16 @@ async def list_approvals(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Approvals, optionally with one status (`pending`, `granted`, `expired`, …)."""
-    gate: Gate = request.app.state.gate
     now = now_ms()
-    found = await _store(gate).find(status, limit, now)
+    found = await services_of(request).approvals.find(status, limit, now)
     return {"approvals": [public_view(a, now) for a in found]}
 
 
 @router.get("/{approval_id}", summary="Read one approval")
 async def get_approval(request: Request, approval_id: str) -> dict[str, Any]:
     """The approval; for approvers, auditors and the agent it belongs to."""
-    gate: Gate = request.app.state.gate
     caller = caller_of(request)
-    approval = await _get(gate, approval_id)
+    approval = await _get(services_of(request), approval_id)
     if caller.roles.isdisjoint({APPROVER, AUDITOR}) and not caller.may_act_for(approval.subject):
         raise Forbidden("only approvers, auditors and the requesting agent may read an approval")
     return public_view(approval, now_ms())
@@ -75,7 +74,8 @@ async def approve(
     body: VoteBody | None = None,
 ) -> dict[str, Any]:
     """Record an approval; enough distinct approvers make the approval `granted`."""
-    return await _vote(request, approval_id, caller, "approve", body)
+    comment = body.comment if body else None
+    return await cast_vote(services_of(request), approval_id, caller, "approve", comment)
 
 
 @router.post("/{approval_id}/reject", summary="Reject; one rejection closes the approval")
@@ -86,29 +86,30 @@ async def reject(
     body: VoteBody | None = None,
 ) -> dict[str, Any]:
     """Record a rejection; a re-submission with this approval is then denied."""
-    return await _vote(request, approval_id, caller, "reject", body)
+    comment = body.comment if body else None
+    return await cast_vote(services_of(request), approval_id, caller, "reject", comment)
 
 
-async def _vote(
-    request: Request,
+async def cast_vote(
+    services: Services,
     approval_id: str,
     caller: Caller,
     verdict: Literal["approve", "reject"],
-    body: VoteBody | None,
+    comment: str | None = None,
 ) -> dict[str, Any]:
-    gate: Gate = request.app.state.gate
-    vote = Vote(
-        principal=caller.principal,
-        verdict=verdict,
-        at_ms=now_ms(),
-        comment=body.comment if body else None,
-    )
-    store = _store(gate)
+    """Record `caller`'s vote and its audit event; the approval as it now stands.
+
+    The one way to vote, whatever the front door (this API, the console): the role is the
+    caller's to have (`approver`), the store refuses self-approval, double votes and closed
+    approvals, and a vote whose event cannot be written is withdrawn (503 `audit_unavailable`).
+    """
+    vote = Vote(principal=caller.principal, verdict=verdict, at_ms=now_ms(), comment=comment)
+    store = services.approvals
     updated = await store.vote(approval_id, caller, vote)
     view = public_view(updated, vote.at_ms)
     event = "approval_approved" if verdict == "approve" else "approval_rejected"
     try:
-        await gate.point.event(
+        await services.events.event(
             event, updated.subject, {**view, "approval_id": updated.id, "by": caller.principal}
         )
     except AuditUnavailable:
@@ -129,14 +130,8 @@ async def _withdraw(store: ApprovalStore, voted: Approval, vote: Vote) -> None:
         log.error("vote_unaudited", approval_id=voted.id, by=vote.principal, status=voted.status)
 
 
-async def _get(gate: Gate, approval_id: str) -> Approval:
-    approval = await _store(gate).get(approval_id)
+async def _get(services: Services, approval_id: str) -> Approval:
+    approval = await services.approvals.get(approval_id)
     if approval is None:
         raise NotFound(f"no approval {approval_id}")
     return approval
-
-
-def _store(gate: Gate) -> ApprovalStore:
-    if gate.point.approvals is None:
-        raise NotReady("no approval store is configured")
-    return gate.point.approvals

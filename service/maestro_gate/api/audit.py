@@ -20,11 +20,12 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
+from maestro_gate.api.services import services_of
+from maestro_gate.audit.store import TreeLog
 from maestro_gate.core.chain import MAX_SAFE_INTEGER
 from maestro_gate.core.errors import NotFound, NotReady
 from maestro_gate.core.ports import AuditEntry, StoredCheckpoint
 from maestro_gate.core.records import export_line
-from maestro_gate.wiring import Gate
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 PAGE_MAX = 1000
@@ -70,9 +71,8 @@ class ConsistencyOut(BaseModel):
     proof: list[str]
 
 
-def _gate(request: Request) -> Gate:
-    gate: Gate = request.app.state.gate
-    return gate
+def _log(request: Request) -> TreeLog:
+    return services_of(request).audit
 
 
 def _line(entry: AuditEntry) -> dict[str, Any]:
@@ -85,11 +85,11 @@ def _checkpoint(stored: StoredCheckpoint) -> CheckpointOut:
     )
 
 
-async def _signed_size(gate: Gate, size: int | None) -> int:
+async def _signed_size(log: TreeLog, size: int | None) -> int:
     """The requested tree size, or the latest checkpoint's, checked against the log."""
-    current = await gate.audit.size()
+    current = await log.size()
     if size is None:
-        latest = await gate.audit.latest_checkpoint()
+        latest = await log.latest_checkpoint()
         size = latest.size if latest is not None else current
     if size > current:
         raise NotFound(f"no tree of {size} records: the log has {current}")
@@ -102,12 +102,12 @@ async def checkpoint(
     fresh: Annotated[bool, Query(description="Sign a checkpoint of the log as it is now.")] = False,
 ) -> CheckpointOut:
     """The newest signed checkpoint; with `fresh=true`, or if none exists yet, one issued now."""
-    gate = _gate(request)
-    latest = None if fresh else await gate.audit.latest_checkpoint()
+    services = services_of(request)
+    latest = None if fresh else await services.audit.latest_checkpoint()
     if latest is None:
-        if gate.checkpointer is None or gate.checkpointer.signer is None:
+        if services.checkpoints.signer is None:
             raise NotReady("no checkpoint signing key is loaded")
-        latest = await gate.checkpointer.issue()
+        latest = await services.checkpoints.issue()
     return _checkpoint(latest)
 
 
@@ -126,17 +126,17 @@ async def entries(
     ] = None,
 ) -> EntriesOut:
     """Records with `start <= index < end` (at most PAGE_MAX) as export lines."""
-    gate = _gate(request)
+    log = _log(request)
     stop = start + PAGE_MAX if end is None else min(max(end, start), start + PAGE_MAX)
-    rows = await gate.audit.entries(start, stop)
-    size = await gate.audit.size()
+    rows = await log.entries(start, stop)
+    size = await log.size()
     return EntriesOut(start=start, end=min(stop, size), size=size, entries=[_line(r) for r in rows])
 
 
 @router.get("/entries/{decision_id}", summary="The audit record of one decision")
 async def entry(request: Request, decision_id: str) -> dict[str, Any]:
     """The export line of the record with this decision id; 404 if there is none."""
-    found = await _gate(request).audit.entry(decision_id)
+    found = await _log(request).entry(decision_id)
     if found is None:
         raise NotFound(f"no audit record for decision {decision_id}")
     return _line(found)
@@ -154,13 +154,13 @@ async def inclusion(
     ] = None,
 ) -> InclusionOut:
     """The audit path of record `index` in the tree of `tree_size` records."""
-    gate = _gate(request)
-    size = await _signed_size(gate, tree_size)
+    log = _log(request)
+    size = await _signed_size(log, tree_size)
     if index >= size:
         raise NotFound(f"no record {index} in a tree of {size} records")
-    [row] = await gate.audit.entries(index, index + 1)
-    proof = await gate.audit.inclusion_proof(index, size)
-    root = await gate.audit.root(size)
+    [row] = await log.entries(index, index + 1)
+    proof = await log.inclusion_proof(index, size)
+    root = await log.root(size)
     return InclusionOut(
         index=index,
         tree_size=size,
@@ -182,15 +182,15 @@ async def consistency(
     ] = None,
 ) -> ConsistencyOut:
     """The proof that the first `first` records are a prefix of the first `second` records."""
-    gate = _gate(request)
-    size = await _signed_size(gate, second)
+    log = _log(request)
+    size = await _signed_size(log, second)
     if first > size:
         raise NotFound(f"no consistency proof from a tree of {first} to a smaller one of {size}")
-    proof = await gate.audit.consistency_proof(first, size)
+    proof = await log.consistency_proof(first, size)
     return ConsistencyOut(
         first=first,
         second=size,
-        first_root=(await gate.audit.root(first)).hex(),
-        second_root=(await gate.audit.root(size)).hex(),
+        first_root=(await log.root(first)).hex(),
+        second_root=(await log.root(size)).hex(),
         proof=[p.hex() for p in proof],
     )

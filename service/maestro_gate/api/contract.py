@@ -91,7 +91,9 @@ def route_errors(route: Any) -> dict[int, set[str]]:
     for method in sorted(route.methods - {"HEAD"}):
         raised.extend(RAISES[(method, route.path)])
     calls = set(_calls(route.dependant))
-    if security.authenticated in calls:
+    if route.endpoint in security.ROLE_CHECKED:  # checks its caller itself (the hot routes)
+        raised.extend((errors.Unauthenticated, errors.Forbidden))
+    elif security.authenticated in calls:
         raised.append(errors.Unauthenticated)
         if any(getattr(call, "__name__", "") == "with_role" for call in calls):
             raised.append(errors.Forbidden)

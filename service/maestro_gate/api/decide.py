@@ -1,6 +1,7 @@
 """`POST /v1/decide`: validate the body, decide, answer with the audited decision.
 
-The route documents the endpoint and serves it when the fast path (`api/fast.py`) stands aside.
+The route reads the body itself (bounded, strictly parsed, charged to the caller's work budget)
+and hands the request to the decision service every front door shares (`core/deciding.py`).
 """
 
 from __future__ import annotations
@@ -8,67 +9,83 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
 from maestro_gate.api.body import parse_json, read_body
+from maestro_gate.api.direct import DirectRoute
 from maestro_gate.api.errors import UnprocessableRequest, validation_details
-from maestro_gate.api.security import caller_of, ensure_bound
+from maestro_gate.api.security import SECURITY, caller_holding, checks_roles
+from maestro_gate.api.services import services_of
 from maestro_gate.core.admission import weight, work_units
-from maestro_gate.core.callers import Caller
+from maestro_gate.core.callers import AGENT, Caller
 from maestro_gate.core.decisions import DecisionResponse
-from maestro_gate.core.requests import KINDS, REQUEST_ADAPTER
-from maestro_gate.wiring import Gate
-
-router = APIRouter(prefix="/v1", tags=["decisions"])
+from maestro_gate.core.requests import KINDS, REQUEST_ADAPTER, AnyRequest
+from maestro_gate.runtime import Services
 
 _REQUEST_SCHEMA = REQUEST_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
+_AGENT = frozenset({AGENT})
 
 
-@router.post(
-    "/decide",
-    response_model=DecisionResponse,
-    summary="Decide an agent action, data movement or delegation",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/DecisionRequest"}}
+def add_route(app: FastAPI) -> None:
+    """Serve `POST /v1/decide` on `app`: a DirectRoute of the app itself (api/direct.py).
+
+    A route of the app is reached without going through an included router, which costs
+    event-loop time on every request.
+    """
+    app.router.add_api_route(
+        "/v1/decide",
+        decide,
+        route_class_override=DirectRoute,
+        methods=["POST"],
+        tags=["decisions"],
+        response_model=DecisionResponse,
+        summary="Decide an agent action, data movement or delegation",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/DecisionRequest"}}
+                },
             },
-        }
-    },
-)
+            "security": SECURITY,
+        },
+    )
+
+
+@checks_roles(AGENT)
 async def decide(request: Request) -> Response:
     """Decide one request; a deny is a 200 with `decision: deny`."""
-    return await answer(request.app.state.gate, caller_of(request), request)
-
-
-async def answer(gate: Gate, caller: Caller, request: Request) -> Response:
-    """The decision for an authenticated `caller`, read from `request`'s body; errors raise.
-
-    The one implementation behind both the route above and the ASGI fast path (`api/fast.py`).
-    """
     received = time.perf_counter()
-    settings = gate.settings
-    admission = gate.point.admission
-    work = admission.work if admission is not None else None
+    caller = await caller_holding(request, _AGENT)
+    services = services_of(request)
+    parsed = await read_request(services, caller, request)
+    response = await services.decisions.decide(parsed, caller, received=received)
+    return Response(response.model_dump_json(exclude_none=True), media_type="application/json")
+
+
+async def read_request(services: Services, caller: Caller, request: Request) -> AnyRequest:
+    """The decision request in `request`'s body, for an authenticated `caller`; errors raise.
+
+    The body is bounded and parsed strictly (api/body.py), and what reading and parsing it cost
+    is charged to the caller's work budget, refused bodies included.
+    """
+    work = services.decisions.work
     if work is not None:
         work.admit(caller.principal)  # before the body is read: refusing costs next to nothing
     size, parsed = 0, None
     try:
-        raw = await read_body(request, settings.max_body_bytes)
+        raw = await read_body(request, services.max_body_bytes)
         size = len(raw)
-        parsed = parse_request(parse_json(raw, settings.max_depth))
+        parsed = parse_request(parse_json(raw, services.max_depth))
+        return parsed
     finally:  # a refused body cost its parse too
         if work is not None:
             work.charge(caller.principal, work_units(weight(parsed) if parsed else 0, size))
-    await ensure_bound(gate, caller, parsed)
-    response = await gate.point.decide(parsed, caller=caller, received=received)
-    return Response(response.model_dump_json(exclude_none=True), media_type="application/json")
 
 
-def parse_request(body: Any) -> Any:
+def parse_request(body: Any) -> AnyRequest:
     """Validate a parsed body as one of the three request kinds, with a precise error."""
     if not isinstance(body, dict):
         raise UnprocessableRequest("request body must be a JSON object")

@@ -9,9 +9,11 @@ import structlog
 from fastapi import FastAPI, Request, routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 from starlette.routing import compile_path
+from starlette.types import Receive, Scope, Send
 
 from maestro_gate.core import errors
 
@@ -108,14 +110,28 @@ def unexpected_response(exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
 
 
+class Unanswered(Response):
+    """No answer at all: for a client that went away while its request was read."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        return None
+
+
 def allowed_methods(request: Request) -> list[str]:
     """Every method some route takes at this request's path (Starlette's 405 names one route's)."""
-    path = get_route_path(request.scope)
+    path = _route_path(request.scope)
     methods: set[str] = set()
     for route in routing.iter_route_contexts(request.app.routes):
         if route.path and route.methods and compile_path(route.path)[0].match(path):
             methods |= route.methods
     return sorted(methods)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path the routes match: the request path below the app's root path."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def install(app: FastAPI) -> None:
@@ -141,6 +157,10 @@ def install(app: FastAPI) -> None:
         return JSONResponse(
             error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers
         )
+
+    @app.exception_handler(ClientDisconnect)
+    async def gone(_: Request, exc: ClientDisconnect) -> Response:
+        return Unanswered()
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -2,30 +2,35 @@
 
 `authenticated` reads `Authorization: Bearer <JWT or API key>` or `X-API-Key` (both only when
 they name the same caller); `require(*roles)` also demands one of the roles. Apply them where
-routers are included (`api/app.py`), so that a router's module never has to remember them;
-`caller_with` is the same pair of checks for the `/v1/decide` fast path (`api/fast.py`), which
-has no dependency solving. A refused caller is
-counted in `maestro_refused_callers{code}`; an agent asking for a subject it is not bound to is
-also written to the audit trail as an `impersonation_attempt` event.
+routers are included (`api/app.py`), so that a router's module never has to remember them.
+The decision routes, the hot path, check the same in their endpoint instead (`caller_holding`,
+declared with `@checks_roles`): FastAPI's dependency solving costs about as much event-loop
+time as the rest of the request.
+A refused caller is counted in `maestro_refused_callers{code}`; an agent asking for a subject it
+is not bound to is refused by the decision service (`core/deciding.py`), which also writes an
+`impersonation_attempt` event to the audit trail.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
-import structlog
 from fastapi import APIRouter, Depends, Request, Security
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
+from maestro_gate.api.services import services_of
 from maestro_gate.core.callers import Caller
-from maestro_gate.core.errors import Forbidden, GateError, SubjectNotBound, Unauthenticated
-from maestro_gate.core.requests import AgentAction, DataMovement, Delegation
-from maestro_gate.wiring import Gate
+from maestro_gate.core.errors import Forbidden, Unauthenticated
+from maestro_gate.runtime import Services
 
 PUBLIC_PATHS = frozenset({"/health", "/ready", "/metrics"})
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
+"""The OpenAPI security requirement of an authenticated route (what the dependencies document)."""
+ROLE_CHECKED: dict[Callable[..., Any], frozenset[str]] = {}
+"""Endpoints that authenticate and check roles themselves, with the roles they admit."""
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -43,7 +48,7 @@ async def authenticated(
     api_key: Annotated[str | None, Security(_api_key)],
 ) -> Caller:
     """The authenticated caller; 401 `unauthorized` when no valid credential is presented."""
-    caller = authenticate(request.app.state.gate, request, bearer, api_key)
+    caller = authenticate(services_of(request), request, bearer, api_key)
     request.state.caller = caller
     return caller
 
@@ -55,13 +60,13 @@ def require(*roles: str) -> Callable[..., Awaitable[Caller]]:
     async def with_role(
         request: Request, caller: Annotated[Caller, Depends(authenticated)]
     ) -> Caller:
-        return holding(request.app.state.gate, caller, wanted)
+        return holding(services_of(request), caller, wanted)
 
     return with_role
 
 
 def authenticate(
-    gate: Gate,
+    services: Services,
     connection: HTTPConnection,
     bearer: HTTPAuthorizationCredentials | None,
     api_key: str | None,
@@ -73,18 +78,19 @@ def authenticate(
     """
     try:
         sent = connection.headers.get("authorization")
-        if gate.auth.required and bearer is None and sent is not None:
+        authenticator = services.authenticator
+        if authenticator.required and bearer is None and sent is not None:
             raise Unauthenticated("`Authorization` must be `Bearer <token or key>`")
-        return gate.auth.authenticate(bearer.credentials if bearer else None, api_key)
+        return authenticator.authenticate(bearer.credentials if bearer else None, api_key)
     except Unauthenticated:
-        gate.metrics.refused_callers.labels("unauthorized").inc()
+        services.refused(Unauthenticated.code)
         raise
 
 
-def holding(gate: Gate, caller: Caller, wanted: frozenset[str]) -> Caller:
+def holding(services: Services, caller: Caller, wanted: frozenset[str]) -> Caller:
     """`caller` when it has one of the `wanted` roles; 403 `forbidden`, counted, otherwise."""
     if caller.roles.isdisjoint(wanted):
-        gate.metrics.refused_callers.labels("forbidden").inc()
+        services.refused(Forbidden.code)
         raise Forbidden(
             f"this endpoint needs the role {' or '.join(sorted(wanted))}; "
             f"{caller.principal} has {', '.join(sorted(caller.roles)) or 'no role'}"
@@ -92,46 +98,35 @@ def holding(gate: Gate, caller: Caller, wanted: frozenset[str]) -> Caller:
     return caller
 
 
-async def caller_with(gate: Gate, connection: HTTPConnection, wanted: frozenset[str]) -> Caller:
-    """What `require(*wanted)` admits, for code outside FastAPI's dependency solving.
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
-    The same header readers (`HTTPBearer`, `APIKeyHeader`), checks and refusal counts.
-    """
-    bearer = await _bearer(connection)
-    api_key = await _api_key(connection)
-    return holding(gate, authenticate(gate, connection, bearer, api_key), wanted)
+
+def checks_roles(*roles: str) -> Callable[[Endpoint], Endpoint]:
+    """Declare that an endpoint admits only callers with one of `roles`, checked by itself
+    with `caller_holding` (api/contract.py documents its 401 and 403 from this)."""
+
+    def declare(endpoint: Endpoint) -> Endpoint:
+        ROLE_CHECKED[endpoint] = frozenset(roles)
+        return endpoint
+
+    return declare
+
+
+async def caller_holding(request: Request, wanted: frozenset[str]) -> Caller:
+    """What `require(*wanted)` admits, checked inside an endpoint: the same header readers
+    (`HTTPBearer`, `APIKeyHeader`), checks and refusal counts, without dependency solving."""
+    services = services_of(request)
+    bearer = await _bearer(request)
+    api_key = await _api_key(request)
+    caller = holding(services, authenticate(services, request, bearer, api_key), wanted)
+    request.state.caller = caller
+    return caller
 
 
 def caller_of(request: Request) -> Caller:
     """The caller a dependency authenticated for this request."""
     caller: Caller = request.state.caller
     return caller
-
-
-async def ensure_bound(
-    gate: Gate, caller: Caller, request: AgentAction | DataMovement | Delegation
-) -> None:
-    """Refuse (403 `subject_not_bound`, audited) an agent asking for a subject not its own."""
-    subject = request.subject.id
-    if caller.may_act_for(subject):
-        return
-    gate.metrics.refused_callers.labels(SubjectNotBound.code).inc()
-    detail = {
-        "principal": caller.principal,
-        "method": caller.method,
-        "bound_subjects": sorted(caller.subjects),
-        "claimed_subject": subject,
-        "kind": request.kind,
-        "request_id": request.request_id,
-        "trace_id": request.context.trace_id,
-    }
-    try:
-        await gate.point.event("impersonation_attempt", subject, detail)
-    except GateError as exc:
-        structlog.get_logger("maestro_gate.auth").error(
-            "impersonation_not_audited", error=exc.message, **detail
-        )
-    raise SubjectNotBound(f"{caller.principal} is not bound to subject {subject}")
 
 
 def split(router: APIRouter, public: Iterable[str] = PUBLIC_PATHS) -> tuple[APIRouter, APIRouter]:

@@ -72,7 +72,7 @@ def _decide(args: argparse.Namespace, settings: Settings) -> int:
         gate = build(settings)
         await gate.start()
         try:
-            response = await gate.point.decide(request)
+            response = await gate.services.decisions.decide(request)
         except GateError as exc:
             print(json.dumps({"code": exc.code, "message": exc.message}), file=sys.stderr)
             return 4

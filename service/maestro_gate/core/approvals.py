@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 
 from maestro_gate.core.callers import Caller
 from maestro_gate.core.chain import canonical, sha256_hex
+from maestro_gate.core.decisions import ApprovalTicket
 from maestro_gate.core.errors import AlreadyVoted, ApprovalClosed, SelfApproval
 
 VOLATILE_FIELDS = ("request_id", "approval_id", "context.timestamp", "context.trace_id")
@@ -187,3 +188,16 @@ class ApprovalStore(Protocol):
     def pending(self) -> int:
         """Pending, unexpired approvals as last counted (no I/O: the hot path reads it)."""
         ...
+
+
+def ticket_of(approval: Approval) -> ApprovalTicket:
+    """The ticket a `require_hitl` answer carries for a pending `approval`."""
+    return ApprovalTicket(
+        id=approval.id,
+        approvers_required=approval.approvers_required,
+        expires_at=datetime.fromtimestamp(approval.expires_at_ms / 1000, UTC).isoformat(
+            timespec="milliseconds"
+        ),
+        status="pending",
+        approvals=approval.approvals,
+    )

@@ -14,7 +14,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -27,6 +27,7 @@ from maestro_gate.core.approvals import (
     Status,
     action_digest,
     public_view,
+    ticket_of,
 )
 from maestro_gate.core.budgets import Reservation, request_cost
 from maestro_gate.core.callers import Caller
@@ -40,6 +41,7 @@ from maestro_gate.core.decisions import (
     Mode,
     PolicyRef,
     PolicyResult,
+    Verdict,
     check_policy_result,
     gate_deny,
     policy_ref,
@@ -60,12 +62,55 @@ from maestro_gate.core.ports import (
     StateSource,
     empty_state,
 )
-from maestro_gate.core.records import decision_record, event_record, mask, mask_state
+from maestro_gate.core.recorder import AuditRecorder
+from maestro_gate.core.records import decision_record, mask
 from maestro_gate.core.requests import AnyRequest
 
 
+@dataclass(slots=True)
+class Asked:
+    """One request on its way through the steps: what was asked, by whom, and since when."""
+
+    request: AnyRequest
+    caller: Caller | None
+    document: dict[str, Any]
+    input_sha256: str
+    started: float
+    reservation: Reservation | None
+    decision_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    controls: Controls = field(default_factory=Controls)
+    now_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
+
+
+@dataclass(slots=True)
+class Gathered:
+    """The state the policy sees, and the approval the request names (if it names one)."""
+
+    state: dict[str, Any]
+    state_error: str | None = None
+    digest: str | None = None
+    held: Approval | None = None
+    status: Status | None = None
+
+
+@dataclass(slots=True)
+class Settled:
+    """The result after the approval is settled: what to answer, and what to record of it."""
+
+    result: PolicyResult
+    answer: Verdict
+    held: Approval | None
+    status: Status | None
+    event: str | None
+    ticket: ApprovalTicket | None = None
+
+
 class DecisionPoint:
-    """Decides requests against the active bundle and audits each decision before returning it."""
+    """Decides requests against the active bundle and audits each decision before returning it.
+
+    `decide` runs six steps, each a method of its own: `gather_state`, `evaluate`,
+    `apply_safeguards`, `settle_approval`, `record` and `answer`.
+    """
 
     def __init__(
         self,
@@ -86,10 +131,10 @@ class DecisionPoint:
         tool_cost: Callable[[str], object] | None = None,
     ) -> None:
         self.engine = engine
-        self.audit = audit
+        self.recorder = AuditRecorder(audit, metrics)
         self.metrics = metrics
         self.timeout_s = timeout_s
-        self.controls = controls or Controls(mode=mode)
+        self._controls = controls or Controls(mode=mode)
         self.mask_pointers = mask_pointers or []
         self.state = state
         self.approvals = approvals
@@ -101,9 +146,18 @@ class DecisionPoint:
         self._log = structlog.get_logger("maestro_gate.decision")
 
     @property
+    def controls(self) -> Controls:
+        """The mode and emergency stops in force."""
+        return self._controls
+
+    def apply_controls(self, controls: Controls) -> None:
+        """Put new controls in force for every later decision (replaced whole, never locked)."""
+        self._controls = controls
+
+    @property
     def mode(self) -> Mode:
         """The global enforcement mode in force."""
-        return self.controls.mode
+        return self._controls.mode
 
     async def decide(
         self, request: AnyRequest, caller: Caller | None = None, *, received: float | None = None
@@ -125,108 +179,127 @@ class DecisionPoint:
             ) from exc
         cost = request_cost(request, self.tool_cost)
         if self.state is None or cost <= 0:
-            return await self._decide(request, caller, document, input_sha256, started, None)
+            asked = Asked(request, caller, document, input_sha256, started, None)
+            return await self._steps(asked)
         reservation = self.state.reservation(request, cost)
         try:
-            return await self._decide(request, caller, document, input_sha256, started, reservation)
+            asked = Asked(request, caller, document, input_sha256, started, reservation)
+            return await self._steps(asked)
         except BaseException:
             # No decision left (audit failure, error, cancellation): nothing is spent. A
             # release after `observe` settled the reservation is a no-op.
             await self._give_back(reservation)
             raise
 
-    async def _decide(
-        self,
-        request: AnyRequest,
-        caller: Caller | None,
-        document: dict[str, Any],
-        input_sha256: str,
-        started: float,
-        reservation: Reservation | None,
-    ) -> DecisionResponse:
-        decision_id = str(uuid.uuid4())
-        controls = self.controls
-        now_ms = time.time_ns() // 1_000_000
-        state, state_error = await self._snapshot(request, reservation)
+    async def _steps(self, asked: Asked) -> DecisionResponse:
+        asked.controls = self._controls  # one set of controls for the whole decision
+        gathered = await self.gather_state(asked)
+        result, policy = await self.evaluate(asked, gathered)
+        result = self.apply_safeguards(asked, gathered, result)
+        settled = await self.settle_approval(asked, gathered, result, policy)
+        receipt = await self.record(asked, settled, policy)
+        return self.answer(asked, settled, policy, receipt)
+
+    async def gather_state(self, asked: Asked) -> Gathered:
+        """`input.state`: the state source's snapshot, the gate's own counters and controls,
+        the caller, and the status of the approval the request names."""
+        request, caller = asked.request, asked.caller
+        state, state_error = await self._snapshot(request, asked.reservation)
         state["now_ns"] = time.time_ns()
         state["pending_approvals"] = self.approvals.pending() if self.approvals else 0
-        state["emergency_stop"] = controls.state()
+        state["emergency_stop"] = asked.controls.state()
         if caller is not None:
             state["caller"] = caller.state(request.subject.id)
-        digest: str | None = None
-        held: Approval | None = None
-        status: Status | None = None
+        gathered = Gathered(state, state_error)
         if request.approval_id is not None:
-            digest = action_digest(document)
-            held, status = await self._approval_status(request.approval_id, digest, now_ms)
+            gathered.digest = action_digest(asked.document)
+            gathered.held, gathered.status = await self._approval_status(
+                request.approval_id, gathered.digest, asked.now_ms
+            )
             state["approval"] = {
                 "id": request.approval_id,
-                "status": status,
-                "approvals": held.approvals if held else 0,
+                "status": gathered.status,
+                "approvals": gathered.held.approvals if gathered.held else 0,
             }
+        return gathered
+
+    async def evaluate(self, asked: Asked, gathered: Gathered) -> tuple[PolicyResult, PolicyRef]:
+        """The policy's result within what is left of the deadline, holding an admission slot;
+        any engine failure is a `GATE.*` deny."""
+        caller = asked.caller
         slot = self.admission.enter(caller.principal) if self.admission and caller else None
-        left = self.timeout_s - (time.perf_counter() - started)
-        result, policy = await self._evaluate({**document, "state": state}, slot, left)
-        result = fail_safes(result, request, controls, self.agent_class, state_error, held, status)
+        left = self.timeout_s - (time.perf_counter() - asked.started)
+        return await self._evaluate({**asked.document, "state": gathered.state}, slot, left)
+
+    def apply_safeguards(
+        self, asked: Asked, gathered: Gathered, result: PolicyResult
+    ) -> PolicyResult:
+        """The result after the fail-safes (core/failsafes.py), whatever the bundle said."""
+        return fail_safes(
+            result,
+            asked.request,
+            asked.controls,
+            self.agent_class,
+            gathered.state_error,
+            gathered.held,
+            gathered.status,
+        )
+
+    async def settle_approval(
+        self, asked: Asked, gathered: Gathered, result: PolicyResult, policy: PolicyRef
+    ) -> Settled:
+        """Consume a granted approval that allows, open one when a human must decide, and say
+        what the caller is told under the controls in force."""
+        held, status, digest = gathered.held, gathered.status, gathered.digest
         event: str | None = None
         if status in UNUSABLE:
             event = "expired" if status == "expired" else "refused"
         elif status == "granted" and held and digest and result.decision == "allow":
-            if await self._consume(held, digest, policy.revision, decision_id, now_ms):
+            if await self._consume(held, digest, policy.revision, asked.decision_id, asked.now_ms):
                 event = "used"
             else:
                 status, event = "used", "refused"
                 result = gate_deny("approval_used", "the approval was already used", ["T7"])
-        answer = answered(result, controls)
-        ticket = None
-        if answer == "require_hitl":
+        settled = Settled(result, answered(result, asked.controls), held, status, event)
+        if settled.answer == "require_hitl":
             if status == "pending" and held is not None:
-                ticket = _ticket(held)
+                settled.ticket = ticket_of(held)
             else:
-                held = await self._open(request, document, result, policy, decision_id, caller)
-                event = "created"
-                ticket = _ticket(held)
-        evaluated = result.decision
-        approval_ref = None
-        if held is not None or request.approval_id is not None:
-            approval_ref = {
-                "id": held.id if held else request.approval_id,
-                "status": status or "pending",
-                "event": event,
-            }
-        record = decision_record(
-            decision_id=decision_id,
-            timestamp=iso_microseconds(time.time_ns()),
-            kind=request.kind,
-            subject=request.subject.id,
-            decision=evaluated,
-            result=result.model_dump(mode="json"),
-            policy=policy.model_dump(mode="json", exclude_none=True),
-            mode=controls.mode,
-            approval=approval_ref,
-            masked_input=mask(document, self.mask_pointers),
-            input_sha256=input_sha256,
-            trace_id=request.context.trace_id,
-            state=mask_state(state, self.mask_pointers),
-        )
-        if controls.shadow_layers:
-            record["shadow_layers"] = sorted(controls.shadow_layers)
+                settled.held = await self._open(asked, result, policy)
+                settled.event = "created"
+                settled.ticket = ticket_of(settled.held)
+        return settled
+
+    async def record(self, asked: Asked, settled: Settled, policy: PolicyRef) -> AuditReceipt:
+        """Append the decision record durably, then the approval event and the state update.
+
+        An approval consumed for a decision that could not be recorded is granted again.
+        """
+        record = self._decision_record(asked, settled, policy)
         try:
-            receipt = await self._append(record, decision_id)
+            receipt = await self.recorder.append(record, asked.decision_id)
         except AuditUnavailable:
-            if event == "used" and held is not None and self.approvals is not None:
-                await self._release(held.id, decision_id)
+            if settled.event == "used" and settled.held is not None and self.approvals is not None:
+                await self._release(settled.held.id, asked.decision_id)
             raise
-        if event is not None:
-            await self._approval_event(event, status, held, request, decision_id, now_ms)
+        if settled.event is not None:
+            await self._approval_event(asked, settled)
         if self.state:
-            await self._observe(request, evaluated, reservation)
-        seconds = time.perf_counter() - started
-        rules = record["rules"]
+            await self._observe(asked.request, settled.result.decision, asked.reservation)
+        return receipt
+
+    def answer(
+        self, asked: Asked, settled: Settled, policy: PolicyRef, receipt: AuditReceipt
+    ) -> DecisionResponse:
+        """Count and log the decision, and the response the caller gets."""
+        request, controls, result = asked.request, asked.controls, settled.result
+        evaluated, answer = result.decision, settled.answer
+        seconds = time.perf_counter() - asked.started
+        rules = sorted({r.rule for r in result.reasons})
         self.metrics.decision(request.kind, evaluated, controls.mode, seconds, rules, result.layers)
         self._log.info(
             "decision",
-            decision_id=decision_id,
+            decision_id=asked.decision_id,
             trace_id=request.context.trace_id,
             kind=request.kind,
             decision=evaluated,
@@ -237,12 +310,12 @@ class DecisionPoint:
             audit_index=receipt.index,
         )
         return DecisionResponse(
-            decision_id=decision_id,
+            decision_id=asked.decision_id,
             decision=answer,
             reasons=result.reasons,
             obligations=result.obligations,
             layers=result.layers,
-            approval=ticket,
+            approval=settled.ticket,
             policy=policy,
             audit=AuditRef(index=receipt.index, leaf_hash=receipt.leaf_hash),
             mode=controls.mode,
@@ -250,6 +323,33 @@ class DecisionPoint:
                 evaluated if controls.mode == "shadow" or answer != evaluated else None
             ),
         )
+
+    def _decision_record(self, asked: Asked, settled: Settled, policy: PolicyRef) -> dict[str, Any]:
+        request, held = asked.request, settled.held
+        approval_ref = None
+        if held is not None or request.approval_id is not None:
+            approval_ref = {
+                "id": held.id if held else request.approval_id,
+                "status": settled.status or "pending",
+                "event": settled.event,
+            }
+        record = decision_record(
+            decision_id=asked.decision_id,
+            timestamp=iso_microseconds(time.time_ns()),
+            kind=request.kind,
+            subject=request.subject.id,
+            decision=settled.result.decision,
+            result=settled.result.model_dump(mode="json"),
+            policy=policy.model_dump(mode="json", exclude_none=True),
+            mode=asked.controls.mode,
+            approval=approval_ref,
+            masked_input=mask(asked.document, self.mask_pointers),
+            input_sha256=asked.input_sha256,
+            trace_id=request.context.trace_id,
+        )
+        if asked.controls.shadow_layers:
+            record["shadow_layers"] = sorted(asked.controls.shadow_layers)
+        return record
 
     async def _snapshot(
         self, request: AnyRequest, reservation: Reservation | None
@@ -310,27 +410,21 @@ class DecisionPoint:
         except Exception as exc:  # the store is failing too: the use stays, and says so
             self._log.error("approval_not_released", approval_id=approval_id, error=str(exc))
 
-    async def _open(
-        self,
-        request: AnyRequest,
-        document: dict[str, Any],
-        result: PolicyResult,
-        policy: PolicyRef,
-        decision_id: str,
-        caller: Caller | None,
-    ) -> Approval:
+    async def _open(self, asked: Asked, result: PolicyResult, policy: PolicyRef) -> Approval:
+        """A pending approval for this request; AuditUnavailable when it cannot be stored."""
         if self.approvals is None:
             raise AuditUnavailable("no approval store is configured; a human cannot be asked")
+        request, caller = asked.request, asked.caller
         required = max([1, result.approvers_required, *(r.approvers or 1 for r in result.reasons)])
         now_ms = time.time_ns() // 1_000_000
         approval = Approval(
             id=str(uuid.uuid4()),
-            digest=action_digest(document),
+            digest=action_digest(asked.document),
             subject=request.subject.id,
             requested_by=caller.principal if caller else None,
             kind=request.kind,
             summary={
-                "request": mask(document, self.mask_pointers),
+                "request": mask(asked.document, self.mask_pointers),
                 "reasons": [r.model_dump(mode="json", exclude_none=True) for r in result.reasons],
             },
             bundle_revision=policy.revision,
@@ -340,44 +434,30 @@ class DecisionPoint:
             status="pending",
             created_at_ms=now_ms,
             expires_at_ms=now_ms + self.approval_ttl_s * 1000,
-            decision_id=decision_id,
+            decision_id=asked.decision_id,
         )
         try:
             await self.approvals.create(approval)
         except Exception as exc:
-            self._log.error("approval_create_failed", decision_id=decision_id, error=str(exc))
+            self._log.error("approval_create_failed", decision_id=asked.decision_id, error=str(exc))
             raise AuditUnavailable("the approval could not be stored; nothing was decided") from exc
         return approval
 
-    async def _approval_event(
-        self,
-        event: str,
-        status: Status | None,
-        held: Approval | None,
-        request: AnyRequest,
-        decision_id: str,
-        now_ms: int,
-    ) -> None:
+    async def _approval_event(self, asked: Asked, settled: Settled) -> None:
+        held, request = settled.held, asked.request
         detail: dict[str, Any] = {
             "approval_id": held.id if held else request.approval_id,
-            "decision_id": decision_id,
-            "seen_status": status,
+            "decision_id": asked.decision_id,
+            "seen_status": settled.status,
         }
         if held is not None:
             fresh = await self.approvals.get(held.id) if self.approvals else None
-            detail = {**public_view(fresh or held, now_ms), **detail}
-        await self.event(f"approval_{event}", request.subject.id, detail)
+            detail = {**public_view(fresh or held, asked.now_ms), **detail}
+        await self.recorder.event(f"approval_{settled.event}", request.subject.id, detail)
 
     async def event(self, type: str, subject: str | None, detail: dict[str, Any]) -> AuditReceipt:
         """Append a non-decision event record (approvals, admin changes, refused callers)."""
-        record = event_record(
-            event_id=str(uuid.uuid4()),
-            timestamp=iso_microseconds(time.time_ns()),
-            type=type,
-            subject=subject,
-            detail=detail,
-        )
-        return await self._append(record, record["decision_id"])
+        return await self.recorder.event(type, subject, detail)
 
     async def _evaluate(
         self, document: dict[str, Any], slot: Slot | None, timeout_s: float
@@ -412,28 +492,3 @@ class DecisionPoint:
             policy = policy_ref(self.engine.active_bundle(), engine, None)
         self.metrics.engine(engine, time.perf_counter() - started, error)
         return result, policy
-
-    async def _append(self, record: dict[str, Any], decision_id: str) -> AuditReceipt:
-        started = time.perf_counter()
-        try:
-            receipt = await self.audit.append(record)
-        except Exception as exc:
-            self.metrics.audit_append(time.perf_counter() - started, failed=True)
-            self._log.error("audit_append_failed", decision_id=decision_id, error=str(exc))
-            raise AuditUnavailable(
-                "the decision could not be written to the audit log; nothing was decided"
-            ) from exc
-        self.metrics.audit_append(time.perf_counter() - started, failed=False)
-        return receipt
-
-
-def _ticket(approval: Approval) -> ApprovalTicket:
-    return ApprovalTicket(
-        id=approval.id,
-        approvers_required=approval.approvers_required,
-        expires_at=datetime.fromtimestamp(approval.expires_at_ms / 1000, UTC).isoformat(
-            timespec="milliseconds"
-        ),
-        status="pending",
-        approvals=approval.approvals,
-    )

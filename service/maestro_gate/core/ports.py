@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from maestro_gate.core.budgets import Reservation
@@ -43,6 +44,45 @@ class PolicyEngine(Protocol):
 
     async def ready(self) -> bool:
         """True when a decision can be made now."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStatus:
+    """What an engine says about itself, for readiness, metrics and the activation log."""
+
+    name: str
+    bundle: BundleInfo | None
+    up: bool
+    """A bundle is loaded (a local engine) or the server was reachable when last asked (OPA)."""
+    watched: tuple[Path, ...] = ()
+    """Files whose change should reload the engine (none for an OPA server)."""
+    patches: object = None
+    """The state of the native fixes, for an engine that has them."""
+
+
+class ServingEngine(PolicyEngine, Protocol):
+    """The one contract every configured engine keeps: start, evaluate, reload, close, status.
+
+    Nothing outside an engine asks which engine it is: how a bundle becomes active (compiled
+    from the bundle directory here, or activated by an OPA server and asked about) is the
+    engine's own business behind `reload`.
+    """
+
+    async def start(self) -> None:
+        """Open what the engine needs (connections, pools); call from the running loop."""
+        ...
+
+    async def reload(self, *, allow_downgrade: bool = False, by: str | None = None) -> BundleInfo:
+        """Make the configured bundle active, or raise and keep the active one."""
+        ...
+
+    async def close(self) -> None:
+        """Release workers and connections."""
+        ...
+
+    def status(self) -> EngineStatus:
+        """The engine's name, active bundle and state now (no I/O)."""
         ...
 
 

@@ -44,14 +44,17 @@ from opa_client import AsyncOpaClient
 from opa_client.errors import PolicyNotFoundError
 
 from maestro_gate.core.errors import BundleError, EngineError, EngineTimeout, NotReady
-from maestro_gate.core.ports import BundleInfo, EngineResult
+from maestro_gate.core.ports import BundleInfo, EngineResult, EngineStatus
 
 DECISION_PACKAGE = "maestro.decision"
 DECISION_RULE = "result"
 
 
 class OpaEngine:
-    """PolicyEngine asking an OPA server for `data.maestro.decision.result`."""
+    """ServingEngine asking an OPA server for `data.maestro.decision.result`.
+
+    OPA activates its own bundles; `reload` asks it which one is active (`refresh`).
+    """
 
     name = "opa"
 
@@ -97,6 +100,18 @@ class OpaEngine:
         )
         await client.__aenter__()
         self._client = client
+
+    async def start(self) -> None:
+        """Open the connection pool (`open`)."""
+        await self.open()
+
+    async def reload(self, *, allow_downgrade: bool = False, by: str | None = None) -> BundleInfo:
+        """Learn OPA's active bundle (`refresh`); OPA, not the gate, guards its rollbacks."""
+        return await self.refresh()
+
+    def status(self) -> EngineStatus:
+        """The revision OPA last reported, and whether OPA answered when last asked."""
+        return EngineStatus(name=self.name, bundle=self._active, up=self.reachable)
 
     async def close(self) -> None:
         """Close the pooled connections."""

@@ -1,8 +1,8 @@
-"""The ASGI fast path for `POST /v1/decide`: taken, and answering exactly as FastAPI's route does.
+"""`POST /v1/decide` has one door: FastAPI's route, with its dependencies and error handlers.
 
-Each request is sent twice over one running app: as served (`GateApp`, so the fast path) and
-straight into `FastAPI.__call__` (routing, middleware, dependencies, handlers: the endpoint as
-it was before the fast path). Real engine, real SQLite audit log, lifespan running.
+What the ASGI shortcut once answered for the route (issue 16 removed it), the route answers
+itself: the same statuses, codes, headers and counts. Real engine, real SQLite audit log,
+lifespan running.
 """
 
 from __future__ import annotations
@@ -16,31 +16,15 @@ from typing import Any
 import anyio
 import pytest
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from maestro_gate.api import decide, fast, security
 from maestro_gate.api.app import create_app
 from maestro_gate.api.errors import CHALLENGE
 from maestro_gate.config import Settings
-from maestro_gate.core.callers import ANONYMOUS, Caller
 from tests.auth_support import CODER, act, events, gate_settings
-
-
-@dataclass
-class TwoWays:
-    """ASGI: the app as served, or, while `routed`, the same app handled by FastAPI alone."""
-
-    app: FastAPI
-    routed: bool = False
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.routed:
-            await FastAPI.__call__(self.app, scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
 
 
 @dataclass
@@ -61,20 +45,15 @@ class Served:
     """A running app, its two ways in, and the credential headers of the test principals."""
 
     client: TestClient
-    ways: TwoWays
+    app: FastAPI
     settings: Settings
     headers: dict[str, dict[str, str]]
 
-    def both(self, method: str, path: str, **kwargs: Any) -> tuple[Response, Response]:
-        """The same request answered by the fast path, then by FastAPI's route."""
-        self.ways.routed = False
-        fast_answer = self.client.request(method, path, **_fresh(kwargs))
-        self.ways.routed = True
-        try:
-            routed_answer = self.client.request(method, path, **_fresh(kwargs))
-        finally:
-            self.ways.routed = False
-        return fast_answer, routed_answer
+    def twice(self, method: str, path: str, **kwargs: Any) -> tuple[Response, Response]:
+        """The same request answered twice by the route."""
+        first = self.client.request(method, path, **_fresh(kwargs))
+        second = self.client.request(method, path, **_fresh(kwargs))
+        return first, second
 
     def asgi(
         self, scope: Scope, incoming: list[Message], sent: list[Message] | None = None
@@ -91,7 +70,7 @@ class Served:
 
         async def call() -> None:
             with anyio.fail_after(5):
-                await self.ways(scope, receive, send)
+                await self.app(scope, receive, send)
 
         assert self.client.portal is not None
         self.client.portal.call(call)
@@ -106,11 +85,11 @@ def _fresh(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    """The real app (small body cap) behind a client that can take either way in."""
+    """The real app (small body cap) behind a test client."""
     settings, headers = gate_settings(tmp_path, max_body_bytes=4096)
-    ways = TwoWays(create_app(settings))
-    with TestClient(ways, raise_server_exceptions=False) as client:
-        yield Served(client, ways, settings, headers)
+    app = create_app(settings)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield Served(client, app, settings, headers)
 
 
 JSON_TYPE = (b"content-type", b"application/json")
@@ -135,10 +114,10 @@ def _decide_scope(method: str = "POST", **extra: Any) -> dict[str, Any]:
     return scope
 
 
-def test_decide_skips_fastapi_and_everything_else_goes_through_it(served: Served) -> None:
-    """POST /v1/decide never enters FastAPI's stack; other methods and paths all do."""
-    entries = FastAPIEntries(served.ways.app.middleware_stack)
-    served.ways.app.middleware_stack = entries
+def test_every_request_goes_through_fastapi_and_other_methods_are_405(served: Served) -> None:
+    """POST /v1/decide enters FastAPI's stack like every other request; GET/HEAD are 405."""
+    entries = FastAPIEntries(served.app.middleware_stack)
+    served.app.middleware_stack = entries
     runtime = served.headers["runtime"]
 
     decided = served.client.post("/v1/decide", json=act(), headers=runtime)
@@ -155,6 +134,8 @@ def test_decide_skips_fastapi_and_everything_else_goes_through_it(served: Served
     assert head.status_code == 405
     assert (status.status_code, openapi.status_code) == (200, 200)
     assert entries.seen == [
+        ("POST", "/v1/decide"),
+        ("POST", "/v1/decide"),
         ("GET", "/v1/decide"),
         ("HEAD", "/v1/decide"),
         ("GET", "/v1/status"),
@@ -163,8 +144,8 @@ def test_decide_skips_fastapi_and_everything_else_goes_through_it(served: Served
 
 
 def test_valid_decision_is_200_with_the_routes_headers(served: Served) -> None:
-    """A decision answers 200 application/json, the same headers and fields either way."""
-    fast_answer, routed = served.both(
+    """A decision answers 200 application/json, the same headers and fields every time."""
+    fast_answer, routed = served.twice(
         "POST", "/v1/decide", json=act(), headers=served.headers["runtime"]
     )
     assert (fast_answer.status_code, routed.status_code) == (200, 200)
@@ -221,12 +202,12 @@ REFUSALS: list[tuple[str, str | None, dict[str, Any], int, str]] = [
 def test_refusals_are_byte_for_byte_the_routes(
     served: Served, who: str | None, request_args: dict[str, Any], status: int, code: str
 ) -> None:
-    """Every refusal has the route's status, headers and body bytes, and the documented code."""
+    """Every refusal has its documented status and code, the same headers and bytes each time."""
     headers = {"X-API-Key": "mgk_forged"} if who == "forged" else served.headers.get(who or "", {})
     args = dict(request_args)
     typed = args.pop("headers", {"content-type": "application/json"} if "content" in args else {})
     headers = {**typed, **headers}
-    fast_answer, routed = served.both("POST", "/v1/decide", headers=headers, **args)
+    fast_answer, routed = served.twice("POST", "/v1/decide", headers=headers, **args)
     assert (fast_answer.status_code, fast_answer.json()["code"]) == (status, code)
     assert fast_answer.json()["message"]
     assert fast_answer.headers.raw == routed.headers.raw
@@ -249,7 +230,7 @@ def test_unknown_kind_names_the_kinds(served: Served) -> None:
 
 
 def test_refused_callers_are_counted_and_impersonation_audited(served: Served) -> None:
-    """The fast path counts refusals by code and records the impersonation attempt."""
+    """The route counts refusals by code and records the impersonation attempt."""
     served.client.post("/v1/decide", json=act())
     served.client.post("/v1/decide", json=act(), headers=served.headers["alice"])
     served.client.post("/v1/decide", json=act(subject=CODER), headers=served.headers["runtime"])
@@ -261,9 +242,9 @@ def test_refused_callers_are_counted_and_impersonation_audited(served: Served) -
 
 
 def test_audit_failure_is_503_and_no_decision(served: Served) -> None:
-    """A log that cannot record answers 503 audit_unavailable, as the route does."""
-    served.ways.app.state.gate.audit.close()
-    fast_answer, routed = served.both(
+    """A log that cannot record answers 503 audit_unavailable, and no decision."""
+    served.app.state.gate.audit.close()
+    fast_answer, routed = served.twice(
         "POST", "/v1/decide", json=act(), headers=served.headers["runtime"]
     )
     assert (fast_answer.status_code, fast_answer.json()["code"]) == (503, "audit_unavailable")
@@ -278,9 +259,9 @@ def test_unexpected_error_is_500_logged_and_leaks_nothing(
     async def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("secret detail")
 
-    monkeypatch.setattr(served.ways.app.state.gate.point, "decide", broken)
+    monkeypatch.setattr(served.app.state.gate.decisions.point, "decide", broken)
     with structlog.testing.capture_logs() as logs:
-        fast_answer, routed = served.both(
+        fast_answer, routed = served.twice(
             "POST", "/v1/decide", json=act(), headers=served.headers["runtime"]
         )
     assert fast_answer.status_code == 500
@@ -321,46 +302,3 @@ def test_client_gone_while_the_body_is_read_gets_no_answer_and_no_hang(served: S
     assert served.asgi(scope, incoming) == []
     status = served.client.get("/v1/status", headers=served.headers["runtime"]).json()
     assert status["audit"]["records"] == 0
-
-
-@pytest.mark.parametrize(
-    "scope",
-    [
-        _decide_scope(),
-        _decide_scope(method="GET"),
-        _decide_scope(method="HEAD"),
-        _decide_scope(path="/v1/decide/"),
-        _decide_scope(path="/v1/decidex"),
-        _decide_scope(path="/v1/status"),
-        _decide_scope(path="/gate/v1/decide", root_path="/gate"),
-        _decide_scope(path="/gate/v1/decide", root_path="/other"),
-        _decide_scope(path="/v1/decide", root_path="/gate"),
-        _decide_scope(type="websocket", method="GET"),
-    ],
-    ids=lambda s: f"{s['type']} {s['method']} {s['root_path']}|{s['path']}",
-)
-def test_fast_path_takes_exactly_what_fastapi_routes_to_the_decide_route(
-    served: Served, scope: dict[str, Any]
-) -> None:
-    """`fast.takes` agrees with the route FastAPI itself picks, under a root path or not."""
-    routed = dict(scope)
-    served.ways.routed = True
-    start, *_ = served.asgi(routed, [{"type": "http.request", "body": b""}])
-    selected = getattr(routed.get("route"), "endpoint", None) is decide.decide
-    assert fast.takes(scope) is (selected and start.get("status") != 405)
-
-
-def test_with_a_dependency_override_the_route_serves_decide(served: Served) -> None:
-    """Overrides are honoured: the fast path stands aside and FastAPI's route answers."""
-    app = served.ways.app
-    entries = FastAPIEntries(app.middleware_stack)
-    app.middleware_stack = entries
-
-    def anonymous(request: Request) -> Caller:
-        request.state.caller = ANONYMOUS
-        return ANONYMOUS
-
-    app.dependency_overrides[security.authenticated] = anonymous
-    answer = served.client.post("/v1/decide", json=act())
-    assert (answer.status_code, answer.json()["decision"]) == (200, "allow")
-    assert entries.seen == [("POST", "/v1/decide")]
