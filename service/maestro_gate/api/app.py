@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from maestro_gate import __version__
+from maestro_gate import __version__, console
 from maestro_gate.api import (
     admin,
     admin_state,
@@ -60,6 +60,7 @@ def create_app(settings: Settings, gate: Gate | None = None) -> FastAPI:
     app.include_router(approvals.router, dependencies=[Depends(security.authenticated)])
     app.include_router(audit.router, dependencies=[Depends(security.require(AUDITOR))])
     app.include_router(posture.router, dependencies=[Depends(security.require(AUDITOR))])
+    console.install(app, settings)  # /console: its own sessions and role checks (console/guard.py)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
