@@ -23,10 +23,11 @@ run: $(STAMP)
 test: $(STAMP) test-tools lint typecheck imports policy-test pytest
 
 # Debian tools the tests drive: docker-compose validates the compose file offline, promtool
-# (package prometheus) checks the alert rules, Graphviz's dot renders the posture topology SVG.
+# (package prometheus) checks the alert rules, Graphviz's dot renders the posture topology SVG,
+# chromium runs the console's browser tests (Playwright drives it; it downloads no browser).
 test-tools:
-	@command -v docker-compose >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 && command -v dot >/dev/null 2>&1 || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose prometheus graphviz >/dev/null; }
+	@command -v docker-compose >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 && command -v dot >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose prometheus graphviz chromium >/dev/null; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check service tests bench

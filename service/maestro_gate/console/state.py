@@ -1,0 +1,51 @@
+"""What console routes read off the running application: the services and the threat catalog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from starlette.requests import Request
+
+from maestro_gate.api.services import services_of
+from maestro_gate.catalog_files import load_catalog
+from maestro_gate.core.catalog import Catalog, CatalogError
+from maestro_gate.runtime import Services
+
+__all__ = ["ConsoleConfig", "catalog_of", "config_of", "services_of"]
+
+
+@dataclass
+class ConsoleConfig:
+    """Where the console reads the catalog and the policies it sums coverage over."""
+
+    catalog_dir: Path | None
+    policy_dir: Path | None
+    _catalog: Catalog | None = field(default=None, repr=False)
+    _loaded: bool = field(default=False, repr=False)
+
+    def catalog(self) -> Catalog | None:
+        """The MAESTRO catalog, read once; None when the directory is missing or invalid."""
+        if not self._loaded:
+            try:
+                self._catalog = load_catalog(self.catalog_dir) if self.catalog_dir else None
+            except (OSError, CatalogError, ValueError):
+                self._catalog = None
+            self._loaded = True
+        return self._catalog
+
+
+def config_of(request: Request) -> ConsoleConfig:
+    """The console's configuration on the application state."""
+    config: ConsoleConfig = request.app.state.console
+    return config
+
+
+def catalog_of(request: Request) -> Catalog | None:
+    """The MAESTRO catalog, if there is one."""
+    return config_of(request).catalog()
+
+
+def services(request: Request) -> Services:
+    """The running gate's services."""
+    return services_of(request)
