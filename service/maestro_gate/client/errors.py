@@ -13,7 +13,8 @@ GateClientError
     ├── Unauthorized           unauthorized 401
     ├── Forbidden              forbidden 403 (and: subject_not_bound, self_approval)
     ├── NotFound               resource_not_found 404, method_not_allowed 405
-    ├── Conflict               resource_conflict 409 (and: already_voted, approval_closed)
+    ├── Conflict               resource_conflict 409 (and: already_voted, approval_closed,
+    │                          request_id_reused: a request_id sent again with another request)
     ├── BundleRefused          bundle_error 422
     ├── CallerOverloaded       caller_overloaded 429 (`retry_after_s`)
     └── ServiceUnavailable     not_ready, audit_unavailable, engine_error 503
@@ -149,6 +150,7 @@ ERROR_CODES: dict[str, type[GateRefused]] = {
     "resource_conflict": Conflict,
     "already_voted": Conflict,
     "approval_closed": Conflict,
+    "request_id_reused": Conflict,
     "bundle_error": BundleRefused,
     "caller_overloaded": CallerOverloaded,
     "not_ready": ServiceUnavailable,
