@@ -366,3 +366,26 @@ def test_one_guard_object_entered_by_concurrent_tasks(gate: Gate) -> None:
 
     anyio.run(main)
     assert len(set(seen)) == 4
+
+
+def test_bound_arguments_name_every_parameter_as_json() -> None:
+    """Positional and keyword arguments by name, defaults applied, **kwargs flattened, `self`
+    left out, values that are not JSON sent as their str."""
+    import inspect
+
+    from maestro_gate.client.guarded import bound_arguments
+
+    class Mailer:
+        def send(self, to: str, *cc: str, urgent: bool = False, **headers: Any) -> None:
+            """A method with every kind of parameter."""
+
+    signature = inspect.signature(Mailer.send)
+    arguments = bound_arguments(
+        signature, (Mailer(), "a@example.com", "b@example.com"), {"x_trace": Path("/t")}
+    )
+    assert arguments == {
+        "to": "a@example.com",
+        "cc": ["b@example.com"],
+        "urgent": False,
+        "x_trace": "/t",
+    }
