@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from maestro_gate.api.app import create_app
 from maestro_gate.auth.keys import KeyEntry, key_hash, write_keys
 from maestro_gate.config import Settings
+from maestro_gate.console.sessions import IDLE_S, LIFETIME_S, SessionStore
 from tests.conftest import action
 from tests.console_support import AGENT_ID, console_settings, login_token, sign_in
 
@@ -218,3 +219,21 @@ def test_pages_carry_a_strict_content_security_policy(served: tuple) -> None:
     assert 'src="http' not in response.text
     assert client.get("/console/static/verify.js").status_code == 200
     assert client.get("/console/static/..%2Fpages.py").status_code == 404
+
+
+def test_sessions_end_when_idle_or_too_old_and_the_oldest_is_evicted() -> None:
+    """Idle past IDLE_S or alive past LIFETIME_S, a session is gone; past the cap, the oldest."""
+    store = SessionStore(max_sessions=2)
+    idle, session = store.open("key-a")
+    session.seen -= IDLE_S + 1
+    assert store.get(idle) is None
+    old, session = store.open("key-b")
+    session.created -= LIFETIME_S + 1
+    assert store.get(old) is None
+    first, _ = store.open("key-c")
+    second, _ = store.open("key-d")
+    third, _ = store.open("key-e")
+    assert store.get(first) is None
+    assert store.get(second) is not None
+    assert store.get(third) is not None
+    assert len(store) == 2
