@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import json
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -65,8 +67,8 @@ class Misbehaving:
 
 
 @contextmanager
-def misbehaving(respond: Respond) -> Iterator[Misbehaving]:
-    """Serve `respond` on a free loopback port until the block ends."""
+def misbehaving(respond: Respond, tls: ssl.SSLContext | None = None) -> Iterator[Misbehaving]:
+    """Serve `respond` on a free loopback port until the block ends (over TLS with `tls`)."""
     received: list[tuple[str, str, bytes, dict[str, str]]] = []
     stop = threading.Event()
 
@@ -105,10 +107,14 @@ def misbehaving(respond: Respond) -> Iterator[Misbehaving]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    scheme = "http"
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+        scheme = "https"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Misbehaving(f"http://127.0.0.1:{server.server_address[1]}", received)
+        yield Misbehaving(f"{scheme}://127.0.0.1:{server.server_address[1]}", received)
     finally:
         stop.set()
         server.shutdown()
@@ -130,3 +136,45 @@ def decision_body(decision: str = "allow", **changes: Any) -> dict[str, Any]:
     }
     body.update(changes)
     return body
+
+
+def self_signed(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server context, client context trusting it) for a fresh self-signed 127.0.0.1 cert."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    import ipaddress
+
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cafile=str(cert_file))
+    return server, client

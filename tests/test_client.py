@@ -23,7 +23,15 @@ from maestro_gate.client import AsyncGateClient, GateClient, Retry
 from maestro_gate.client import errors as client_errors
 from maestro_gate.core.requests import AgentAction
 from tests.auth_support import ANALYST, CODER, act
-from tests.client_support import Answer, Misbehaving, Respond, decision_body, misbehaving, real_gate
+from tests.client_support import (
+    Answer,
+    Misbehaving,
+    Respond,
+    decision_body,
+    misbehaving,
+    real_gate,
+    self_signed,
+)
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "openapi.json"
 QUICK = Retry(attempts=3, backoff_s=0.01)
@@ -115,6 +123,17 @@ def test_an_unreachable_gate_raises_after_retrying() -> None:
         pytest.raises(client_errors.GateUnreachable),
     ):
         client.decide(act())
+
+
+def test_tls_is_verified_and_a_failed_handshake_is_unreachable(tmp_path: Path) -> None:
+    """Over TLS: a client trusting the gate's CA decides; one that does not cannot reach it."""
+    server_tls, trusting = self_signed(tmp_path)
+    with misbehaving(lambda *_: Answer.json(200, decision_body()), tls=server_tls) as gate:
+        with GateClient(gate.url, verify=trusting) as client:
+            assert client.decide(act()).decision == "allow"
+        untrusting = GateClient(gate.url, retry=Retry(attempts=1))
+        with untrusting, pytest.raises(client_errors.GateUnreachable):
+            untrusting.decide(act())
 
 
 def test_a_slow_gate_times_out_within_the_calls_timeout() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
@@ -24,9 +25,10 @@ class AsyncGateClient:
     """A client of one gate: `decide` a request, read an approval; fails closed.
 
     `decide` returns only a decision the gate sent; an unreachable gate, a timeout, a 5xx, a
-    malformed answer or an unknown decision value raise (client/errors.py). `timeout_s` bounds
-    each call, retries included, and can be set per call. Use it as an async context manager,
-    or `aclose()` it: it holds a connection pool.
+    malformed answer or an unknown decision value raise (client/errors.py). `verify` is httpx's:
+    an `ssl.SSLContext` (a private CA, a client certificate for mTLS) or False for none.
+    `timeout_s` bounds each call, retries included, and can be set per call. Use it as an async
+    context manager, or `aclose()` it: it holds a connection pool.
     """
 
     def __init__(
@@ -38,6 +40,7 @@ class AsyncGateClient:
         timeout_s: float = 2.0,
         retry: Retry | None = None,
         max_connections: int = 20,
+        verify: ssl.SSLContext | bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.timeout_s = timeout_s
@@ -51,6 +54,7 @@ class AsyncGateClient:
             ),
             transport=transport,
             follow_redirects=False,
+            verify=verify,
         )
 
     async def decide(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -22,9 +23,10 @@ class GateClient:
     """A client of one gate: `decide` a request, read an approval; fails closed.
 
     `decide` returns only a decision the gate sent; an unreachable gate, a timeout, a 5xx, a
-    malformed answer or an unknown decision value raise (client/errors.py). `timeout_s` bounds
-    each call, retries included, and can be set per call. Use it as a context manager, or
-    `close()` it: it holds a connection pool.
+    malformed answer or an unknown decision value raise (client/errors.py). `verify` is httpx's:
+    an `ssl.SSLContext` (a private CA, a client certificate for mTLS) or False for none.
+    `timeout_s` bounds each call, retries included, and can be set per call. Use it as a context
+    manager, or `close()` it: it holds a connection pool.
     """
 
     def __init__(
@@ -36,6 +38,7 @@ class GateClient:
         timeout_s: float = 2.0,
         retry: Retry | None = None,
         max_connections: int = 20,
+        verify: ssl.SSLContext | bool = True,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.timeout_s = timeout_s
@@ -49,6 +52,7 @@ class GateClient:
             ),
             transport=transport,
             follow_redirects=False,
+            verify=verify,
         )
 
     def decide(
