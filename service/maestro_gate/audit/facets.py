@@ -141,6 +141,9 @@ class SearchQuery:
     mark: str = "?"
     low: int | None = None
     high: int | None = None
+    fence: str = ""
+    """Appended to each per-record probe: PostgreSQL's ` OFFSET 0` keeps a probe a per-row
+    subplan, where the planner would otherwise hash-join two correlated tags and sort."""
     params: list[Any] = field(default_factory=list)
 
     def sql(self) -> str:
@@ -168,7 +171,7 @@ class SearchQuery:
             conditions.append(
                 # S608: the text holds fixed identifiers only; every value is a bound parameter.
                 f"EXISTS (SELECT 1 FROM audit_tags t{n} WHERE t{n}.tag = {self._bind(tag)} "  # noqa: S608
-                f"AND t{n}.idx = {alias}.idx)"
+                f"AND t{n}.idx = {alias}.idx{self.fence})"
             )
         for column, value in self.where.columns():
             conditions.append(f"f.{column} = {self._bind(value)}")

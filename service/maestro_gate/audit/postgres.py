@@ -302,7 +302,7 @@ class PostgresAuditLog(TreeLog):
             if bounds is None:
                 return []
             query = facets.SearchQuery(
-                where, before, limit, mark="%s", low=bounds[0], high=bounds[1]
+                where, before, limit, mark="%s", low=bounds[0], high=bounds[1], fence=" OFFSET 0"
             )
             sql_text = query.sql()
             found = conn.execute(
