@@ -64,12 +64,14 @@ class Misbehaving:
 
     url: str
     received: list[tuple[str, str, bytes, dict[str, str]]]
+    peers: list[tuple[str, int]] = field(default_factory=list)  # the client end of each request
 
 
 @contextmanager
 def misbehaving(respond: Respond, tls: ssl.SSLContext | None = None) -> Iterator[Misbehaving]:
     """Serve `respond` on a free loopback port until the block ends (over TLS with `tls`)."""
     received: list[tuple[str, str, bytes, dict[str, str]]] = []
+    peers: list[tuple[str, int]] = []
     stop = threading.Event()
 
     class Handler(BaseHTTPRequestHandler):
@@ -82,6 +84,7 @@ def misbehaving(respond: Respond, tls: ssl.SSLContext | None = None) -> Iterator
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             received.append((self.command, self.path, body, dict(self.headers.items())))
+            peers.append(self.client_address[:2])
             answer = respond(self.command, self.path, body)
             if answer.delay_s:
                 stop.wait(answer.delay_s)
@@ -114,7 +117,7 @@ def misbehaving(respond: Respond, tls: ssl.SSLContext | None = None) -> Iterator
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Misbehaving(f"{scheme}://127.0.0.1:{server.server_address[1]}", received)
+        yield Misbehaving(f"{scheme}://127.0.0.1:{server.server_address[1]}", received, peers)
     finally:
         stop.set()
         server.shutdown()

@@ -249,6 +249,17 @@ def test_a_retry_resends_the_same_request_id() -> None:
     assert len(set(bodies)) == 1
 
 
+def test_calls_share_pooled_connections() -> None:
+    """Ten decisions in a row travel over one kept-alive connection; the key goes with each."""
+    answer = Answer.json(200, decision_body())
+    with misbehaving(lambda *_: answer) as gate, GateClient(gate.url, api_key="k-1") as client:
+        for _ in range(10):
+            client.decide(act())
+    assert len(gate.peers) == 10
+    assert len(set(gate.peers)) == 1
+    assert {headers.get("X-API-Key") for _, _, _, headers in gate.received} == {"k-1"}
+
+
 def test_a_caller_set_request_id_is_kept() -> None:
     """The client sets a request_id only when the caller did not."""
     with (
