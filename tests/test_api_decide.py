@@ -142,7 +142,9 @@ def test_decision_is_in_the_record_with_input_hash(client: TestClient, settings)
     client.post("/v1/decide", json=action("shell.exec"))
     [(_, _, data)] = list(SqliteAuditLog(sqlite_path(settings.audit_dsn)).rows())
     record = json.loads(data)
-    assert record["schema"] == 1
+    assert record["schema"] == 2  # with the state the policy saw
+    assert record["state"]["agent"]["window_seconds"] == 60
+    assert record["state"]["now_ns"].isdigit()
     assert record["kind"] == "agent_action"
     assert record["subject"] == "spiffe://corp.example/agent/analyst"
     assert record["decision"] == "deny"

@@ -74,7 +74,8 @@ def test_entries_are_export_lines_whose_records_hash_to_their_leaves(
         assert entry["path"] == "maestro/decision/result"
         assert entry["bundles"]["maestro"]["revision"] == "test-1"
         assert merkle.leaf_hash(entry["record"].encode()).hex() == entry["leaf_hash"]
-        assert json.loads(entry["record"])["input"] == entry["input"]
+        record = json.loads(entry["record"])
+        assert {**record["input"], "state": record["state"]} == entry["input"]  # schema 2
     one = client.get(
         f"/v1/audit/entries/{page['entries'][0]['decision_id']}", headers=keys["auditor"]
     )
@@ -149,7 +150,8 @@ def _sealed(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_schema_pins_the_record_fields() -> None:
-    """The schema names exactly the fields records.py writes, and refuses unknown ones."""
+    """The schema names exactly the fields records.py writes, and refuses unknown ones; a
+    schema-2 decision record must carry `state`, a schema-1 one must not."""
     schema = json.loads(SCHEMA_FILE.read_text())
     decision = _sealed(
         decision_record(
@@ -174,8 +176,14 @@ def test_schema_pins_the_record_fields() -> None:
     )
     jsonschema.validate(decision, schema)
     jsonschema.validate(event, schema)
-    declared = set(schema["oneOf"][0]["properties"]) - {"shadow_layers"}
+    declared = set(schema["oneOf"][0]["properties"]) - {"shadow_layers", "state"}
     assert declared == set(decision)
+    with_state = {**decision, "schema": 2, "state": {"now_ns": "1"}}
+    jsonschema.validate(with_state, schema)
+    with pytest.raises(jsonschema.ValidationError):  # schema 1 carries no state
+        jsonschema.validate({**with_state, "schema": 1}, schema)
+    with pytest.raises(jsonschema.ValidationError):  # event records stay schema 1
+        jsonschema.validate({**event, "schema": 2}, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**decision, "surprise": 1}, schema)
     with pytest.raises(jsonschema.ValidationError):

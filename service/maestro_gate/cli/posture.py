@@ -179,6 +179,37 @@ def coverage_with_traffic(args: argparse.Namespace, settings: Settings) -> int:
     return _catalog_reports(args, settings, "coverage")
 
 
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from maestro_gate.audit.backends import is_postgres, open_log, sqlite_file
+    from maestro_gate.posture import reports, sources, tables
+    from maestro_gate.posture.replay import Replayer
+
+    dsn = args.dsn or settings.audit_dsn
+    if not is_postgres(dsn) and not sqlite_file(dsn).is_file():
+        print(f"error: no audit log at {sqlite_file(dsn)}", file=sys.stderr)
+        return 1
+    try:
+        bundle = sources.load_bundle(
+            Path(args.bundle), Path(args.registry) if args.registry else None
+        )
+        log = open_log(dsn)
+        try:
+            records = sources.last_decisions(log, args.last)
+        finally:
+            log.close()
+
+        async def run() -> dict[str, Any]:
+            with sources.local_engine(bundle, _engine_kind(settings)) as engine:
+                replayer = Replayer(engine)
+                return await reports.replay_report(sources.registry_of(bundle), records, replayer)
+
+        report = asyncio.run(run())
+    except GateError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    return _emit(report, args, tables.replay)
+
+
 def _common(parser: argparse.ArgumentParser, logged: bool = True) -> None:
     parser.add_argument("--bundle", help="bundle directory or .tar.gz (default: bundle dir)")
     parser.add_argument("--registry", help="registry JSON file replacing the bundle's")
@@ -232,6 +263,16 @@ def add_commands(posture: argparse._SubParsersAction[argparse.ArgumentParser]) -
     _common(coverage)
     coverage.add_argument("--catalog", help="MAESTRO catalog directory")
     coverage.set_defaults(handler=coverage_with_traffic)
+
+    replay = posture.add_parser(
+        "replay", help="re-evaluate the log's last decisions on a candidate bundle; writes nothing"
+    )
+    replay.add_argument("--bundle", required=True, help="the candidate bundle (dir or .tar.gz)")
+    replay.add_argument("--registry", help="a registry JSON file replacing the candidate's")
+    replay.add_argument("--last", type=int, default=1000, help="how many decisions (default 1000)")
+    replay.add_argument("--dsn", help="audit DSN (default: MAESTRO_GATE_AUDIT_DSN)")
+    replay.add_argument("--json", action="store_true", help="print the JSON report")
+    replay.set_defaults(handler=_replay)
 
     blast = posture.add_parser(
         "blast-radius", help="what a compromised agent reaches, asked of the enforced policy"

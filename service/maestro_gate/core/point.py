@@ -63,7 +63,7 @@ from maestro_gate.core.ports import (
     empty_state,
 )
 from maestro_gate.core.recorder import AuditRecorder
-from maestro_gate.core.records import decision_record, mask
+from maestro_gate.core.records import decision_record, mask, mask_state
 from maestro_gate.core.requests import AnyRequest
 
 
@@ -197,7 +197,7 @@ class DecisionPoint:
         result, policy = await self.evaluate(asked, gathered)
         result = self.apply_safeguards(asked, gathered, result)
         settled = await self.settle_approval(asked, gathered, result, policy)
-        receipt = await self.record(asked, settled, policy)
+        receipt = await self.record(asked, settled, policy, gathered.state)
         return self.answer(asked, settled, policy, receipt)
 
     async def gather_state(self, asked: Asked) -> Gathered:
@@ -270,12 +270,14 @@ class DecisionPoint:
                 settled.ticket = ticket_of(settled.held)
         return settled
 
-    async def record(self, asked: Asked, settled: Settled, policy: PolicyRef) -> AuditReceipt:
+    async def record(
+        self, asked: Asked, settled: Settled, policy: PolicyRef, state: dict[str, Any] | None = None
+    ) -> AuditReceipt:
         """Append the decision record durably, then the approval event and the state update.
 
         An approval consumed for a decision that could not be recorded is granted again.
         """
-        record = self._decision_record(asked, settled, policy)
+        record = self._decision_record(asked, settled, policy, state)
         try:
             receipt = await self.recorder.append(record, asked.decision_id)
         except AuditUnavailable:
@@ -324,7 +326,9 @@ class DecisionPoint:
             ),
         )
 
-    def _decision_record(self, asked: Asked, settled: Settled, policy: PolicyRef) -> dict[str, Any]:
+    def _decision_record(
+        self, asked: Asked, settled: Settled, policy: PolicyRef, state: dict[str, Any] | None
+    ) -> dict[str, Any]:
         request, held = asked.request, settled.held
         approval_ref = None
         if held is not None or request.approval_id is not None:
@@ -346,6 +350,7 @@ class DecisionPoint:
             masked_input=mask(asked.document, self.mask_pointers),
             input_sha256=asked.input_sha256,
             trace_id=request.context.trace_id,
+            state=None if state is None else mask_state(state, self.mask_pointers),
         )
         if asked.controls.shadow_layers:
             record["shadow_layers"] = sorted(asked.controls.shadow_layers)

@@ -1,4 +1,9 @@
-"""Audit record bodies (schema version 1), JSON-pointer masking, and the export line format.
+"""Audit record bodies (schema versions 1 and 2), JSON-pointer masking, and the export line format.
+
+Schema 2 is schema 1 plus `state`: the `input.state` the policy saw (session history, counters,
+approval, emergency stops, caller, clock), masked like the input, so a decision can be
+re-evaluated from its record (`maestro-gate posture replay`). A decision record written without
+a state, and every event record, is schema 1, byte for byte as before.
 
 The log adds `index` and `prev` when it seals a body (`chain.seal`); everything else is fixed
 here, before the append, so the bytes are the same whichever store holds them. The record schema
@@ -13,6 +18,8 @@ from typing import Any
 from maestro_gate.core.chain import SCHEMA_VERSION
 
 MASK = "***"
+STATE_SCHEMA_VERSION = 2
+"""The schema of a decision record that carries the state the policy saw."""
 
 
 def decision_record(
@@ -29,10 +36,14 @@ def decision_record(
     masked_input: dict[str, Any],
     input_sha256: str,
     trace_id: str | None,
+    state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The body of a decision record, with the rule ids lifted out for search."""
-    return {
-        "schema": SCHEMA_VERSION,
+    """The body of a decision record, with the rule ids lifted out for search.
+
+    With `state` (already masked) the record is schema 2 and carries it; without, schema 1.
+    """
+    body = {
+        "schema": SCHEMA_VERSION if state is None else STATE_SCHEMA_VERSION,
         "type": "decision",
         "timestamp": timestamp,
         "decision_id": decision_id,
@@ -48,6 +59,9 @@ def decision_record(
         "input": masked_input,
         "input_sha256": input_sha256,
     }
+    if state is not None:
+        body["state"] = state
+    return body
 
 
 def event_record(
@@ -72,6 +86,29 @@ def mask(document: dict[str, Any], pointers: list[str]) -> dict[str, Any]:
     for pointer in pointers:
         _mask_one(masked, pointer)
     return masked
+
+
+def mask_state(state: dict[str, Any], pointers: list[str]) -> dict[str, Any]:
+    """The policy's `input.state` as a schema-2 record keeps it: masked, and canonical.
+
+    Mask pointers address the whole policy input (the request document plus `state`), so
+    `/state/caller/principal` masks the caller's name and `/arguments/...` leaves state alone.
+    `now_ns` (nanoseconds since the epoch, past RFC 8785's 2**53) is kept as its decimal
+    string; `replayable_state` turns it back into the integer the policy saw.
+    """
+    within = [p[len("/state") :] for p in pointers if p.startswith("/state/")]
+    kept = mask(state, within)
+    if isinstance(kept.get("now_ns"), int):
+        kept = {**kept, "now_ns": str(kept["now_ns"])}
+    return kept
+
+
+def replayable_state(recorded: dict[str, Any]) -> dict[str, Any]:
+    """The `input.state` a schema-2 record kept, as the policy saw it (`now_ns` an integer)."""
+    now = recorded.get("now_ns")
+    if isinstance(now, str) and now.isdigit():
+        return {**recorded, "now_ns": int(now)}
+    return recorded
 
 
 def _mask_one(node: Any, pointer: str) -> None:
@@ -105,7 +142,8 @@ def opa_event(record: dict[str, Any]) -> dict[str, Any]:
     """The OPA decision-log fields of a record, derived from it alone.
 
     A decision record maps to `path` maestro/decision/result with the (masked) input and the
-    policy result; any other record type maps to `maestro/event/<type>` with its detail.
+    policy result; any other record type maps to `maestro/event/<type>` with its detail. The
+    input of a schema-2 record is the policy's whole input: the request and its `state`.
     """
     kind = record.get("type")
     decision = kind == "decision"
@@ -116,7 +154,7 @@ def opa_event(record: dict[str, Any]) -> dict[str, Any]:
     return {
         "decision_id": record.get("decision_id"),
         "path": DECISION_PATH if decision else f"maestro/event/{kind}",
-        "input": record.get("input") if decision else None,
+        "input": _policy_input(record) if decision else None,
         "result": record.get("result") if decision else record.get("detail"),
         "timestamp": record.get("timestamp"),
         "bundles": {"maestro": {"revision": policy.get("revision")}} if decision else {},
@@ -136,3 +174,11 @@ def export_line(record: dict[str, Any], data: bytes, leaf: bytes) -> dict[str, A
         "leaf_hash": leaf.hex(),
         "record": data.decode(),
     }
+
+
+def _policy_input(record: dict[str, Any]) -> Any:
+    """The input the policy was given, as far as the record holds it (masked)."""
+    recorded = record.get("input")
+    if "state" not in record or not isinstance(recorded, dict):
+        return recorded
+    return {**recorded, "state": record["state"]}

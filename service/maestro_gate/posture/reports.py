@@ -13,6 +13,7 @@ from maestro_gate.posture import (
     orchestrator,
     permissions,
     probe,
+    replay,
     topology,
     traffic,
 )
@@ -27,6 +28,7 @@ NAMES = (
     "orchestrator",
     "blast-radius",
     "coverage",
+    "replay",
 )
 
 
@@ -121,3 +123,16 @@ def coverage_traffic_report(
 ) -> dict[str, Any]:
     """Step 7 (see posture/traffic.py)."""
     return envelope(traffic.SCHEMA, registry, window, traffic.report(coverage, window))
+
+
+async def replay_report(
+    candidate: Registry, records: list[dict[str, Any]], replayer: replay.Replayer
+) -> dict[str, Any]:
+    """Step 6 (see posture/replay.py): `records` re-evaluated on the candidate bundle."""
+    body = await replay.report(records, replayer)
+    body["log"] = {
+        "decisions": len(records),
+        "first_index": records[0].get("index") if records else None,
+        "last_index": records[-1].get("index") if records else None,
+    }
+    return envelope(replay.SCHEMA, candidate, None, body)

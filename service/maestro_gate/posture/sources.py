@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -70,6 +71,18 @@ def read_window(log: TreeLog, since: datetime, until: datetime, limit: int | Non
 
     start = first_at_or_after(size, timestamp_at, stamp(since))
     return collect(log.rows(start, size), since, until, limit)
+
+
+def last_decisions(log: TreeLog, count: int, chunk: int = 4096) -> list[dict[str, Any]]:
+    """The log's last `count` decision records, oldest first, read backwards in chunks."""
+    found: list[dict[str, Any]] = []
+    end = log.count()
+    while end > 0 and len(found) < count:
+        start = max(0, end - chunk)
+        rows = [orjson.loads(entry.record) for entry in log.rows(start, end)]
+        found[:0] = [r for r in rows if r.get("type") == "decision"]
+        end = start
+    return found[-count:] if count else []
 
 
 def render_svg(dot: str) -> bytes | None:

@@ -222,3 +222,36 @@ def coverage(report: dict[str, Any]) -> str:
     totals = ", ".join(f"{k} {v}" for k, v in report["totals"].items())
     heads = ("layer", "threat", "name", "status", "rules", "deny", "hitl")
     return "\n".join([header(report), table(heads, rows), totals])
+
+
+def replay(report: dict[str, Any]) -> str:
+    """The totals, then every decision the candidate would decide differently."""
+    log = report["log"]
+    lines = [
+        f"{report['schema']}: candidate {report['registry']['source']} "
+        f"(bundle {report['registry']['bundle_revision']}); decisions {log['first_index']}.."
+        f"{log['last_index']} of the log",
+        f"replayed {report['replayed']} ({report['approximate']} approximate: no recorded state "
+        f"or masked input), skipped {report['skipped_gate_decisions']} gate decisions; "
+        f"changed {report['changed']}, unchanged {report['unchanged']}; "
+        f"{report['per_second']} decisions/s",
+    ]
+    for title, counts in (
+        ("transitions", report["transitions"]),
+        ("per rule", report["per_rule"]),
+        ("per layer", report["per_layer"]),
+    ):
+        lines.append(f"{title}: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "-"))
+    rows = [
+        (
+            c["decision_id"],
+            c["index"],
+            short(c["subject"]),
+            c["kind"],
+            f"{c['before']}->{c['after']}",
+            ["+" + r for r in c["rules_added"]] + ["-" + r for r in c["rules_removed"]],
+        )
+        for c in report["changes"]
+    ]
+    heads = ("decision", "index", "subject", "kind", "change", "rules")
+    return "\n".join([*lines, table(heads, rows)])
