@@ -9,8 +9,9 @@ store until the log holds `--records`. The replay then re-evaluates the last `--
 decisions on a candidate registry (the collector gains sql_query and loses web_search), as
 `posture replay` does: read from SQLite, rebuild each policy input, evaluate, compare.
 The reference, measured in the same run on the same engine and inputs, is the engine alone
-(the policy inputs prebuilt in memory, the same concurrency): the ratio is what reading the
-log and comparing results cost on top of the evaluations.
+(the first 20,000 policy inputs prebuilt in memory, the same concurrency), once before and once
+after the replay, as the machine is shared: the ratio to their mean is what reading the log
+and comparing results cost on top of the evaluations.
 """
 
 from __future__ import annotations
@@ -101,7 +102,14 @@ def main() -> None:
         bundle = sources.load_bundle(POLICIES, root / "candidate.json")
         with sources.local_engine(bundle) as engine:
 
-            async def run() -> tuple[dict[str, Any], float, float]:
+            async def run() -> tuple[dict[str, Any], float, list[float]]:
+                log = open_log(dsn)
+                try:
+                    sample = sources.last_decisions(log, min(args.records, 20_000))
+                finally:
+                    log.close()
+                documents = [policy_input(r)[0] for r in sample]
+                references = [await engine_alone(engine, documents, 8)]
                 started = time.perf_counter()
                 log = open_log(dsn)
                 try:
@@ -110,10 +118,11 @@ def main() -> None:
                     log.close()
                 result = await report(records, Replayer(engine))
                 whole = time.perf_counter() - started
-                documents = [policy_input(r)[0] for r in records]
-                return result, whole, await engine_alone(engine, documents, 8)
+                references.append(await engine_alone(engine, documents, 8))
+                return result, whole, references
 
-            result, whole, reference = asyncio.run(run())
+            result, whole, references = asyncio.run(run())
+        reference = sum(references) / len(references)
         end_to_end = result["replayed"] / whole
         print(
             f"replayed {result['replayed']} decisions ({result['changed']} would change: "
@@ -121,8 +130,9 @@ def main() -> None:
             f"end to end ({result['per_second']:,.0f}/s evaluating and comparing)"
         )
         print(
-            f"reference, the engine alone on the same inputs: {reference:,.0f} evaluations/s; "
-            f"replay/engine = {end_to_end / reference:.2f}"
+            "reference, the engine alone on the same inputs: "
+            + " and ".join(f"{r:,.0f}" for r in references)
+            + f" evaluations/s (before, after); replay/engine = {end_to_end / reference:.2f}"
         )
 
 

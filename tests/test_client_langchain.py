@@ -122,3 +122,28 @@ def test_an_unreachable_gate_stops_the_graph(gate: Gate) -> None:
         with acting_as(ANALYST), pytest.raises(GateUnavailable):
             agent.invoke({"messages": [("user", "look it up")]})
     assert RAN == []
+
+
+@tool("payments.refund")
+def refund(amount: int) -> str:
+    """Refund a payment."""
+    RAN.append(f"refund {amount}")
+    return "refunded"
+
+
+def test_require_hitl_under_the_pending_policy_is_an_error_naming_the_approval(gate: Gate) -> None:
+    """A refund needs a human: with `pending` the model reads at once the approval it waits for."""
+    from maestro_gate.client import HitlPolicy
+
+    with GateClient(gate.url, api_key=gate.keys["runtime"]) as client:
+        tools = gate_tools(
+            [refund], client, hitl=HitlPolicy(on_hitl="pending"), on_obligations=lambda *_: None
+        )
+        agent = create_react_agent(script(("payments.refund", {"amount": 5})), tools)
+        with acting_as(ANALYST):
+            result = agent.invoke({"messages": [("user", "refund it")]})
+    message = tool_messages(result)["payments.refund"]
+    assert message.status == "error"
+    assert "waits for human approval" in str(message.content)
+    assert "L2.refund_review" in str(message.content)
+    assert RAN == []

@@ -408,3 +408,34 @@ def test_coverage_with_traffic_tells_fired_from_never_fired_from_uncovered(
     table = capsys.readouterr().out
     assert "covered_never_fired" in table
     assert "no_rule" in table
+
+
+def test_a_report_on_a_registry_the_engine_does_not_run_is_refused(served: Any) -> None:
+    """With the registry file changed on disk but not reloaded, the routes answer 503
+    not_ready rather than describe a policy that is not enforced."""
+    client, _, tmp = served
+    path = tmp / "registry.json"
+    kept = path.read_text()
+    try:
+        changed = test_registry()
+        changed["agents"][A + "reporter"]["delegatees"] = [A + "coder"]
+        path.write_text(json.dumps(changed))
+        refused = client.get("/v1/posture/permissions")
+        assert refused.status_code == 503
+        assert refused.json()["code"] == "not_ready"
+        assert "not the active one" in refused.json()["message"]
+    finally:
+        path.write_text(kept)
+    assert client.get("/v1/posture/permissions").status_code == 200
+
+
+def test_the_window_bound_counts_the_records_it_did_not_read(served: Any, capsys: Any) -> None:
+    """`--max-records 3` reads the newest three records of the window and says how many older
+    ones it left out."""
+    _, _, tmp = served
+    dsn = f"sqlite:///{tmp / 'audit.db'}"
+    argv = ["posture", "classification", "--registry", str(tmp / "registry.json"), "--json"]
+    assert main([*argv, "--dsn", dsn, "--max-records", "3"]) == 0
+    window = json.loads(capsys.readouterr().out)["window"]
+    assert window["decisions"] <= 3
+    assert window["cut_records"] > 0

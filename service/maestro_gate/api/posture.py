@@ -25,6 +25,8 @@ from maestro_gate.posture.window import Window, bounds
 router = APIRouter(prefix="/v1/posture", tags=["posture"])
 MAX_EVALUATIONS = 20_000
 MAX_SECONDS = 30.0
+MAX_WINDOW_RECORDS = 200_000
+"""The newest records of a window a route reads; older ones are counted in `cut_records`."""
 
 Days = Annotated[float, Query(gt=0, le=366, description="The audit window, in days.")]
 Evaluations = Annotated[
@@ -61,7 +63,9 @@ async def _registry(gate: PostureSources) -> Registry:
 
 async def _window(gate: PostureSources, days: float) -> Window:
     since, until = bounds(days)
-    return await asyncio.to_thread(sources.read_window, gate.audit, since, until)
+    return await asyncio.to_thread(
+        sources.read_window, gate.audit, since, until, MAX_WINDOW_RECORDS
+    )
 
 
 def _prober(gate: PostureSources, evaluations: int) -> Prober:

@@ -48,7 +48,7 @@ def _window(args: argparse.Namespace, settings: Settings) -> Any:
         return Window(since, until, [])
     log = open_log(dsn)
     try:
-        return sources.read_window(log, since, until)
+        return sources.read_window(log, since, until, getattr(args, "max_records", None))
     finally:
         log.close()
 
@@ -221,6 +221,9 @@ def _common(parser: argparse.ArgumentParser, logged: bool = True) -> None:
     if logged:
         parser.add_argument("--dsn", help="audit DSN (default: MAESTRO_GATE_AUDIT_DSN)")
         parser.add_argument("--days", type=float, default=7.0, help="window, in days")
+        parser.add_argument(
+            "--max-records", type=int, help="read only the window's newest N records"
+        )
         parser.add_argument(
             "--no-policy", action="store_true", help="only the log; do not ask the engine"
         )

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -61,8 +61,11 @@ def local_engine(bundle: Bundle, kind: str = "embedded", workers: int = 2) -> It
         engine.close()
 
 
-def read_window(log: TreeLog, since: datetime, until: datetime, limit: int | None = None) -> Window:
-    """The decision records of `log` inside the window, found by binary search on time."""
+def read_window(
+    log: TreeLog, since: datetime, until: datetime, max_records: int | None = None
+) -> Window:
+    """The decision records of `log` inside the window, found by binary search on time; with
+    `max_records`, only the window's newest that many records are read, the rest counted."""
     size = log.count()
 
     def timestamp_at(index: int) -> str:
@@ -70,7 +73,9 @@ def read_window(log: TreeLog, since: datetime, until: datetime, limit: int | Non
         return str(orjson.loads(entry.record).get("timestamp", ""))
 
     start = first_at_or_after(size, timestamp_at, stamp(since))
-    return collect(log.rows(start, size), since, until, limit)
+    bounded = start if max_records is None else max(start, size - max_records)
+    window = collect(log.rows(bounded, size), since, until)
+    return replace(window, cut_records=bounded - start)
 
 
 def last_decisions(log: TreeLog, count: int, chunk: int = 4096) -> list[dict[str, Any]]:

@@ -23,6 +23,8 @@ class Window:
     records: list[dict[str, Any]] = field(default_factory=list)
     first_index: int | None = None
     last_index: int | None = None
+    cut_records: int = 0
+    """Records of the window left unread (the oldest) because of a bound on how many to read."""
 
     def describe(self) -> dict[str, Any]:
         """The window's bounds and size, for a report's header."""
@@ -32,6 +34,7 @@ class Window:
             "decisions": len(self.records),
             "first_index": self.first_index,
             "last_index": self.last_index,
+            "cut_records": self.cut_records,
         }
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
@@ -68,10 +71,8 @@ def first_at_or_after(size: int, timestamp_at: Callable[[int], str], since: str)
     return low
 
 
-def collect(
-    entries: Iterable[AuditEntry], since: datetime, until: datetime, limit: int | None = None
-) -> Window:
-    """The decision records among `entries` inside the window (the newest `limit` if given)."""
+def collect(entries: Iterable[AuditEntry], since: datetime, until: datetime) -> Window:
+    """The decision records among `entries` inside the window."""
     low, high = stamp(since), stamp(until)
     records: list[dict[str, Any]] = []
     first = last = None
@@ -85,7 +86,4 @@ def collect(
         records.append(record)
         first = entry.idx if first is None else first
         last = entry.idx
-    if limit is not None and len(records) > limit:
-        records = records[-limit:]
-        first = records[0].get("index")
     return Window(since, until, records, first, last)
