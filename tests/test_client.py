@@ -394,3 +394,18 @@ def test_a_retry_after_a_lost_answer_gets_the_recorded_decision(tmp_path: Path) 
         ]
     assert decided.decision_id == lost[0]
     assert [r["decision_id"] for r in recorded] == lost
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the server's idempotent retry (issue 17 item 1, server side, board) has not landed",
+)
+def test_a_request_id_reused_for_another_request_is_a_conflict(tmp_path: Path) -> None:
+    """The same request_id with other arguments never gets the earlier answer: 409 Conflict."""
+    with real_gate(tmp_path) as gate, GateClient(gate.url, api_key=gate.keys["runtime"]) as client:
+        first = client.decide(act("web.search", request_id="same-1"))
+        again = client.decide(act("web.search", request_id="same-1"))
+        with pytest.raises(client_errors.Conflict) as reused:
+            client.decide(act("shell.exec", request_id="same-1"))
+    assert (first.decision, again.decision_id) == ("allow", first.decision_id)
+    assert (reused.value.status, reused.value.code) == (409, "request_id_reused")
