@@ -439,3 +439,20 @@ def test_the_window_bound_counts_the_records_it_did_not_read(served: Any, capsys
     window = json.loads(capsys.readouterr().out)["window"]
     assert window["decisions"] <= 3
     assert window["cut_records"] > 0
+
+
+def test_blast_radius_is_the_same_on_opa_s_own_engine(
+    served: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The reach the embedded engine reports is the reach OPA's evaluator reports."""
+    _, _, tmp = served
+    argv = ["--registry", str(tmp / "registry.json"), "--agent", "collector-feeds"]
+    reached = [
+        {
+            (i["category"], i["id"], i["operation"], i["decision"])
+            for i in blast(tmp, capsys, *argv, "--engine", engine)["ranked"]
+        }
+        for engine in ("embedded", "opa-inprocess")
+    ]
+    assert reached[0] == reached[1]
+    assert ("store", "incident-db", "read", "allow") in reached[0]

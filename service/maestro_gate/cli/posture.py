@@ -32,8 +32,10 @@ def _bundle(args: argparse.Namespace, settings: Settings, compare: bool = False)
     return sources.load_bundle(bundle_dir, Path(registry_file) if registry_file else None)
 
 
-def _engine_kind(settings: Settings) -> str:
-    return settings.engine if settings.engine != "opa" else "embedded"
+def _engine_kind(settings: Settings, args: argparse.Namespace) -> str:
+    """`--engine`, else the configured engine when it is a local one, else the embedded one."""
+    chosen = getattr(args, "engine", None) or settings.engine
+    return chosen if chosen != "opa" else "embedded"
 
 
 def _window(args: argparse.Namespace, settings: Settings) -> Any:
@@ -81,7 +83,7 @@ def _run_logged(args: argparse.Namespace, settings: Settings, name: str) -> int:
             )
 
         async def run() -> dict[str, Any]:
-            with sources.local_engine(bundle, _engine_kind(settings)) as engine:
+            with sources.local_engine(bundle, _engine_kind(settings, args)) as engine:
                 prober = None if args.no_policy else _prober(engine, args)
                 if name == "topology":
                     return await reports.topology_report(registry, window, prober)
@@ -128,7 +130,7 @@ def _blast_radius(args: argparse.Namespace, settings: Settings) -> int:
     async def one(bundle: Any) -> dict[str, Any]:
         registry = sources.registry_of(bundle)
         agents = reports.compromised_agents(registry, args.agent, args.agent_class)
-        with sources.local_engine(bundle, _engine_kind(settings)) as engine:
+        with sources.local_engine(bundle, _engine_kind(settings, args)) as engine:
             return await reports.blast_report(
                 registry, agents, _prober(engine, args), args.max_depth
             )
@@ -199,7 +201,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
             log.close()
 
         async def run() -> dict[str, Any]:
-            with sources.local_engine(bundle, _engine_kind(settings)) as engine:
+            with sources.local_engine(bundle, _engine_kind(settings, args)) as engine:
                 replayer = Replayer(engine)
                 return await reports.replay_report(sources.registry_of(bundle), records, replayer)
 
@@ -218,6 +220,7 @@ def _common(parser: argparse.ArgumentParser, logged: bool = True) -> None:
         "--max-evaluations", type=int, default=20_000, help="bound on policy evaluations"
     )
     parser.add_argument("--max-seconds", type=float, default=30.0, help="bound on time")
+    _engine_option(parser)
     if logged:
         parser.add_argument("--dsn", help="audit DSN (default: MAESTRO_GATE_AUDIT_DSN)")
         parser.add_argument("--days", type=float, default=7.0, help="window, in days")
@@ -227,6 +230,14 @@ def _common(parser: argparse.ArgumentParser, logged: bool = True) -> None:
         parser.add_argument(
             "--no-policy", action="store_true", help="only the log; do not ask the engine"
         )
+
+
+def _engine_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--engine",
+        choices=("embedded", "opa-inprocess"),
+        help="the local engine asked (default: the configured one if local, else embedded)",
+    )
 
 
 def add_commands(posture: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -275,6 +286,7 @@ def add_commands(posture: argparse._SubParsersAction[argparse.ArgumentParser]) -
     replay.add_argument("--last", type=int, default=1000, help="how many decisions (default 1000)")
     replay.add_argument("--dsn", help="audit DSN (default: MAESTRO_GATE_AUDIT_DSN)")
     replay.add_argument("--json", action="store_true", help="print the JSON report")
+    _engine_option(replay)
     replay.set_defaults(handler=_replay)
 
     blast = posture.add_parser(

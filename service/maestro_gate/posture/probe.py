@@ -4,8 +4,9 @@ The reports never re-implement a rule. A candidate is the most favourable well-f
 an agent could send (a trace and task id, its own run location, a sandbox, the tool's own hosts,
 arguments that meet its grant's constraints), so what the policy refuses it refuses for a reason
 of substance. Each candidate is evaluated with a quiet state: nothing observed, no pending
-approval, no emergency stop. A `Prober` counts its evaluations and stops at a bound on their
-number and on time, and says what it cut.
+approval, no emergency stop; it is first validated by the request model, defaults filled in,
+exactly as a body of `POST /v1/decide` is. A `Prober` counts its evaluations and stops at a
+bound on their number and on time, and says what it cut.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from maestro_gate.core.errors import GateError
 from maestro_gate.core.ports import PolicyEngine, empty_state
+from maestro_gate.core.requests import REQUEST_ADAPTER
 from maestro_gate.posture.registry import Registry
 
 Hop = dict[str, Any]
@@ -70,7 +72,8 @@ class Prober:
             return CUT
         self.evaluations += 1
         try:
-            raw = await self.engine.evaluate({**request, "state": self.state()}, self.timeout_s)
+            document = as_decided(request)
+            raw = await self.engine.evaluate({**document, "state": self.state()}, self.timeout_s)
         except GateError as exc:  # the gate would deny this request: so does the report
             self.errors += 1
             if len(self.error_examples) < 10:
@@ -111,6 +114,12 @@ class Prober:
             "engine_errors": self.errors,
             "engine_error_examples": self.error_examples,
         }
+
+
+def as_decided(request: dict[str, Any]) -> dict[str, Any]:
+    """The candidate as the gate would hand it to the policy: validated by the request model,
+    defaults filled in (`execution.secrets`, `reversible`, ...), as `POST /v1/decide` does."""
+    return REQUEST_ADAPTER.validate_python(request).model_dump(mode="json", exclude_none=True)
 
 
 def describe(request: dict[str, Any]) -> str:
