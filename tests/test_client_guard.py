@@ -389,3 +389,22 @@ def test_bound_arguments_name_every_parameter_as_json() -> None:
         "urgent": False,
         "x_trace": "/t",
     }
+
+
+def test_leaving_a_guarded_block_leaves_nothing_in_the_context(client: GateClient) -> None:
+    """Adapters make a guard per call: after the block the context holds no more variables
+    than before, so a long-running agent does not accumulate them."""
+    import contextvars
+
+    with acting_as(ANALYST):
+        before = len(contextvars.copy_context())
+        for _ in range(5):
+            with guard(client, action="web.search", on_obligations=lambda *_: None):
+                assert len(contextvars.copy_context()) > before
+        assert len(contextvars.copy_context()) == before
+
+
+def test_the_with_form_needs_an_action_name(client: GateClient) -> None:
+    """`with guard(client):` has no tool to name: a TypeError before anything is asked."""
+    with acting_as(ANALYST), pytest.raises(TypeError, match="action="), guard(client):
+        pytest.fail("ran")

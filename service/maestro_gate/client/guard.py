@@ -27,6 +27,7 @@ from pydantic_core import to_jsonable_python
 from maestro_gate.client import context as acting
 from maestro_gate.client.approval import HitlPolicy
 from maestro_gate.client.guarded import (
+    UNNAMED,
     ApprovalPending,
     Client,
     Guard,
@@ -91,7 +92,7 @@ def guard(
             kind="agent_action",
             subject=ctx.subject_model(),
             context=ctx.context_model(),
-            action=name or action or "?",
+            action=name or action or UNNAMED,
             arguments=given,
             target=resource,
             reversible=reversible,
@@ -102,7 +103,7 @@ def guard(
     return Guard(
         client,
         build,
-        what=action or "?",
+        what=action or UNNAMED,
         hitl=hitl or HitlPolicy(),
         on_obligations=on_obligations,
         context=context,

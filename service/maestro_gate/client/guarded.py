@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
@@ -46,6 +46,8 @@ ObligationHandler = Callable[[list[Obligation], DecisionResponse], None]
 Client = GateClient | AsyncGateClient
 TargetOf = Resource | Callable[[dict[str, Any]], Resource | None] | None
 SKIPPED = frozenset({"self", "cls"})
+UNNAMED = "?"
+"""The `what` of a guard built without an action name: the decorator takes the function's."""
 
 _DECISION: ContextVar[DecisionResponse | None] = ContextVar("maestro_gate_decision", default=None)
 
@@ -107,7 +109,7 @@ class Guard:
         self._context = context
         self._entered = entered
         # Per context (thread or task), so one guard can be entered concurrently.
-        self._exits: ContextVar[tuple[Callable[[], None], ...]] = ContextVar(
+        self._exits: ContextVar[tuple[ExitStack, ...]] = ContextVar(
             f"maestro_gate_guard_{id(self)}", default=()
         )
 
@@ -116,7 +118,7 @@ class Guard:
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Wrap `fn`: each call is decided first, with `fn`'s bound arguments."""
         signature = inspect.signature(fn)
-        name = self._what if self._what != "?" else fn.__name__
+        name = self._what if self._what != UNNAMED else fn.__name__
 
         def request_for(args: tuple[Any, ...], kwargs: dict[str, Any]) -> AnyRequest:
             return self._build(self._acting(), bound_arguments(signature, args, kwargs), name)
@@ -173,7 +175,7 @@ class Guard:
 
     def __enter__(self) -> DecisionResponse:
         client = self._sync_client(self._what)
-        request = self._build(self._acting(), None, None)
+        request = self._block_request()
         asked = client.decide(request)
         if asked.decision == "require_hitl" and self.hitl.on_hitl == "pending":
             raise ApprovalPending(
@@ -197,7 +199,7 @@ class Guard:
 
     async def __aenter__(self) -> DecisionResponse:
         client = self._async_client(self._what)
-        request = self._build(self._acting(), None, None)
+        request = self._block_request()
         asked = await client.decide(request)
         if asked.decision == "require_hitl" and self.hitl.on_hitl == "pending":
 
@@ -256,24 +258,26 @@ class Guard:
             _DECISION.reset(token)
 
     def _open(self, request: AnyRequest, decision: DecisionResponse) -> DecisionResponse:
-        token = _DECISION.set(decision)
+        """Enter the `with` block: the decision in force, and the delegatee's context if any.
+
+        What `_leave` undoes is kept per context, and reset rather than overwritten, so the
+        context keeps nothing of a guard once its block is left (adapters make one per call).
+        """
+        stack = ExitStack()
+        stack.callback(_DECISION.reset, _DECISION.set(decision))
         inner = self._entered(request) if self._entered else None
-        scope = acting.entered(inner) if inner is not None else None
-        if scope is not None:
-            scope.__enter__()
-
-        def leave() -> None:
-            if scope is not None:
-                scope.__exit__(None, None, None)
-            _DECISION.reset(token)
-
-        self._exits.set((*self._exits.get(), leave))
+        if inner is not None:
+            stack.enter_context(acting.entered(inner))
+        stack.callback(self._exits.reset, self._exits.set((*self._exits.get(), stack)))
         return decision
 
     def _leave(self) -> None:
-        *rest, leave = self._exits.get()
-        self._exits.set(tuple(rest))
-        leave()
+        self._exits.get()[-1].close()
+
+    def _block_request(self) -> AnyRequest:
+        if self._what == UNNAMED:
+            raise TypeError("the `with` form of guard needs action=<tool name>")
+        return self._build(self._acting(), None, None)
 
     def _acting(self) -> acting.GateContext:
         return self._context if self._context is not None else acting.current()
