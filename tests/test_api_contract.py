@@ -45,7 +45,8 @@ def test_every_error_status_is_documented_with_the_error_body(client: TestClient
     assert set(approve) == {"200", "400", "401", "403", "404", "409", "422", "503"}
     assert "already_voted" in approve["409"]["description"]
     decide = paths["/v1/decide"]["post"]["responses"]
-    assert set(decide) == {"200", "400", "401", "403", "413", "415", "422", "429", "503"}
+    assert set(decide) == {"200", "400", "401", "403", "409", "413", "415", "422", "429", "503"}
+    assert "request_id_reused" in decide["409"]["description"]
     assert set(paths["/health"]["get"]["responses"]) == {"200"}
     assert set(paths["/v1/status"]["get"]["responses"]) == {"200", "401"}
     for operations in paths.values():

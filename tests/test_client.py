@@ -362,10 +362,6 @@ def idempotent_retries_landed(tmp_path: Path) -> bool:
     return first.decision_id == again.decision_id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the server's idempotent retry (issue 17 item 1, server side, board) has not landed",
-)
 def test_a_retry_after_a_lost_answer_gets_the_recorded_decision(tmp_path: Path) -> None:
     """The gate's answer is lost on the way: the retry gets that decision, audited once."""
     import httpx
@@ -396,10 +392,6 @@ def test_a_retry_after_a_lost_answer_gets_the_recorded_decision(tmp_path: Path) 
     assert [r["decision_id"] for r in recorded] == lost
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the server's idempotent retry (issue 17 item 1, server side, board) has not landed",
-)
 def test_a_request_id_reused_for_another_request_is_a_conflict(tmp_path: Path) -> None:
     """The same request_id with other arguments never gets the earlier answer: 409 Conflict."""
     with real_gate(tmp_path) as gate, GateClient(gate.url, api_key=gate.keys["runtime"]) as client:

@@ -89,7 +89,7 @@ def build(settings: Settings) -> Gate:
         tool_cost=registry.tool_cost,
     )
     refused = _refusal_counter(metrics)
-    decisions = DecisionService(point, refused=refused)
+    decisions = DecisionService(point, refused=refused, recorded=audit)
     sync = ControlsSync(
         approvals, initial, apply=point.apply_controls, interval_s=settings.controls_refresh_s
     )

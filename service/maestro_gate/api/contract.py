@@ -20,6 +20,7 @@ from fastapi.dependencies.models import Dependant
 from maestro_gate.api import errors as http
 from maestro_gate.api import security
 from maestro_gate.core import errors
+from maestro_gate.core.retries import RequestIdReused
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 
@@ -42,6 +43,7 @@ RAISES: dict[tuple[str, str], tuple[type[errors.GateError], ...]] = {
         http.UnsupportedMediaType,
         http.UnprocessableRequest,
         errors.SubjectNotBound,
+        RequestIdReused,
         errors.CallerOverloaded,
         errors.AuditUnavailable,
     ),

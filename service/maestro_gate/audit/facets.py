@@ -2,7 +2,9 @@
 
 A record's facets (`audit_facets`) are its time, type, request kind, subject, decision and
 trace id; its tags (`audit_tags`) are `rule:<id>`, `layer:<id>` and `threat:<id>`, one row
-each, for the reasons it carries and the layers that did not allow. Both tables are written in
+each, for the reasons it carries and the layers that did not allow, and `request:<key>` for a
+decision whose request carried a `request_id` (its retry key, `core/retries.py`: a retried
+decide finds the decision it already got). Both tables are written in
 the transaction that writes the record, and indexed so that a page of the newest matches is a
 backward walk of one index (`SearchQuery`): keyset paging on `idx`, never an OFFSET.
 
@@ -21,10 +23,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from maestro_gate.core.retries import key_of_record
+
 FacetRow = tuple[int, str | None, str | None, str | None, str | None, str | None, str | None]
 """(idx, timestamp, type, kind, subject, decision, trace_id)."""
 
-TAG_KINDS = ("rule", "layer", "threat")
+TAG_KINDS = ("rule", "layer", "threat", "request")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_facets (
@@ -85,6 +89,9 @@ def facets_of(
         _text(body.get("trace_id")),
     )
     tags = tags_of(result) if isinstance(result, dict) else set()
+    retry = key_of_record(body)
+    if retry is not None:  # a retried decide finds the decision it already got (core/retries.py)
+        tags.add(f"request:{retry}")
     return row, [(tag, index) for tag in sorted(tags)]
 
 
@@ -119,6 +126,8 @@ class LogFilter:
     rule: str | None = None
     layer: str | None = None
     threat: str | None = None
+    request: str | None = None
+    """The retry key of a decision's subject and request_id (`core.retries.retry_key`)."""
 
     def tags(self) -> list[str]:
         """The tag conditions, `rule:` first."""

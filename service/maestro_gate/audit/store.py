@@ -276,6 +276,11 @@ class TreeLog(ABC):
         """`search` in a thread."""
         return await asyncio.to_thread(self.search, where, before, limit)
 
+    async def recorded(self, key: str) -> AuditEntry | None:
+        """The decision record whose subject and request_id have this retry key, or None."""
+        found = await self.page(LogFilter(request=key), None, 1)
+        return found[0] if found else None
+
     async def layer_tally(self, layers: Iterable[str], since: str) -> dict[str, dict[str, int]]:
         """`tally` in a thread."""
         return await asyncio.to_thread(self.tally, list(layers), since)

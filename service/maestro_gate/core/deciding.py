@@ -3,8 +3,10 @@
 The HTTP route `POST /v1/decide`, the AuthZEN evaluations, the CLI's `decide` and whatever
 comes next all call `DecisionService.decide`. It refuses an authenticated caller asking for a
 subject it is not bound to (403 `subject_not_bound`, audited as an `impersonation_attempt`
-event), then hands the request to the DecisionPoint, which evaluates, audits and answers.
-A caller of None is the local operator (the CLI), trusted with any subject.
+event); answers a retry (the same subject and `request_id`) with the decision already recorded,
+or 409 `request_id_reused` when the request differs (core/retries.py); and otherwise hands the
+request to the DecisionPoint, which evaluates, audits and answers. A caller of None is the local
+operator (the CLI), trusted with any subject.
 """
 
 from __future__ import annotations
@@ -15,20 +17,35 @@ import structlog
 
 from maestro_gate.core.admission import WorkBudget
 from maestro_gate.core.callers import Caller
+from maestro_gate.core.chain import canonical, sha256_hex
 from maestro_gate.core.decisions import DecisionResponse
-from maestro_gate.core.errors import GateError, SubjectNotBound
+from maestro_gate.core.errors import AuditUnavailable, GateError, SubjectNotBound
 from maestro_gate.core.point import DecisionPoint
+from maestro_gate.core.ports import AuditEntry
 from maestro_gate.core.requests import AnyRequest
+from maestro_gate.core.retries import (
+    Flights,
+    RecordedDecisions,
+    approval_id_of,
+    replayed,
+    retry_key,
+)
 
 
 class DecisionService:
     """Binds the caller to the subject, then decides on the DecisionPoint."""
 
     def __init__(
-        self, point: DecisionPoint, *, refused: Callable[[str], None] = lambda code: None
+        self,
+        point: DecisionPoint,
+        *,
+        refused: Callable[[str], None] = lambda code: None,
+        recorded: RecordedDecisions | None = None,
     ) -> None:
         self.point = point
         self._refused = refused
+        self._recorded = recorded
+        self._flights = Flights()
         self._log = structlog.get_logger("maestro_gate.auth")
 
     @property
@@ -44,7 +61,47 @@ class DecisionService:
         AuditUnavailable when it cannot be given. `received` starts the deadline."""
         if caller is not None:
             await self.ensure_bound(caller, request)
-        return await self.point.decide(request, caller, received=received)
+        if request.request_id is None or self._recorded is None:
+            return await self.point.decide(request, caller, received=received)
+        key = retry_key(request.subject.id, request.request_id)
+
+        async def once() -> DecisionResponse:
+            return await self._decide_once(key, request, caller, received)
+
+        # Concurrent retries of one request in this process wait for the first to be recorded.
+        response: DecisionResponse = await self._flights.alone(key, once)
+        return response
+
+    async def _decide_once(
+        self, key: str, request: AnyRequest, caller: Caller | None, received: float | None
+    ) -> DecisionResponse:
+        """The recorded decision of this request_id if there is one, else a new decision."""
+        assert self._recorded is not None
+        try:
+            entry = await self._recorded.recorded(key)
+        except Exception as exc:
+            self._log.error("retry_lookup_failed", error=f"{type(exc).__name__}: {exc}")
+            raise AuditUnavailable(
+                "the audit log could not be searched for an earlier decision of this request_id"
+            ) from exc
+        if entry is None:
+            return await self.point.decide(request, caller, received=received)
+        return await self._replay(entry, request)
+
+    async def _replay(self, entry: AuditEntry, request: AnyRequest) -> DecisionResponse:
+        """The answer `entry` recorded, for a retry of the same request (RequestIdReused else)."""
+        document = request.model_dump(mode="json", exclude_none=True)
+        approval_id = approval_id_of(entry)
+        approvals = self.point.approvals
+        approval = await approvals.get(approval_id) if approvals and approval_id else None
+        response = replayed(entry, sha256_hex(canonical(document)), approval)
+        self._log.info(
+            "decision_replayed",
+            decision_id=response.decision_id,
+            request_id=request.request_id,
+            audit_index=entry.idx,
+        )
+        return response
 
     async def ensure_bound(self, caller: Caller, request: AnyRequest) -> None:
         """Refuse (SubjectNotBound, audited) an agent asking for a subject not its own."""
