@@ -155,22 +155,13 @@ HOPS = st.fixed_dictionaries(
 )
 
 
-BOARD = "/work/notes/issue21-board.md"
 
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize(
     "which",
     [
-        pytest.param(
-            "execution",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=f"{BOARD} [B3]: a declared execution.egress host outside the allowlist "
-                "denies (L4.egress_not_allowlisted) a tool whose destination the gate cannot "
-                "derive; leaving execution out allows it",
-            ),
-        ),
+        "execution",
         "side_effects",
         "label",
     ],

@@ -29,10 +29,6 @@ default autonomy_classes := {}
 
 autonomy_classes := data.maestro.registry.autonomy_classes
 
-default default_tenant := ""
-
-default_tenant := data.maestro.registry.default_tenant
-
 # The subject's registry entry; undefined for an unregistered subject.
 agent := agents[input.subject.id]
 
@@ -121,6 +117,32 @@ tool_risk := tools[input.action].risk_class if is_action
 
 else := "irreversible" if is_action
 
+# Whether the action's tool reaches the network: every tool but one the registry marks
+# `network: false` (an unknown tool, or one whose entry says nothing, does).
+default network_tool := false
+
+network_tool if {
+	is_action
+	not offline_tool
+}
+
+default offline_tool := false
+
+offline_tool if tools[input.action].network == false
+
+# Whether the action's tool reads secrets: every tool but one the registry marks
+# `reads_secrets: false` (an unknown tool, or one whose entry says nothing, does).
+default secret_tool := false
+
+secret_tool if {
+	is_action
+	not reads_no_secrets
+}
+
+default reads_no_secrets := false
+
+reads_no_secrets if tools[input.action].reads_secrets == false
+
 default irreversible := false
 
 irreversible if {
@@ -150,10 +172,17 @@ target_classifications contains c if {
 	c := input.target.classification
 }
 
+# A target the registry knows as a store carries the store's classification whatever type the
+# caller gives it; a store without one is "unclassified", which ranks above every level.
 target_classifications contains c if {
 	is_action
-	input.target.type == "store"
+	c := target_store_classification
+}
+
+target_store_classification := c if {
 	c := stores[input.target.id].classification
+} else := "unclassified" if {
+	_ := stores[input.target.id]
 }
 
 max_target_rank := max({rank(c) | some c in target_classifications})
@@ -182,6 +211,36 @@ origins contains p if {
 }
 
 origins contains input.source.id if is_movement
+
+# --- the data's effective classification ------------------------------------------------
+
+# What the gate knows wins: a data movement's data ranks as the highest of its label and the
+# registry classification of every origin the registry knows as a store (the source and every
+# provenance entry, whatever type the caller gives them). A caller's label can only raise it.
+# A store without a classification ranks above every level.
+movement_ranks contains rank(input.data.classification) if is_movement
+
+movement_ranks contains r if {
+	some p in origins
+	r := rank(stores[p].classification)
+}
+
+movement_ranks contains unknown_rank if {
+	some p in origins
+	_ := stores[p]
+	not stores[p].classification
+}
+
+# The highest of movement_ranks, found by counting down from unknown_rank (without max():
+# rego-cpp's min and max compare numbers' texts). The set is referenced once: rego-cpp compiles
+# a copy of a rule for every reference under every `with`, so fan-out here multiplies.
+data_rank := [r | some r in numbers.range(unknown_rank, 0); movement_ranks[r]][0]
+
+# The effective classification's name, for messages: the level's name in the registry's order;
+# above every level (an unknown label, a store without a classification) it is "unclassified".
+data_label := order[data_rank] if is_movement
+
+else := "unclassified" if is_movement
 
 # A provenance entry is trusted when it is a registered agent at or above the trust minimum,
 # or a registered store marked trusted_for_memory.

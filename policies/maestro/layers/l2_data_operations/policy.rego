@@ -43,10 +43,9 @@ source_store := lib.stores[input.source.id] if {
 	input.source.type == "store"
 }
 
-target_store := lib.stores[input.target.id] if {
-	lib.is_action
-	input.target.type == "store"
-}
+# An action's target, and a movement's source, that the registry knows as a store count as that
+# store whatever type the caller gives them.
+target_store := lib.stores[input.target.id] if lib.is_action
 
 # lib.rank and lib.clearance_rank, by lookup instead of object.get: a label the registry does
 # not know ranks above every level, a clearance it does not know below every level.
@@ -134,10 +133,15 @@ scored contains p if {
 #   mitigations: [memory_poisoning_defence, permission_aware_retrieval]
 deny contains reason("L2.store_writer_not_allowed", ["T1", "T5", "T12"], msg) if {
 	is_write
-	allowed := dest_store.writers
+	dest_store_known
 	not listed_writer
-	msg := sprintf("%s may not write to store %s (writers: %v)", [input.subject.id, input.destination.id, allowed])
+	msg := sprintf("%s may not write to store %s (writers: %v)", [input.subject.id, input.destination.id, store_writers])
 }
+
+# The destination store's writers; a store that lists none has no writer, and `"*"` admits anyone.
+store_writers := w if {
+	w := dest_store.writers
+} else := []
 
 # The subject is among the destination store's writers (a scan rather than `in`).
 default listed_writer := false
@@ -145,6 +149,11 @@ default listed_writer := false
 listed_writer if {
 	some w in dest_store.writers
 	w == input.subject.id
+}
+
+listed_writer if {
+	some w in dest_store.writers
+	w == "*"
 }
 
 # METADATA
@@ -182,10 +191,18 @@ default dest_store_known := false
 
 dest_store_known if _ := dest_store
 
-# object.get(lib.entry, "tenant", lib.default_tenant), by lookup (lib.entry is lib.agent or {}).
+# The subject's tenant. An agent whose entry names none belongs to no tenant: every tenant but
+# the shared `*` is foreign to it. A store that names none is foreign to everyone: it reads as
+# `no_tenant`, which no agent's tenant equals.
 agent_tenant := t if {
 	t := lib.agent.tenant
-} else := lib.default_tenant
+} else := "(agent without a tenant)"
+
+no_tenant := "(store without a tenant)"
+
+store_tenant(store) := t if {
+	t := store.tenant
+} else := no_tenant
 
 # t is the tenant of someone other than the subject, which must be registered.
 foreign(t) if {
@@ -194,19 +211,21 @@ foreign(t) if {
 	lib.registered
 }
 
+# The tenants a request reads: the caller's labels (which can only add a tenant), the tenant of
+# every origin the registry knows as a store (source and provenance), and the target store's.
 read_tenants contains t if {
 	lib.is_movement
 	t := input.data.tenant
 }
 
-read_tenants contains source_store.tenant
+read_tenants contains store_tenant(lib.stores[p]) if some p in lib.origins
 
 read_tenants contains t if {
 	lib.is_action
 	t := input.target.tenant
 }
 
-read_tenants contains target_store.tenant
+read_tenants contains store_tenant(target_store)
 
 # METADATA
 # title: Cross-tenant retrieval
@@ -223,22 +242,13 @@ deny contains reason("L2.cross_tenant_retrieval", ["T28", "T3"], msg) if {
 	msg := sprintf("%s (tenant %s) reaches data of tenant %s", [input.subject.id, agent_tenant, t])
 }
 
-# Some tenant in read_tenants is foreign (one body per source, so no set is built).
+# Some tenant in read_tenants is foreign.
 default foreign_read := false
 
 foreign_read if {
-	lib.is_movement
-	foreign(input.data.tenant)
+	some t in read_tenants
+	foreign(t)
 }
-
-foreign_read if foreign(source_store.tenant)
-
-foreign_read if {
-	lib.is_action
-	foreign(input.target.tenant)
-}
-
-foreign_read if foreign(target_store.tenant)
 
 # METADATA
 # title: Cross-tenant write
@@ -250,12 +260,16 @@ foreign_read if foreign(target_store.tenant)
 #   mitigations: [permission_aware_retrieval]
 deny contains reason("L2.cross_tenant_write", ["T1", "T28"], msg) if {
 	is_write
-	t := dest_store.tenant
+	t := store_tenant(dest_store)
 	foreign(t)
 	msg := sprintf("%s (tenant %s) writes into store %s of tenant %s", [input.subject.id, agent_tenant, input.destination.id, t])
 }
 
-data_rank := rank(input.data.classification) if lib.is_movement
+# The data's effective rank and label: the highest of the caller's label and the registry's
+# classifications of its source and provenance (lib.data_rank).
+data_rank := lib.data_rank
+
+data_label := lib.data_label
 
 # The subject's clearance ("none" when its entry names none) and its rank; undefined for an
 # unregistered subject.
@@ -265,32 +279,54 @@ agent_clearance := c if {
 
 agent_clearance_rank := clearance_rank(agent_clearance)
 
-# The clearance of whoever receives the data: an agent, a tool, or an external destination
-# (an external destination the registry does not list is cleared for nothing).
-receiver_clearance := lib.agents[input.destination.id].clearance if {
+# The clearances of whoever receives the data, by its id as the registry knows it, whatever type
+# the caller gives it: a registered agent's, a tool's, an external destination's; and, by the
+# declared type, the defaults for one the registry does not list (a tool or external destination
+# it does not know, or an entry without a clearance, is cleared for nothing). The lowest counts.
+receiver_clearances contains c if {
 	lib.is_movement
-	input.destination.type == "agent"
+	c := entry_clearance(lib.agents[input.destination.id])
 }
 
-receiver_clearance := c if {
+receiver_clearances contains c if {
+	lib.is_movement
+	c := entry_clearance(lib.tools[input.destination.id])
+}
+
+receiver_clearances contains c if {
+	lib.is_movement
+	c := entry_clearance(lib.destinations[input.destination.id])
+}
+
+receiver_clearances contains "none" if {
 	lib.is_movement
 	input.destination.type == "tool"
-	c := tool_clearance
+	not known_tool_receiver
 }
 
-receiver_clearance := c if {
+receiver_clearances contains "none" if {
 	lib.is_movement
 	input.destination.type == "external"
-	c := destination_clearance
+	not known_external_receiver
 }
 
-tool_clearance := c if {
-	c := lib.tools[input.destination.id].clearance
-} else := "internal"
+default known_tool_receiver := false
 
-destination_clearance := c if {
-	c := lib.destinations[input.destination.id].clearance
+known_tool_receiver if _ := lib.tools[input.destination.id]
+
+default known_external_receiver := false
+
+known_external_receiver if _ := lib.destinations[input.destination.id]
+
+entry_clearance(e) := c if {
+	c := e.clearance
 } else := "none"
+
+# The receiving clearances the data ranks above.
+exceeded_clearances contains c if {
+	some c in receiver_clearances
+	data_rank > clearance_rank(c)
+}
 
 # METADATA
 # title: Classification above the receiver's clearance
@@ -305,13 +341,13 @@ destination_clearance := c if {
 deny contains reason("L2.classification_exceeds_clearance", ["T28", "T3"], msg) if {
 	lib.is_movement
 	data_rank > agent_clearance_rank
-	msg := sprintf("%s is cleared for %s but moves %s data", [input.subject.id, agent_clearance, input.data.classification])
+	msg := sprintf("%s is cleared for %s but moves %s data", [input.subject.id, agent_clearance, data_label])
 }
 
 deny contains reason("L2.classification_exceeds_clearance", ["T28", "T3"], msg) if {
 	lib.is_movement
-	data_rank > clearance_rank(receiver_clearance)
-	msg := sprintf("%s data may not reach %s %s, which is cleared for %s", [input.data.classification, input.destination.type, input.destination.id, receiver_clearance])
+	some c in exceeded_clearances
+	msg := sprintf("%s data may not reach %s %s, which is cleared for %s", [data_label, input.destination.type, input.destination.id, c])
 }
 
 deny contains reason("L2.classification_exceeds_clearance", ["T28", "T3"], msg) if {
@@ -329,7 +365,13 @@ target_above_clearance if {
 	rank(input.target.classification) > agent_clearance_rank
 }
 
-target_above_clearance if rank(target_store.classification) > agent_clearance_rank
+target_above_clearance if rank(lib.target_store_classification) > agent_clearance_rank
+
+# The destination store's classification; one without a classification ranks below every level,
+# so any data written into it is a declassification.
+dest_level := c if {
+	c := dest_store.classification
+} else := "unclassified" if dest_store_known
 
 # METADATA
 # title: Declassification needs approval
@@ -343,9 +385,9 @@ target_above_clearance if rank(target_store.classification) > agent_clearance_ra
 #   mitigations: [classification_boundary_enforcement, data_classification]
 hitl contains reason("L2.declassification_requires_approval", ["T28"], msg) if {
 	is_write
-	level := dest_store.classification
-	data_rank > rank(level)
-	msg := sprintf("%s moves %s data into store %s classified %s: declassification needs approval", [input.subject.id, input.data.classification, input.destination.id, level])
+	level := dest_level
+	data_rank > clearance_rank(level)
+	msg := sprintf("%s moves %s data into store %s classified %s: declassification needs approval", [input.subject.id, data_label, input.destination.id, level])
 }
 
 # METADATA

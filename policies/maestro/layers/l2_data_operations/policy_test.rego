@@ -150,11 +150,12 @@ test_declassification_requires_approval_escalates if {
 }
 
 test_declassification_requires_approval_allows_same_level if {
+	# Internal data from an internal store into the internal reports store.
 	not t.fires(l2.hitl, "L2.declassification_requires_approval") with input.kind as "data_movement"
 		with input.subject as {"id": t.analyst_security}
 		with input.operation as "copy"
 		with input.data as {"classification": "internal"}
-		with input.source as {"type": "store", "id": "analysis-outputs"}
+		with input.source as {"type": "store", "id": "web-cache"}
 		with input.destination as {"type": "store", "id": "reports"}
 }
 

@@ -16,12 +16,16 @@ reason(rule, threats, message) := {"rule": rule, "layer": layer, "threats": thre
 # its cheapest guard so that requests where nothing fires stay off the built-ins.
 
 # Both tests read the tool's memoised registry entry (lib.tool_risk would look it up a second
-# time; a tool the registry lacks is not code_exec either way).
+# time). A tool needs a sandbox unless the registry says `sandbox_required: false` and it is
+# not code_exec: an entry without the flag, or a tool the registry lacks, fails closed.
 default needs_sandbox := false
 
 needs_sandbox if lib.tool.risk_class == "code_exec"
 
-needs_sandbox if lib.tool.sandbox_required == true
+needs_sandbox if {
+	lib.is_action
+	not lib.tool.sandbox_required == false
+}
 
 # METADATA
 # title: Code execution outside a sandbox
@@ -42,9 +46,18 @@ secret_scope := scope if {
 	scope := lib.agent.secrets
 } else := [] if lib.registered
 
-# The requested secrets that the scope names exactly (a scan: no built-in calls) ...
-named_secrets contains secret if {
+# The secrets a call reads are the caller's `execution.secrets`, which the gate cannot verify,
+# so they are asked for only where they matter and required there: of a tool that reads
+# secrets, which is every tool but one the registry marks `reads_secrets: false` (an unknown
+# tool, or one whose entry says nothing, does). Other tools' declared secrets are not read.
+declared_secrets contains secret if {
+	lib.secret_tool
 	some secret in input.execution.secrets
+}
+
+# The declared secrets that the scope names exactly (a scan: no built-in calls) ...
+named_secrets contains secret if {
+	some secret in declared_secrets
 	some entry in secret_scope
 	entry == secret
 }
@@ -65,20 +78,107 @@ prefix_scoped(secret) if {
 #   threats: [T3, T22, T34]
 #   mitigations: [nhi_lifecycle, time_bounded_privilege]
 deny contains reason("L4.secret_out_of_scope", ["T3", "T22", "T34"], msg) if {
-	some secret in input.execution.secrets
+	some secret in declared_secrets
 	not named_secrets[secret]
 	not prefix_scoped(secret)
 	msg := sprintf("agent %s reads secret %s outside its scope %v", [input.subject.id, secret, secret_scope])
 }
+
+# METADATA
+# title: Secrets of a secret-reading tool undeclared
+# description: >-
+#   A tool that reads secrets (any tool the registry does not mark `reads_secrets: false`) is
+#   called without `execution.secrets`, so the gate cannot check them against the agent's scope.
+# custom:
+#   rule: L4.secrets_undeclared
+#   layer: l4_deployment_infrastructure
+#   threats: [T3, T22, T34]
+#   mitigations: [nhi_lifecycle, time_bounded_privilege]
+deny contains reason("L4.secrets_undeclared", ["T3", "T22", "T34"], msg) if {
+	lib.secret_tool
+	not secrets_declared
+	msg := sprintf("agent %s calls %s, which reads secrets, without declaring them in execution.secrets", [input.subject.id, input.action])
+}
+
+# (A rule, not `not is_array(...)` in the body: on OPA a negated call over an undefined
+# reference is itself undefined.)
+default secrets_declared := false
+
+secrets_declared if is_array(input.execution.secrets)
 
 # The agent's egress allowlist, [] when its entry lists none; undefined for an unregistered subject.
 agent_egress := egress if {
 	egress := lib.agent.egress
 } else := [] if lib.registered
 
-# The declared egress hosts, and the external destination, that are on the agent's allowlist.
+# The hosts an action reaches, as the gate derives them (whatever `execution` says): an
+# external target, the tool's fixed `hosts`, and the host of every argument the tool registry
+# declares as a URL (`url_args`) or a host name (`host_args`). Hosts compare in lower case.
+# (Few rules, and parsing in functions of bound values: under `with`, rego-cpp copies every
+# rule that depends on the input, and each rule more here cost the test runner gigabytes.)
+derived_hosts contains h if {
+	lib.is_action
+	input.target.type == "external"
+	h := host_key(input.target.id)
+}
+
+derived_hosts contains h if {
+	some listed in lib.tool.hosts
+	h := host_key(listed)
+}
+
+derived_hosts contains h if {
+	some name in lib.tool.url_args
+	h := url_host(input.arguments[name])
+}
+
+derived_hosts contains h if {
+	some name in lib.tool.host_args
+	h := host_name(input.arguments[name])
+}
+
+# The authority of an absolute URL, flat (no recursion, one regex on either engine): a scheme,
+# `://`, optional user info without `/ ? # \ @`, then the host (letters, digits, dots, hyphens),
+# an optional port, and the end or `/ ? #`. Anything else (two `@`, a backslash, an IP literal,
+# percent-encoding or spaces in the host, no scheme) does not match, and no host is derived.
+url_authority := `^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#\\@]*@)?([A-Za-z0-9.-]+)(?::[0-9]*)?(?:[/?#]|$)`
+
+url_host(value) := host_key(m[0][1]) if {
+	is_string(value)
+	m := regex.find_all_string_submatch_n(url_authority, value, 1)
+}
+
+# A host name argument: letters, digits, dots and hyphens only (anything else derives no host).
+host_name(value) := host_key(value) if {
+	is_string(value)
+	regex.match(`^[A-Za-z0-9.-]+$`, value)
+}
+
+# Hosts compare in lower case. trim_space changes no host these rules derive; it is there for
+# rego-cpp, whose sprintf quotes a string that lower() or regex built when it formats more than
+# one value (the message then is not valid JSON), but not one trim_space built.
+host_key(s) := trim_space(lower(s))
+
+# A declared URL or host argument present in the call whose host cannot be derived.
+default underivable_arg := false
+
+underivable_arg if {
+	some name in lib.tool.url_args
+	value := input.arguments[name]
+	not url_host(value)
+}
+
+underivable_arg if {
+	some name in lib.tool.host_args
+	value := input.arguments[name]
+	not host_name(value)
+}
+
+# The derived hosts, and the external destination, on the agent's allowlist. A caller's
+# `execution.egress` is not consulted: the gate cannot verify it, and a check that only a
+# declaration triggers is one that leaving the declaration out escapes.
 egress_listed contains host if {
-	some host in input.execution.egress
+	some host in derived_hosts
 	some listed in agent_egress
 	listed == host
 }
@@ -100,10 +200,38 @@ egress_listed contains input.destination.id if {
 #   threats: [T11, T28]
 #   mitigations: [output_egress_dlp, policy_bound_autonomy]
 deny contains reason("L4.egress_not_allowlisted", ["T11", "T28"], msg) if {
-	some host in input.execution.egress
+	some host in derived_hosts
 	not egress_listed[host]
 	msg := sprintf("agent %s reaches %s, which is not on its egress allowlist %v", [input.subject.id, host, agent_egress])
 }
+
+# METADATA
+# title: Network destination cannot be derived
+# description: >-
+#   A tool that reaches the network (any tool the registry does not mark `network: false`) is
+#   called without a destination the gate can derive (an external target, the tool's `hosts`,
+#   or a host in an argument the registry declares as a URL or host), or with such an argument
+#   whose host cannot be read.
+# custom:
+#   rule: L4.egress_destination_unknown
+#   layer: l4_deployment_infrastructure
+#   threats: [T11, T28]
+#   mitigations: [output_egress_dlp, policy_bound_autonomy]
+deny contains reason("L4.egress_destination_unknown", ["T11", "T28"], msg) if {
+	lib.network_tool
+	not derived_destination
+	msg := sprintf("agent %s calls network tool %s, but no destination can be derived from its target or arguments", [input.subject.id, input.action])
+}
+
+deny contains reason("L4.egress_destination_unknown", ["T11", "T28"], msg) if {
+	lib.network_tool
+	underivable_arg
+	msg := sprintf("agent %s calls network tool %s with a URL or host argument whose host cannot be derived", [input.subject.id, input.action])
+}
+
+default derived_destination := false
+
+derived_destination if some _ in derived_hosts
 
 deny contains reason("L4.egress_not_allowlisted", ["T11", "T28"], msg) if {
 	lib.is_movement
@@ -121,9 +249,13 @@ deny contains reason("L4.egress_not_allowlisted", ["T11", "T28"], msg) if {
 	msg := sprintf("agent %s may not send data to %s (egress allowlist %v)", [input.subject.id, input.destination.id, agent_egress])
 }
 
-# Where the work runs: the request's declared location, else the agent's registered one.
+# Where the work runs: off local compute when the agent's registered location is not local (or
+# it has none), or when the request itself declares a location that is not local. A declared
+# location can only make this stricter; one that differs from the registry's is also
+# L4.location_mismatch.
 location := where if {
 	where := input.execution.location
+	not where == "local"
 } else := where if {
 	where := lib.agent.location
 } else := "unknown"

@@ -16,7 +16,7 @@ test_code_exec_outside_sandbox_allows_sandboxed_run if {
 	d := l4.deny with input.kind as "agent_action"
 		with input.subject as {"id": t.coder}
 		with input.action as "python_exec"
-		with input.execution as {"sandbox": true, "location": "local"}
+		with input.execution as {"sandbox": true, "location": "local", "secrets": []}
 	count(d) == 0
 }
 
@@ -46,8 +46,38 @@ test_secret_out_of_scope_allows_prefix_scope if {
 test_egress_not_allowlisted_denies_host if {
 	t.fires(l4.deny, "L4.egress_not_allowlisted") with input.kind as "agent_action"
 		with input.subject as {"id": t.coder}
+		with input.action as "http_fetch"
+		with input.arguments as {"url": "https://paste.attacker.example/p"}
+}
+
+# A caller's execution.egress is not consulted: an offline tool's declared host neither denies
+# nor allows (leaving the declaration out must not be what escapes a check).
+test_declared_egress_of_an_offline_tool_is_not_read if {
+	d := l4.deny with input.kind as "agent_action"
+		with input.subject as {"id": t.coder}
 		with input.action as "python_exec"
-		with input.execution as {"sandbox": true, "egress": ["paste.attacker.example"]}
+		with input.execution as {"sandbox": true, "location": "local", "secrets": [], "egress": ["paste.attacker.example"]}
+	count(d) == 0
+}
+
+test_secret_tool_without_declared_secrets_is_denied if {
+	t.fires(l4.deny, "L4.secrets_undeclared") with input.kind as "agent_action"
+		with input.subject as {"id": t.coder}
+		with input.action as "python_exec"
+		with input.execution as {"sandbox": true, "location": "local"}
+}
+
+test_unknown_tool_reads_secrets if {
+	t.fires(l4.deny, "L4.secrets_undeclared") with input.kind as "agent_action"
+		with input.subject as {"id": t.coder}
+		with input.action as "unregistered_tool"
+}
+
+test_declared_secrets_of_a_tool_that_reads_none_are_not_read if {
+	not t.fires(l4.deny, "L4.secret_out_of_scope") with input.kind as "agent_action"
+		with input.subject as {"id": t.coder}
+		with input.action as "kb_search"
+		with input.execution as {"secrets": ["finance/ledger-key"]}
 }
 
 test_egress_not_allowlisted_denies_unlisted_destination if {
