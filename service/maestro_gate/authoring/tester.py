@@ -101,9 +101,10 @@ def run_tests(
     """Run every `test_*` rule under `policy_dir` whose query matches the `pattern` regex.
 
     On the embedded engine each test file runs in its own short-lived process and interpreter
-    (all modules, the test files that define no tests, and the file itself): rego-cpp compiles every `with` by copying the
-    rules it touches and does not give that memory back, and a crash of the engine must not take
-    the runner down with it. On `opa` all tests run in this process on one engine.
+    (all modules, the test files that define no tests, and the file itself): rego-cpp compiles
+    every `with` by copying the rules it touches and does not give that memory back, and a crash
+    of the engine must not take the runner down with it. On `opa` all tests run in this process
+    on one engine.
     """
     modules, tests, data = _load(policy_dir)
     selector = re.compile(pattern) if pattern else None
