@@ -237,3 +237,17 @@ def test_sessions_end_when_idle_or_too_old_and_the_oldest_is_evicted() -> None:
     assert store.get(second) is not None
     assert store.get(third) is not None
     assert len(store) == 2
+
+
+def test_a_jwt_signs_in_with_the_roles_it_carries(tmp_path: Path) -> None:
+    """A JWT from the configured issuer opens a session limited to the roles in its claim."""
+    from tests.test_auth import _jwt_settings, _token
+
+    settings, private = _jwt_settings(tmp_path)
+    with TestClient(create_app(settings)) as client:
+        token = _token(private, "EdDSA", sub="reviewer-7", roles=["auditor"])
+        response = sign_in(client, token)
+        assert response.status_code == 303
+        assert client.get("/console/log").status_code == 200
+        assert "reviewer-7" in client.get("/console/log").text
+        assert client.get("/console/controls").status_code == 403

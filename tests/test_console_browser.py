@@ -425,3 +425,32 @@ def test_the_stack_figures_are_catalog_coverage(browser: Browser, tmp_path: Path
         assert page.locator("#grants pre").count() == 1
         shot(page, "threat-mapper")
         context.close()
+
+
+def test_a_record_newer_than_the_checkpoint_is_verified_once_one_is_signed(
+    page: Page, gate: Gate
+) -> None:
+    """Past the latest checkpoint the page says so and offers a signature; then it verifies."""
+    sign_in(page, gate.keys["auditor"])
+    decision_id = gate.decide(action("shell.exec"))["decision_id"]
+    result, text = verification(page, decision_id, gate.vkey())
+    assert result == "failed"
+    assert "newer than the latest signed checkpoint" in text
+    page.click("#sign-now")
+    page.wait_for_selector("#verification[data-result='verified']")
+
+
+def test_the_stack_counts_the_window_s_denials_per_layer(page: Page, gate: Gate) -> None:
+    """The L3 figure on the stack page is the number of L3 denials in the log."""
+    entries = gate.call("auditor", "GET", "/v1/audit/entries").json()["entries"]
+    denials = sum(
+        1
+        for row in entries
+        if (record := json.loads(row["record"])).get("decision") == "deny"
+        and record["result"]["layers"].get("l3_agent_frameworks") == "deny"
+    )
+    assert denials >= 1
+    sign_in(page, gate.keys["auditor"])
+    page.goto("/console/stack?window=all")
+    assert page.inner_text("[data-layer='l3_agent_frameworks'] .denials") == str(denials)
+    assert page.inner_text("[data-layer='l1_foundation_models'] .denials") == "0"
