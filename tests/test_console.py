@@ -93,6 +93,9 @@ def test_pages_without_a_session_send_the_browser_to_sign_in(served: tuple) -> N
         assert (response.status_code, response.headers["location"]) == (303, "/console/login")
     assert client.get("/console/audit/checkpoint").status_code == 401
     assert client.get("/console/approvals/count").status_code == 401
+    stop = client.post("/console/controls/stops", data={"kind": "agent", "id": "x"})
+    assert stop.history[0].status_code == 303
+    assert stop.url.path == "/console/login"
 
 
 # Role -> (pages it is offered and may open, pages it is refused).
