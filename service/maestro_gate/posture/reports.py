@@ -21,16 +21,6 @@ from maestro_gate.posture.envelope import envelope
 from maestro_gate.posture.registry import Registry
 from maestro_gate.posture.window import Window
 
-NAMES = (
-    "topology",
-    "permissions",
-    "classification",
-    "orchestrator",
-    "blast-radius",
-    "coverage",
-    "replay",
-)
-
 
 async def topology_report(
     registry: Registry, window: Window, prober: probe.Prober | None

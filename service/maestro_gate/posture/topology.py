@@ -20,7 +20,6 @@ from maestro_gate.posture.registry import Registry
 from maestro_gate.posture.window import Window
 
 SCHEMA = "maestro-gate/posture/topology/v1"
-KINDS = ("delegation", "data_movement")
 
 
 @dataclass
