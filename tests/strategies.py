@@ -440,6 +440,8 @@ def history_entries(pools: Pools) -> st.SearchStrategy[Json]:
             "action": _pick(pools.tools + OPERATIONS),
             "classification": _pick(pools.classifications),
             "destination_type": _pick(ENDPOINT_TYPES),
+            "source": _pick(pools.stores),
+            "target": _pick(pools.stores),
         },
     )
 

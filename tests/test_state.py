@@ -86,6 +86,7 @@ def test_memory_state_counts_requests_budget_and_session_history(tmp_path: Path)
             "agent": ANALYST,
             "kind": "data_movement",
             "action": "read",
+            "source": "hr-db",
             "classification": "restricted",
             "destination_type": "agent",
             "decision": "allow",

@@ -49,7 +49,7 @@ def weight(request: AnyRequest) -> int:
     elif isinstance(request, AgentAction):
         total += len(request.side_effects)
         if request.execution is not None:
-            total += len(request.execution.egress) + len(request.execution.secrets)
+            total += len(request.execution.egress) + len(request.execution.secrets or ())
     return total
 
 

@@ -141,7 +141,12 @@ class Execution(Strict):
     sandbox: bool = False
     location: Literal["local", "cloud"] | None = None
     egress: list[Name] = Field(default_factory=list, max_length=256, description="Hosts reached.")
-    secrets: list[Name] = Field(default_factory=list, max_length=256, description="Secrets read.")
+    secrets: list[Name] | None = Field(
+        default=None,
+        max_length=256,
+        description="Secrets read. Left out, a tool that reads secrets is denied "
+        "(L4.secrets_undeclared); `[]` declares none.",
+    )
 
 
 class CodeArtifact(Strict):

@@ -35,16 +35,23 @@ def chain_agents(request: AnyRequest) -> list[str]:
 
 
 def entry(request: AnyRequest, decision: str) -> dict[str, Any]:
-    """The `state.session.recent` entry for a decided request, naming its agent."""
+    """The `state.session.recent` entry for a decided request, naming its agent.
+
+    Beside the caller's label it keeps what it read from (a movement's source, an action's
+    target), so the policies can rank the entry by the registry's classification of that store:
+    a label alone would let a reader launder restricted data out of the session's taint.
+    """
     item: dict[str, Any] = {"agent": request.subject.id, "kind": request.kind}
     if isinstance(request, AgentAction):
         item["action"] = request.action
         if request.target is not None:
+            item["target"] = request.target.id
             item["destination_type"] = request.target.type
             if request.target.classification is not None:
                 item["classification"] = request.target.classification
     elif isinstance(request, DataMovement):
         item["action"] = request.operation
+        item["source"] = request.source.id
         item["classification"] = request.data.classification
         item["destination_type"] = request.destination.type
     else:

@@ -324,6 +324,25 @@ restricted_reads contains sprintf("%v %v", [object.get(e, "action", object.get(e
 	not e.decision == "deny"
 }
 
+# ... and those whose source or target is a store the registry classifies restricted (or not at
+# all), whatever label the caller gave the data.
+restricted_reads contains sprintf("%v %v", [object.get(e, "action", object.get(e, "kind", "request")), store]) if {
+	some e in lib.recent
+	some field in ["source", "target"]
+	store := e[field]
+	restricted_class(lib.stores[store].classification)
+	not e.decision == "deny"
+}
+
+restricted_reads contains sprintf("%v %v", [object.get(e, "action", object.get(e, "kind", "request")), store]) if {
+	some e in lib.recent
+	some field in ["source", "target"]
+	store := e[field]
+	_ := lib.stores[store]
+	not lib.stores[store].classification
+	not e.decision == "deny"
+}
+
 default has_restricted_read := false
 
 has_restricted_read if {

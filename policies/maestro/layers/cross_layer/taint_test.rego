@@ -31,3 +31,26 @@ test_delegators_internal_read_leaves_the_export_alone if {
 		with input.context as chain
 		with input.state as {"session": {"recent": [{"agent": t.analyst_security, "kind": "data_movement", "action": "read", "classification": "internal", "destination_type": "agent", "decision": "allow"}]}}
 }
+
+# What the gate knows wins: a read of the restricted incident-db labelled public still taints.
+test_a_relabelled_read_of_a_restricted_store_taints_the_export if {
+	t.fires(cl.deny, "CL.restricted_session_to_external") with input.kind as "data_movement"
+		with input.subject as {"id": t.reporter, "session_id": "s-9"}
+		with input.operation as "export"
+		with input.data as {"classification": "internal"}
+		with input.source as {"type": "store", "id": "reports"}
+		with input.destination as {"type": "external", "id": "reports.partner.example"}
+		with input.context as chain
+		with input.state as {"session": {"recent": [{"agent": t.analyst_security, "kind": "data_movement", "action": "read", "source": "incident-db", "classification": "public", "destination_type": "agent", "decision": "allow"}]}}
+}
+
+test_a_read_of_an_internal_store_leaves_the_export_alone if {
+	not t.fires(cl.deny, "CL.restricted_session_to_external") with input.kind as "data_movement"
+		with input.subject as {"id": t.reporter, "session_id": "s-9"}
+		with input.operation as "export"
+		with input.data as {"classification": "internal"}
+		with input.source as {"type": "store", "id": "reports"}
+		with input.destination as {"type": "external", "id": "reports.partner.example"}
+		with input.context as chain
+		with input.state as {"session": {"recent": [{"agent": t.analyst_security, "kind": "data_movement", "action": "read", "source": "reports", "classification": "internal", "destination_type": "agent", "decision": "allow"}]}}
+}
