@@ -2,11 +2,11 @@
 
 The reports never re-implement a rule. A candidate is the most favourable well-formed request
 an agent could send (a trace and task id, its own run location, a sandbox, the tool's own hosts,
-arguments that meet its grant's constraints), so what the policy refuses it refuses for a reason
-of substance. Each candidate is evaluated with a quiet state: nothing observed, no pending
-approval, no emergency stop; it is first validated by the request model, defaults filled in,
-exactly as a body of `POST /v1/decide` is. A `Prober` counts its evaluations and stops at a
-bound on their number and on time, and says what it cut.
+no secrets declared as read, arguments that meet its grant's constraints), so what the policy
+refuses it refuses for a reason of substance. Each candidate is evaluated with a quiet state
+(nothing observed, no pending approval, no emergency stop) after the request model validated it
+and filled in its defaults, exactly as for a body of `POST /v1/decide`. A `Prober` counts its
+evaluations, stops at a bound on their number and on time, and says what it cut.
 """
 
 from __future__ import annotations
@@ -150,7 +150,8 @@ def tool_call(registry: Registry, agent: str, tool: str, chain: list[Hop]) -> di
     spec = registry.tools.get(tool, {})
     grant = entry.get("tools", {}).get(tool, {}) if isinstance(entry.get("tools"), dict) else {}
     hosts = [str(h) for h in spec.get("hosts", []) if isinstance(h, str)]
-    execution: dict[str, Any] = {"sandbox": True, "egress": hosts}
+    # Secrets declared, as none: a tool that reads secrets is refused when they are left out.
+    execution: dict[str, Any] = {"sandbox": True, "egress": hosts, "secrets": []}
     if entry.get("location") in ("local", "cloud"):
         execution["location"] = entry["location"]
     request: dict[str, Any] = {
