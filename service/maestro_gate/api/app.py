@@ -15,6 +15,7 @@ from maestro_gate.api import (
     admin_state,
     approvals,
     audit,
+    authzen,
     contract,
     decide,
     errors,
@@ -50,6 +51,7 @@ def create_app(settings: Settings, gate: Gate | None = None) -> FastAPI:
     )
     errors.install(app)
     decide.add_route(app)  # first, on the app itself: its endpoint checks its caller
+    authzen.add_routes(app)  # AuthZEN 1.0 beside /v1, decided by the same service
     # Authentication and roles are applied here, per router, so no router module can forget them.
     admins = [Depends(security.require(POLICY_ADMIN))]
     public, protected = security.split(operations.router)
@@ -68,7 +70,7 @@ def create_app(settings: Settings, gate: Gate | None = None) -> FastAPI:
                 title=app.title, version=app.version, summary=app.summary, routes=app.routes
             )
             schema.setdefault("components", {}).setdefault("schemas", {}).update(
-                decide.request_schemas()
+                {**decide.request_schemas(), **authzen.request_schemas()}
             )
             contract.document(schema, app.routes)
             app.openapi_schema = schema

@@ -20,6 +20,7 @@ from fastapi.dependencies.models import Dependant
 from maestro_gate.api import errors as http
 from maestro_gate.api import security
 from maestro_gate.core import errors
+from maestro_gate.core.authzen import AuthzenInvalid
 from maestro_gate.core.retries import RequestIdReused
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -47,6 +48,29 @@ RAISES: dict[tuple[str, str], tuple[type[errors.GateError], ...]] = {
         errors.CallerOverloaded,
         errors.AuditUnavailable,
     ),
+    ("POST", "/access/v1/evaluation"): (
+        errors.InvalidRequest,
+        AuthzenInvalid,
+        http.DuplicateKey,
+        errors.RequestTooDeep,
+        errors.RequestTooComplex,
+        errors.RequestTooLarge,
+        http.UnsupportedMediaType,
+        errors.SubjectNotBound,
+        RequestIdReused,
+        errors.CallerOverloaded,
+        errors.AuditUnavailable,
+    ),
+    ("POST", "/access/v1/evaluations"): (
+        errors.InvalidRequest,
+        AuthzenInvalid,
+        http.DuplicateKey,
+        errors.RequestTooDeep,
+        errors.RequestTooLarge,
+        http.UnsupportedMediaType,
+        errors.CallerOverloaded,
+    ),
+    ("GET", "/.well-known/authzen-configuration"): (),
     ("POST", "/v1/admin/bundle/reload"): (
         errors.BundleError,
         errors.EngineError,
