@@ -155,8 +155,6 @@ HOPS = st.fixed_dictionaries(
 )
 
 
-
-
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize(
     "which",
