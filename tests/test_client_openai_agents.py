@@ -150,3 +150,33 @@ def test_arguments_that_are_not_an_object_are_refused_without_asking(gate: Gate)
     assert "not a JSON object" in output
     assert RAN == []
     assert [r for r in records(gate.settings) if r["type"] == "decision"] == []
+
+
+def test_a_sync_gate_client_decides_in_a_worker_thread_with_the_context(gate: Gate) -> None:
+    """With a GateClient the guardrail decides off the event loop; acting_as still holds."""
+    from maestro_gate.client import GateClient
+
+    model = ScriptedModel([("web_search", {"query": "sync"}), ("shell.exec", {"command": "id"})])
+
+    async def main(client: GateClient) -> None:
+        tools = [
+            gated_function_tool(fn, client, on_obligations=lambda *_: None)
+            for fn in (web_search, shell_exec)
+        ]
+        tools[1].name = "shell.exec"
+        agent = Agent(name="analyst", tools=tools, model=model)
+        with acting_as(ANALYST, session_id="s-sync"):
+            await Runner.run(agent, "go", run_config=RunConfig(tracing_disabled=True))
+
+    with GateClient(gate.url, api_key=gate.keys["runtime"]) as client:
+        anyio.run(main, client)
+    outputs = tool_outputs(model)
+    assert outputs["c0"] == "results for sync"
+    assert "L3.tool_not_allowlisted" in outputs["c1"]
+    assert RAN == ["search sync"]
+    sessions = {
+        r["input"]["subject"]["session_id"]
+        for r in records(gate.settings)
+        if r["type"] == "decision"
+    }
+    assert sessions == {"s-sync"}

@@ -8,7 +8,8 @@ the tool runs (the obligations went to `on_obligations` first); on deny the SDK 
 the refusal with the gate's reasons instead of the tool's output (`reject_content`), and the tool
 does not run; `require_hitl` follows the HitlPolicy (under `pending` the refusal names the
 approval). Arguments that are not a JSON object are refused without asking. An unreachable or
-failing gate raises out of the run. Needs `openai-agents` (the `adapters` extra).
+failing gate raises out of the run. Either client works; a GateClient decides in a worker
+thread. Needs `openai-agents` (the `adapters` extra).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import anyio
 from agents import (
     FunctionTool,
     ToolGuardrailFunctionOutput,
@@ -27,14 +29,22 @@ from agents import (
 )
 
 from maestro_gate.client.approval import HitlPolicy
-from maestro_gate.client.async_client import AsyncGateClient
 from maestro_gate.client.context import GateContext
 from maestro_gate.client.errors import ActionDenied
-from maestro_gate.client.guard import ApprovalPending, ObligationHandler, TargetOf, guard
+from maestro_gate.client.guard import (
+    ApprovalPending,
+    Client,
+    Guard,
+    ObligationHandler,
+    TargetOf,
+    guard,
+)
+from maestro_gate.client.sync_client import GateClient
+from maestro_gate.core.decisions import DecisionResponse
 
 
 def gate_guardrail(
-    gate: AsyncGateClient,
+    gate: Client,
     *,
     target: TargetOf = None,
     reversible: bool = True,
@@ -43,7 +53,11 @@ def gate_guardrail(
     on_obligations: ObligationHandler | None = None,
     context: GateContext | None = None,
 ) -> ToolInputGuardrail[Any]:
-    """A tool input guardrail deciding each call of the tools it is attached to."""
+    """A tool input guardrail deciding each call of the tools it is attached to.
+
+    With a GateClient the decision is made in a worker thread (the SDK runs guardrails on its
+    event loop), the acting context copied into it.
+    """
 
     @tool_input_guardrail(name="maestro_gate")
     async def maestro_gate(data: ToolInputGuardrailData) -> ToolGuardrailFunctionOutput:
@@ -68,10 +82,11 @@ def gate_guardrail(
             context=context,
         )
         try:
-            async with checked as decision:
-                return ToolGuardrailFunctionOutput.allow(
-                    output_info={"decision_id": decision.decision_id}
-                )
+            if isinstance(gate, GateClient):
+                decision = await anyio.to_thread.run_sync(decided_in_thread, checked)
+            else:
+                async with checked as decision:
+                    pass
         except ActionDenied as denied:
             return ToolGuardrailFunctionOutput.reject_content(
                 refusal(name, denied),
@@ -79,13 +94,18 @@ def gate_guardrail(
                     "decision_id": denied.decision.decision_id if denied.decision else None
                 },
             )
+        return ToolGuardrailFunctionOutput.allow(output_info={"decision_id": decision.decision_id})
 
     return maestro_gate
 
 
-def gated_function_tool(
-    fn: Callable[..., Any], gate: AsyncGateClient, **guardrail: Any
-) -> FunctionTool:
+def decided_in_thread(checked: Guard) -> DecisionResponse:
+    """The decision a synchronous guard reaches (ActionDenied when it refuses)."""
+    with checked as decision:
+        return decision
+
+
+def gated_function_tool(fn: Callable[..., Any], gate: Client, **guardrail: Any) -> FunctionTool:
     """`function_tool(fn)` with the gate's guardrail attached."""
     return function_tool(fn, tool_input_guardrails=[gate_guardrail(gate, **guardrail)])
 
