@@ -179,3 +179,13 @@ def test_recorded_state_is_masked_like_the_input(tmp_path: Path) -> None:
     assert record["input"]["arguments"]["query"] == "***"
     assert record["state"]["caller"]["principal"] == "***"
     assert record["state"]["caller"]["authenticated_subjects"]
+
+
+def test_audit_state_off_writes_schema_1_records(tmp_path: Path) -> None:
+    """With MAESTRO_GATE_AUDIT_STATE=false a decision record is schema 1, without state."""
+    with live_client(make_settings(tmp_path, POLICIES, audit_state=False)) as client:
+        decided = client.post("/v1/decide", json=TRAFFIC["search"]).json()
+        line = client.get(f"/v1/audit/entries/{decided['decision_id']}").json()
+    record = json.loads(line["record"])
+    assert record["schema"] == 1
+    assert "state" not in record

@@ -104,6 +104,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="JSON pointers into the input to mask in audit records (JSON list).",
     )
+    audit_state: bool = Field(
+        True,
+        description="Record the state the policy saw in each decision record (schema 2, for "
+        "`posture replay`); false: schema-1 records, smaller, replayed approximately.",
+    )
     checkpoint_key_file: Path = Field(
         Path("var/checkpoint.key"), description="Ed25519 checkpoint signing key (PEM)."
     )

@@ -79,6 +79,7 @@ def build(settings: Settings) -> Gate:
         timeout_s=timeout_s,
         mode=settings.mode,
         mask_pointers=settings.audit_mask,
+        record_state=settings.audit_state,
         state=state,
         approvals=approvals,
         approval_ttl_s=settings.approval_ttl_s,

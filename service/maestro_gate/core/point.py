@@ -129,8 +129,10 @@ class DecisionPoint:
         admission: Admission | None = None,
         max_weight: int | None = None,
         tool_cost: Callable[[str], object] | None = None,
+        record_state: bool = True,
     ) -> None:
         self.engine = engine
+        self.record_state = record_state
         self.recorder = AuditRecorder(audit, metrics)
         self.metrics = metrics
         self.timeout_s = timeout_s
@@ -197,7 +199,8 @@ class DecisionPoint:
         result, policy = await self.evaluate(asked, gathered)
         result = self.apply_safeguards(asked, gathered, result)
         settled = await self.settle_approval(asked, gathered, result, policy)
-        receipt = await self.record(asked, settled, policy, gathered.state)
+        recorded = gathered.state if self.record_state else None  # schema 2, or 1
+        receipt = await self.record(asked, settled, policy, recorded)
         return self.answer(asked, settled, policy, receipt)
 
     async def gather_state(self, asked: Asked) -> Gathered:
