@@ -14,8 +14,8 @@ from maestro_gate.annotations import (
     rego_tests,
     rule_annotations,
 )
-from maestro_gate.catalog_files import load_catalog
-from maestro_gate.core.catalog import Catalog
+from maestro_gate.catalog_files import load_answers, load_catalog
+from maestro_gate.core.catalog import Answers, Catalog, CatalogError
 from maestro_gate.coverage import CoverageReport, coverage_report, main_coverage, render_text
 
 CATALOG_DIR = Path(__file__).resolve().parents[1] / "catalog"
@@ -362,3 +362,105 @@ def test_main_coverage_exits_one_on_a_broken_catalog(
     (broken / "crosswalk_owasp_asi.json").write_text(json.dumps(doc), encoding="utf-8")
     assert main_coverage(policies, broken, as_json=False) == 1
     assert "ASI01: unknown threat 'T51'" in capsys.readouterr().err
+
+
+REPO_ROOT = CATALOG_DIR.parent
+
+
+def answers_doc(**entries: object) -> dict[str, object]:
+    """An answers document with the given `credited` and `out_of_reach` lists."""
+    return {"credited": [], "out_of_reach": [], **entries}
+
+
+CREDIT = {
+    "mechanism": "Tamper-evident audit log",
+    "threats": ["T23"],
+    "mitigations": ["sigstore_signing"],
+    "tests": ["tests/test_audit_tamper.py::test_deleted_middle_record_is_a_gap"],
+}
+BEYOND = {"threats": ["T20"], "reason": "inside the framework", "control": "patching"}
+
+
+def test_every_item_is_in_exactly_one_of_the_states(policies: Path, catalog: Catalog) -> None:
+    """Rules enforce, answers credit or put out of reach, the rest is open; a tally per state."""
+    answers = Answers.from_document(answers_doc(credited=[CREDIT], out_of_reach=[BEYOND]))
+    report = coverage_report(policies, catalog, answers, tests_root=REPO_ROOT)
+    states = {item.id: item for item in report.threat_states}
+    assert len(states) == 49
+    assert states["T2"].state == "enforced"
+    assert states["T2"].rules == ("L3.tool_not_allowlisted",)
+    assert states["T23"].state == "credited"
+    assert states["T23"].mechanism == "Tamper-evident audit log"
+    assert list(states["T23"].tests) == CREDIT["tests"]
+    assert (states["T20"].state, states["T20"].control) == ("out_of_reach", "patching")
+    assert states["T48"].state == "open"
+    assert report.threats_by_state == {
+        "enforced": 3,
+        "credited": 1,
+        "out_of_reach": 1,
+        "open": 44,
+    }
+    sigstore = next(i for i in report.mitigation_states if i.id == "sigstore_signing")
+    assert sigstore.state == "credited"
+    assert report.problems == ()
+    text = render_text(report)
+    assert "threats: 3 enforced, 1 credited, 1 out of reach, 44 open" in text
+    assert "  T23: Tamper-evident audit log" in text
+    assert "  T20: inside the framework\n      control: patching" in text
+    assert "(credited)" in text
+
+
+def test_a_credited_test_that_does_not_exist_is_a_problem(policies: Path, catalog: Catalog) -> None:
+    """A credit must name tests that exist: a missing file or function is reported."""
+    credit = {
+        **CREDIT,
+        "tests": [
+            "tests/test_audit_tamper.py::test_no_such_test",
+            "tests/test_absent.py::test_x",
+        ],
+    }
+    answers = Answers.from_document(answers_doc(credited=[credit]))
+    report = coverage_report(policies, catalog, answers, tests_root=REPO_ROOT)
+    assert report.problems == (
+        "answers.json: credited test tests/test_audit_tamper.py::test_no_such_test not found",
+        "answers.json: credited test file tests/test_absent.py not found",
+    )
+
+
+def test_an_item_answered_twice_or_also_enforced_is_a_problem(
+    policies: Path, catalog: Catalog
+) -> None:
+    """One state per item: answering an enforced item, or one item twice, is reported."""
+    twice = {**BEYOND, "threats": ["T23", "T2"]}
+    answers = Answers.from_document(answers_doc(credited=[CREDIT], out_of_reach=[twice]))
+    problems = coverage_report(policies, catalog, answers).problems
+    assert "answers.json: T23 is answered 2 times" in problems
+    assert "answers.json: T2 is enforced by L3.tool_not_allowlisted and also answered" in problems
+
+
+def test_the_shipped_answers_are_valid_and_every_threat_has_a_state() -> None:
+    """catalog/answers.json passes its schema, names real tests and overlaps no enforced item."""
+    catalog = load_catalog(CATALOG_DIR)
+    answers = load_answers(CATALOG_DIR)
+    report = coverage_report(REPO_ROOT / "policies", catalog, answers, tests_root=REPO_ROOT)
+    assert report.problems == ()
+    t23 = next(item for item in report.threat_states if item.id == "T23")
+    assert t23.state == "credited"
+    assert sum(report.threats_by_state.values()) == 49
+    assert sum(report.mitigations_by_state.values()) == 47
+    for item in report.threat_states + report.mitigation_states:
+        if item.state == "out_of_reach":
+            assert item.reason
+            assert item.control
+        if item.state == "credited":
+            assert item.mechanism
+            assert item.tests
+
+
+def test_an_answers_file_breaking_its_schema_is_refused(tmp_path: Path) -> None:
+    """An out-of-reach entry without the control that would see it fails the schema check."""
+    shutil.copytree(CATALOG_DIR, tmp_path / "catalog")
+    bad = answers_doc(out_of_reach=[{"threats": ["T20"], "reason": "x"}])
+    (tmp_path / "catalog" / "answers.json").write_text(json.dumps(bad), encoding="utf-8")
+    with pytest.raises(CatalogError, match="'control' is a required property"):
+        load_answers(tmp_path / "catalog")

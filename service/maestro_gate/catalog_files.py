@@ -13,7 +13,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from maestro_gate.core.catalog import DOCUMENTS, Catalog, CatalogError
+from maestro_gate.core.catalog import DOCUMENTS, Answers, Catalog, CatalogError
 
 
 def schema_path(directory: Path, stem: str) -> Path:
@@ -63,3 +63,26 @@ def _read_json(path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON: {exc}") from exc
+
+
+ANSWERS = "answers"
+
+
+def load_answers(directory: Path) -> Answers:
+    """Read and schema-check `catalog/answers.json` (credited and out-of-reach items).
+
+    A catalog directory without the file answers nothing: every item a rule does not cite is
+    open. Raise CatalogError for an unreadable or invalid file.
+    """
+    path = directory / f"{ANSWERS}.json"
+    if not path.exists():
+        return Answers()
+    try:
+        doc = _read_json(path)
+        schema = _read_json(schema_path(directory, ANSWERS))
+    except (OSError, ValueError) as exc:
+        raise CatalogError([str(exc)]) from exc
+    errors = sorted(Draft202012Validator(schema).iter_errors(doc), key=lambda e: e.json_path)
+    if errors:
+        raise CatalogError([f"{ANSWERS}.json {e.json_path}: {e.message}" for e in errors])
+    return Answers.from_document(doc)

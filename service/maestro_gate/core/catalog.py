@@ -285,3 +285,70 @@ def _parse_entries(
                 field = ".".join(str(part) for part in error["loc"]) or "entry"
                 problems.append(f"{where}.{field}: {error['msg']}")
     return tuple(parsed), problems
+
+
+class Answer(Entry):
+    """The threats and mitigations one entry of `catalog/answers.json` answers."""
+
+    threats: tuple[str, ...] = ()
+    mitigations: tuple[str, ...] = ()
+
+
+class Credit(Answer):
+    """Threats and mitigations answered by a gate mechanism rather than a rule, and its proof.
+
+    `tests` are pytest node ids (`tests/test_x.py::test_name`) that exercise the mechanism.
+    """
+
+    mechanism: str = Field(min_length=1)
+    tests: tuple[str, ...] = Field(min_length=1)
+
+
+class OutOfReach(Answer):
+    """Threats and mitigations a decision point cannot see: why, and the control that would."""
+
+    reason: str = Field(min_length=1)
+    control: str = Field(min_length=1)
+
+
+class Answers(Entry):
+    """What answers a threat or mitigation besides the rules: credited mechanisms, out of reach."""
+
+    credited: tuple[Credit, ...] = ()
+    out_of_reach: tuple[OutOfReach, ...] = ()
+
+    @classmethod
+    def from_document(cls, doc: Any) -> Answers:
+        """Build from the parsed `catalog/answers.json`; raise CatalogError on a bad shape."""
+        try:
+            return cls.model_validate(
+                {key: value for key, value in doc.items() if key != "$schema"}
+            )
+        except (ValidationError, AttributeError) as exc:
+            raise CatalogError([f"answers.json: {exc}"]) from exc
+
+    @property
+    def entries(self) -> tuple[Answer, ...]:
+        """Every credited and out-of-reach entry."""
+        return (*self.credited, *self.out_of_reach)
+
+    def problems(self, catalog: Catalog) -> list[str]:
+        """Unknown ids, and an id answered twice (it must be in exactly one state)."""
+        problems: list[str] = []
+        seen: Counter[str] = Counter()
+        for entry in self.entries:
+            problems += [
+                f"answers.json: unknown threat {t!r}"
+                for t in entry.threats
+                if catalog.threat(t) is None
+            ]
+            problems += [
+                f"answers.json: unknown mitigation {m!r}"
+                for m in entry.mitigations
+                if catalog.mitigation(m) is None
+            ]
+            seen.update((*entry.threats, *entry.mitigations))
+        problems += [
+            f"answers.json: {key} is answered {n} times" for key, n in seen.items() if n > 1
+        ]
+        return problems
