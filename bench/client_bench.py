@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -111,14 +112,64 @@ def client_work(url: str, key: str, requests: int) -> dict[str, float]:
     return {"client_work_p50_us": statistics.median(rounds), "answer_bytes": len(answer.content)}
 
 
-def authzen_batch_vs_single(url: str, key: str, requests: int) -> dict[str, float] | None:
-    """The AuthZEN part (issue 17 item 4): decisions/s of /access/v1/evaluations against single
-    /access/v1/evaluation calls, measured in the same run.
+AUTHZEN_EVALUATION = {
+    "subject": {
+        "type": "agent",
+        "id": REQUEST["subject"]["id"],
+        "properties": {"session_id": "s-1"},
+    },
+    "action": {"name": "web.search", "properties": {"arguments": {"query": "maestro"}}},
+    "resource": {"type": "store", "id": "docs"},
+    "context": {"trace_id": "bench"},
+}
 
-    HOOK for the AuthZEN work: return its figures here (as `client_overhead` does); until then
-    None, and the bench says the part is not measured.
-    """
-    return None
+
+def authzen_batch_vs_single(url: str, key: str, requests: int) -> dict[str, float] | None:
+    """The AuthZEN part (issue 17 item 4): decisions/s of `POST /access/v1/evaluations` (batches
+    of 20) against single `POST /access/v1/evaluation` calls, the same evaluation, the same
+    number of decisions, each with a fresh X-Request-ID; None where the gate has no AuthZEN."""
+    headers = {"X-API-Key": key, "Content-Type": "application/json"}
+    batch_size = 20
+    batch = {**AUTHZEN_EVALUATION, "evaluations": [{} for _ in range(batch_size)]}
+    with httpx.Client(base_url=url, headers=headers) as http:
+        if http.get("/.well-known/authzen-configuration").status_code != 200:
+            return None
+
+        def single() -> None:
+            answer = http.post(
+                "/access/v1/evaluation",
+                json=AUTHZEN_EVALUATION,
+                headers={"X-Request-ID": str(uuid.uuid4())},
+            )
+            if answer.status_code != 200 or answer.json().get("decision") is not True:
+                raise SystemExit(f"AuthZEN evaluation not allowed: {answer.text[:300]}")
+
+        def batched() -> None:
+            answer = http.post(
+                "/access/v1/evaluations", json=batch, headers={"X-Request-ID": str(uuid.uuid4())}
+            )
+            decisions = [e.get("decision") for e in answer.json().get("evaluations", [])]
+            if answer.status_code != 200 or decisions != [True] * batch_size:
+                raise SystemExit(f"AuthZEN batch not all allowed: {answer.text[:300]}")
+
+        for _ in range(5):  # warm up
+            single()
+            batched()
+        batches = max(1, requests // batch_size)
+        started = time.perf_counter()
+        for _ in range(batches * batch_size):
+            single()
+        single_s = time.perf_counter() - started
+        started = time.perf_counter()
+        for _ in range(batches):
+            batched()
+        batch_s = time.perf_counter() - started
+    decisions = batches * batch_size
+    return {
+        "single_decisions_per_s": decisions / single_s,
+        "batch_decisions_per_s": decisions / batch_s,
+        "batch_over_single": single_s / batch_s,
+    }
 
 
 PARTS: dict[str, Part] = {
