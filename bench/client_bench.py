@@ -127,7 +127,8 @@ AUTHZEN_EVALUATION = {
 def authzen_batch_vs_single(url: str, key: str, requests: int) -> dict[str, float] | None:
     """The AuthZEN part (issue 17 item 4): decisions/s of `POST /access/v1/evaluations` (batches
     of 20) against single `POST /access/v1/evaluation` calls, the same evaluation, the same
-    number of decisions, each with a fresh X-Request-ID; None where the gate has no AuthZEN."""
+    number of decisions, each with a fresh X-Request-ID, 20 singles and one batch in turn; None
+    where the gate has no AuthZEN."""
     headers = {"X-API-Key": key, "Content-Type": "application/json"}
     batch_size = 20
     batch = {**AUTHZEN_EVALUATION, "evaluations": [{} for _ in range(batch_size)]}
@@ -156,14 +157,17 @@ def authzen_batch_vs_single(url: str, key: str, requests: int) -> dict[str, floa
             single()
             batched()
         batches = max(1, requests // batch_size)
-        started = time.perf_counter()
-        for _ in range(batches * batch_size):
-            single()
-        single_s = time.perf_counter() - started
-        started = time.perf_counter()
-        for _ in range(batches):
-            batched()
-        batch_s = time.perf_counter() - started
+        single_s = batch_s = 0.0
+        for i in range(batches):  # interleaved, order alternating, so load drift hits both
+            for first in (True, False) if i % 2 else (False, True):
+                started = time.perf_counter()
+                if first:
+                    for _ in range(batch_size):
+                        single()
+                    single_s += time.perf_counter() - started
+                else:
+                    batched()
+                    batch_s += time.perf_counter() - started
     decisions = batches * batch_size
     return {
         "single_decisions_per_s": decisions / single_s,
