@@ -4,7 +4,7 @@ and the gate's decision as an AuthZEN Decision.
 The mapping (README, "AuthZEN 1.0"):
 
 - `subject.id` is the acting agent. An id that is not a URI becomes `authzen://<type>/<id>`
-  (an agent the registry does not know is denied); neither holds whitespace.
+  (an agent the registry does not know is denied; whitespace percent-encoded).
   `subject.properties` may carry `session_id`, `run_id` and `on_behalf_of`.
 - `action.name` picks the kind:
   - `delegate`: a **delegation** to the agent `resource.id` (`resource.type` `agent`), with
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -72,15 +73,20 @@ class AuthzenInvalid(InvalidRequest):
     code = "invalid_request"
 
 
+# What the gate cannot record exactly (api/body.py refuses it, 400) is no valid key either.
+KEYS: dict[str, Any] = {"propertyNames": {"pattern": r"^[^\ud800-\udfff]*$"}}
+Properties = Annotated[dict[str, Any], Field(json_schema_extra=KEYS)]
+
+
 class Open(BaseModel):
     """AuthZEN objects: unknown fields are ignored, as the specification requires."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=KEYS)
 
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-Word = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^\S+$")]
-Identity = Annotated[str, StringConstraints(min_length=1, max_length=430, pattern=r"^\S+$")]
+Word = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Identity = Annotated[str, StringConstraints(min_length=1, max_length=430)]
 
 
 class Entity(Open):
@@ -88,22 +94,22 @@ class Entity(Open):
 
     type: Text
     id: Text
-    properties: dict[str, Any] | None = None
+    properties: Properties | None = None
 
 
 class SubjectEntity(Open):
-    """A Subject: the acting agent (its id and type without whitespace, as an agent URI)."""
+    """A Subject: the acting agent."""
 
     type: Word
     id: Identity
-    properties: dict[str, Any] | None = None
+    properties: Properties | None = None
 
 
 class Action(Open):
     """What the subject means to do."""
 
     name: Text
-    properties: dict[str, Any] | None = None
+    properties: Properties | None = None
 
 
 class Evaluation(Open):
@@ -112,7 +118,7 @@ class Evaluation(Open):
     subject: SubjectEntity
     action: Action
     resource: Entity
-    context: dict[str, Any] | None = None
+    context: Properties | None = None
 
 
 class PartialEvaluation(Open):
@@ -121,7 +127,7 @@ class PartialEvaluation(Open):
     subject: SubjectEntity | None = None
     action: Action | None = None
     resource: Entity | None = None
-    context: dict[str, Any] | None = None
+    context: Properties | None = None
 
 
 class Options(Open):
@@ -136,7 +142,7 @@ class Evaluations(Open):
     subject: SubjectEntity | None = None
     action: Action | None = None
     resource: Entity | None = None
-    context: dict[str, Any] | None = None
+    context: Properties | None = None
     evaluations: list[PartialEvaluation] | None = Field(None, max_length=256)
     options: Options | None = None
 
@@ -160,7 +166,7 @@ class Decision(BaseModel):
     """An AuthZEN Decision: `decision` true only for allow; the gate's answer in `context`."""
 
     decision: bool
-    context: dict[str, Any] | None = None
+    context: Properties | None = None
 
 
 class DecisionList(BaseModel):
@@ -245,11 +251,19 @@ def stops(semantic: Semantic, decision: Decision) -> bool:
 
 
 def _subject(subject: SubjectEntity) -> dict[str, Any]:
-    agent = subject.id if _URI.match(subject.id) else f"authzen://{subject.type}/{subject.id}"
+    if _URI.match(subject.id):
+        agent = subject.id
+    else:
+        agent = f"authzen://{_no_space(subject.type)}/{_no_space(subject.id)}"
     mapped: dict[str, Any] = {"id": agent}
     properties = subject.properties or {}
     mapped.update({k: properties[k] for k in SUBJECT_FIELDS if k in properties})
     return mapped
+
+
+def _no_space(text: str) -> str:
+    """`text` with each whitespace character percent-encoded (an agent URI holds none)."""
+    return "".join(quote(c, safe="") if c.isspace() else c for c in text)
 
 
 def _agent_action(evaluation: Evaluation) -> dict[str, Any]:
