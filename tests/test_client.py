@@ -153,7 +153,7 @@ def test_an_answer_dripped_a_byte_at_a_time_still_times_out_on_time() -> None:
         with pytest.raises(client_errors.GateTimeout):
             c.decide(act(), timeout_s=0.5)
         took = time.monotonic() - started
-    assert took < 1.0
+    assert took < 3.0  # the dripped answer takes tens of seconds; 3 s absorbs a loaded CI
 
 
 def test_async_client_times_out_a_dripped_answer_on_time() -> None:
@@ -172,7 +172,7 @@ def test_async_client_times_out_a_dripped_answer_on_time() -> None:
         started = time.monotonic()
         raised = anyio.run(main, slow.url)
     assert isinstance(raised, client_errors.GateTimeout)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 3.0  # as above: bounded by the call, not the drip
 
 
 def test_an_answer_larger_than_any_decision_is_refused() -> None:
