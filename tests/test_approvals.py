@@ -273,3 +273,22 @@ def test_pending_approvals_are_counted_for_policies_and_metrics(tmp_path: Path) 
         metrics = client.get("/metrics").text
     assert state["obligations"][0]["params"]["pending_approvals"] == 2
     assert "maestro_pending_approvals 2.0" in metrics
+
+
+def test_an_approval_covers_only_the_model_digest_that_asked(tmp_path: Path) -> None:
+    """T48: the approval is bound to the asking model's digest; another digest is a mismatch."""
+    asked = {**IRREVERSIBLE, "model": {"id": "planner", "digest": "sha256:" + "a" * 64}}
+    other = {**asked, "model": {"id": "planner", "digest": "sha256:" + "b" * 64}}
+    settings, headers = gate_settings(tmp_path)
+    with TestClient(create_app(settings)) as client:
+        approval_id = _hitl(client, headers["runtime"], asked)["approval"]["id"]
+        _grant(client, headers, approval_id)
+        drifted = client.post(
+            "/v1/decide", json=_resubmit(other, approval_id), headers=headers["runtime"]
+        ).json()
+        same = client.post(
+            "/v1/decide", json=_resubmit(asked, approval_id), headers=headers["runtime"]
+        ).json()
+    assert drifted["decision"] == "deny"
+    assert [r["rule"] for r in drifted["reasons"]] == ["GATE.approval_mismatch"]
+    assert same["decision"] == "allow"

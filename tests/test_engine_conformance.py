@@ -21,6 +21,7 @@ import pytest
 
 from maestro_gate.api.decide import parse_request
 from maestro_gate.approvals.sqlite import SqliteApprovalStore
+from maestro_gate.core.arguments import ToolSchemas
 from maestro_gate.core.budgets import Reservation
 from maestro_gate.core.decisions import DecisionResponse
 from maestro_gate.core.point import DecisionPoint
@@ -183,6 +184,7 @@ def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engines]:
             timeout_s=5,
             state=state,
             approvals=approvals,
+            argument_check=ToolSchemas(bundle.data).check,
         )
 
     with OpaStandIn(bundle) as standin, asyncio.Runner() as runner:

@@ -35,6 +35,7 @@ from hypothesis import given
 
 from maestro_gate.api.decide import parse_request
 from maestro_gate.authoring.tester import discover
+from maestro_gate.core.arguments import ToolSchemas
 from maestro_gate.core.callers import AGENT, Caller
 from maestro_gate.core.errors import EngineError
 from maestro_gate.core.point import DecisionPoint
@@ -170,13 +171,20 @@ def _json(value: Any) -> str:
 
 # --- scenario fixtures and bench bodies ----------------------------------------------------
 
+SCHEMAS = ToolSchemas(read_bundle(POLICIES).data)
+
 
 def service_document(body: dict[str, Any]) -> dict[str, Any]:
     """The engine input a DecisionPoint builds for `body`: fresh in-memory state, a bound caller."""
     request = parse_request(body)
     recorder = ScriptedEngine()
     point = DecisionPoint(
-        recorder, MemoryAuditLog(), RecordingMetrics(), timeout_s=5, state=MemoryState()
+        recorder,
+        MemoryAuditLog(),
+        RecordingMetrics(),
+        timeout_s=5,
+        state=MemoryState(),
+        argument_check=SCHEMAS.check,
     )
     caller = Caller("agent-key", frozenset({AGENT}), frozenset({request.subject.id}))
     asyncio.run(point.decide(request, caller=caller))
@@ -188,11 +196,15 @@ def service_document(body: dict[str, Any]) -> dict[str, Any]:
 def test_scenario_decides_the_same_on_both_engines(
     engines: Engines, path: Path, state: str
 ) -> None:
-    """Each fixture, with the service's state and with an empty one, decides the same on both."""
+    """Each fixture, with the service's state and with an empty one, decides the same on both.
+
+    The empty state keeps the gate's argument check (L3.tool_argument_schema_mismatch denies a
+    schema-checked tool without it): it is what the gate derives from the request itself.
+    """
     scenario = json.loads(path.read_text())
     document = service_document(scenario["request"])
     if state == "empty":
-        document["state"] = {}
+        document["state"] = {k: v for k, v in document["state"].items() if k == "arguments"}
     message = engines.difference(document)
     if message:
         pytest.fail(f"{path.name}: {message}", pytrace=False)

@@ -187,8 +187,8 @@ def test_chain_monotonicity(judge: Judge) -> None:
     prop()
 
 
-SECTIONS = ("agents", "tools", "stores", "destinations")
-OPTIONAL_TOP = ("thresholds", "autonomy_classes", "default_tenant", "destinations")
+SECTIONS = ("agents", "tools", "stores", "destinations", "servers")
+OPTIONAL_TOP = ("thresholds", "autonomy_classes", "default_tenant", "destinations", "servers")
 
 
 def removals() -> list[str]:

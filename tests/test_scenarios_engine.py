@@ -1,7 +1,9 @@
 """The seed incidents as end-to-end requests, decided by the shipped bundle through regopy's VM.
 
 Each `tests/scenarios/<name>.json` holds a `/v1/decide` body and the decision and rule ids it
-must produce; the input is the request as the service dumps it, with an empty gate state.
+must produce; the input is the request as the service dumps it, with the gate state a fresh
+gate gives it: no history, and the arguments checked against the tool's registry input_schema
+(core/arguments.py) as the DecisionPoint checks them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 import regopy
 
+from maestro_gate.core.arguments import ToolSchemas
 from maestro_gate.core.decisions import LAYERS, check_policy_result
 from maestro_gate.core.requests import REQUEST_ADAPTER
 from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, read_bundle
@@ -32,6 +35,14 @@ class Decider:
             self.rego.add_module(path, source)
         self.rego.add_data(bundle.data)
         self.program = self.rego.build(None, [DECISION_ENTRYPOINT])
+        self.schemas = ToolSchemas(bundle.data)
+
+    def fresh_state(self, document: dict[str, Any]) -> dict[str, Any]:
+        """What a gate with no history puts in `input.state`: the argument check, if any."""
+        if document.get("kind") != "agent_action":
+            return {}
+        checked = self.schemas.check(document["action"], document.get("arguments", {}))
+        return {} if checked is None else {"arguments": checked}
 
     def decide(self, document: dict[str, Any]) -> dict[str, Any]:
         """The decision document for one input."""
@@ -65,8 +76,8 @@ def test_scenario_decision_and_rules(path: Path, decider: Decider) -> None:
     scenario = load(path)
     assert set(scenario) == {"description", "seed", "request", "expect"}
     request = REQUEST_ADAPTER.validate_python(scenario["request"])
-    document = request.model_dump(mode="json", exclude_none=True) | {"state": {}}
-    result = decider.decide(document)
+    document = request.model_dump(mode="json", exclude_none=True)
+    result = decider.decide(document | {"state": decider.fresh_state(document)})
     checked = check_policy_result(result)
     assert checked.decision == result["decision"], checked.reasons
     assert set(result["layers"]) == set(LAYERS)

@@ -88,6 +88,7 @@ def build(settings: Settings) -> Gate:
         admission=admission,
         max_weight=settings.max_request_weight,
         tool_cost=registry.tool_cost,
+        argument_check=registry.argument_check,
     )
     refused = _refusal_counter(metrics)
     decisions = DecisionService(point, refused=refused, recorded=audit)

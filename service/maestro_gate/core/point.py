@@ -64,7 +64,7 @@ from maestro_gate.core.ports import (
 )
 from maestro_gate.core.recorder import AuditRecorder
 from maestro_gate.core.records import decision_record, mask, mask_state
-from maestro_gate.core.requests import AnyRequest
+from maestro_gate.core.requests import AgentAction, AnyRequest
 
 
 @dataclass(slots=True)
@@ -130,6 +130,7 @@ class DecisionPoint:
         max_weight: int | None = None,
         tool_cost: Callable[[str], object] | None = None,
         record_state: bool = True,
+        argument_check: Callable[[str, Any], dict[str, Any] | None] | None = None,
     ) -> None:
         self.engine = engine
         self.record_state = record_state
@@ -145,6 +146,7 @@ class DecisionPoint:
         self.admission = admission
         self.max_weight = max_weight
         self.tool_cost = tool_cost
+        self.argument_check = argument_check
         self._log = structlog.get_logger("maestro_gate.decision")
 
     @property
@@ -213,6 +215,10 @@ class DecisionPoint:
         state["emergency_stop"] = asked.controls.state()
         if caller is not None:
             state["caller"] = caller.state(request.subject.id)
+        if self.argument_check is not None and isinstance(request, AgentAction):
+            checked = self.argument_check(request.action, asked.document.get("arguments", {}))
+            if checked is not None:
+                state["arguments"] = checked
         gathered = Gathered(state, state_error)
         if request.approval_id is not None:
             gathered.digest = action_digest(asked.document)

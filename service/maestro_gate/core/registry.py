@@ -1,14 +1,17 @@
 """What the gate itself reads from the active bundle's registry: agent classes and tool costs.
 
-The policies reason over the whole registry; the DecisionPoint needs two facts of it in Python:
-an agent's `class` (an emergency stop may name a class) and a tool's `cost` (a budget is
-reserved before evaluation). A local engine replaces them whenever it activates a bundle; an
+The policies reason over the whole registry; the DecisionPoint needs three facts of it in
+Python: an agent's `class` (an emergency stop may name a class), a tool's `cost` (a budget is
+reserved before evaluation) and a tool's `input_schema` (arguments are validated in Python,
+core/arguments.py). A local engine replaces them whenever it activates a bundle; an
 OPA server's registry is not visible here, so they stay empty.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from maestro_gate.core.arguments import ToolSchemas
 
 
 class RegistryFacts:
@@ -17,6 +20,7 @@ class RegistryFacts:
     def __init__(self) -> None:
         self._classes: dict[str, str] = {}
         self._costs: dict[str, object] = {}
+        self._schemas = ToolSchemas()
 
     def agent_class(self, agent_id: str) -> str | None:
         """The registry `class` of an agent, or None."""
@@ -26,10 +30,15 @@ class RegistryFacts:
         """The registry `cost` of a tool (None for an uncosted one)."""
         return self._costs.get(tool)
 
+    def argument_check(self, tool: str, arguments: Any) -> dict[str, Any] | None:
+        """The arguments checked against the tool's `input_schema`; None without one."""
+        return self._schemas.check(tool, arguments)
+
     def replace(self, data: dict[str, Any]) -> None:
         """Take the facts of a newly activated bundle's data document."""
         self._classes = agent_classes(data)
         self._costs = tool_costs(data)
+        self._schemas = ToolSchemas(data)
 
 
 def agent_classes(data: dict[str, Any]) -> dict[str, str]:

@@ -221,3 +221,56 @@ origin := "generated" if input.code.generated == true
 else := "undeclared"
 
 obligations := set()
+
+# --- argument schemas (T41) ---------------------------------------------------------------
+
+# A tool whose registry entry holds an `input_schema` has its arguments validated by the gate
+# in Python (core/arguments.py, the jsonschema library: rego-cpp lacks json.match_schema), which
+# puts the outcome in `input.state.arguments`. An MCP tool (one on a registry `server`) must
+# have a schema on record. Without an outcome for this very tool (a gate that could not check,
+# or a caller-supplied state for another tool) the call is denied.
+default schema_checked_tool := false
+
+schema_checked_tool if {
+	lib.is_action
+	_ := lib.tools[input.action].input_schema
+}
+
+default schema_missing := false
+
+schema_missing if {
+	lib.is_action
+	_ := lib.tools[input.action].server
+	not schema_checked_tool
+}
+
+default arguments_match_schema := false
+
+arguments_match_schema if {
+	input.state.arguments.tool == input.action
+	input.state.arguments.valid == true
+}
+
+schema_mismatch := sprintf("arguments of tool %s do not match its registry input_schema: %s", [input.action, input.state.arguments.errors[0]]) if {
+	input.state.arguments.tool == input.action
+	_ := input.state.arguments.errors[0]
+} else := sprintf("arguments of tool %s were not checked against its registry input_schema", [input.action]) if lib.is_action
+
+# METADATA
+# title: Tool arguments do not match the tool's schema
+# description: The arguments of a call fail the JSON Schema the registry holds for the tool, were not checked against it, or an MCP tool has no schema on record.
+# custom:
+#   rule: L3.tool_argument_schema_mismatch
+#   layer: l3_agent_frameworks
+#   threats: [T41]
+#   mitigations: [least_privilege_tool_scoping]
+deny contains reason("L3.tool_argument_schema_mismatch", ["T41"], msg) if {
+	schema_checked_tool
+	not arguments_match_schema
+	msg := schema_mismatch
+}
+
+deny contains reason("L3.tool_argument_schema_mismatch", ["T41"], msg) if {
+	schema_missing
+	msg := sprintf("MCP tool %s has no input_schema in the registry", [input.action])
+}

@@ -348,3 +348,116 @@ sandbox_profile := profile if {
 } else := "gvisor"
 
 hitl := set()
+
+# --- MCP servers ------------------------------------------------------------------------
+
+# The MCP server the registry says the called tool runs on (the caller's `tool.server` is
+# checked against it by L7.tool_description_mismatch); undefined for a tool without one.
+mcp_server := lib.tools[input.action].server if lib.is_action
+
+default on_mcp_server := false
+
+on_mcp_server if _ := mcp_server
+
+# The registry's `servers` entry for that server, {} when it has none: every check below then
+# fails closed (no exposure, no tenants, no permissions declared).
+default server_entry := {}
+
+server_entry := data.maestro.registry.servers[mcp_server]
+
+default server_exposure := "undeclared"
+
+server_exposure := server_entry.exposure
+
+default exposure_contained := false
+
+exposure_contained if server_exposure == "local"
+
+exposure_contained if server_exposure == "authenticated"
+
+# METADATA
+# title: MCP server exposed to the network
+# description: The called tool runs on an MCP server the registry does not declare local (loopback or a private socket) or authenticated (every client presents a credential).
+# custom:
+#   rule: L4.mcp_server_exposed
+#   layer: l4_deployment_infrastructure
+#   threats: [T43]
+#   mitigations: [least_privilege_tool_scoping]
+deny contains reason("L4.mcp_server_exposed", ["T43"], msg) if {
+	on_mcp_server
+	not exposure_contained
+	msg := sprintf("tool %s runs on MCP server %s, which the registry does not declare local or authenticated (exposure: %s)", [input.action, mcp_server, server_exposure])
+}
+
+default server_tenants := []
+
+server_tenants := server_entry.tenants
+
+# The server serves the subject's tenant: the registry lists the agent's tenant for it, or the
+# server is shared (`*`) and isolates its clients from one another (`client_isolation: true`).
+# An agent without a tenant, or a server without tenants, matches nothing.
+default server_serves_tenant := false
+
+server_serves_tenant if {
+	tenant := lib.entry.tenant
+	some listed in server_tenants
+	listed == tenant
+}
+
+server_serves_tenant if {
+	some listed in server_tenants
+	listed == "*"
+	server_entry.client_isolation == true
+}
+
+# METADATA
+# title: MCP server not scoped to the agent's tenant
+# description: The agent calls a tool on an MCP server the registry does not scope to its tenant, or on a shared server that does not isolate its clients.
+# custom:
+#   rule: L4.mcp_server_tenant_mismatch
+#   layer: l4_deployment_infrastructure
+#   threats: [T42]
+#   mitigations: [context_isolation]
+deny contains reason("L4.mcp_server_tenant_mismatch", ["T42"], msg) if {
+	on_mcp_server
+	lib.registered
+	not server_serves_tenant
+	msg := sprintf("agent %s may not use MCP server %s: the registry neither scopes it to the agent's tenant nor marks it a shared server with client_isolation", [input.subject.id, mcp_server])
+}
+
+default server_permissions_declared := false
+
+server_permissions_declared if _ := server_entry.permissions
+
+agent_scopes contains scope if {
+	some scope in lib.entry.scopes
+}
+
+# The permissions the server holds that the calling agent's own scopes lack: through the
+# server the agent would act with authority it was never granted.
+excess_permissions contains permission if {
+	some permission in server_entry.permissions
+	not agent_scopes[permission]
+}
+
+# METADATA
+# title: MCP server holds more than the agent may
+# description: The MCP server behind the tool declares no permissions, or holds a permission outside the calling agent's scopes.
+# custom:
+#   rule: L4.mcp_server_over_privileged
+#   layer: l4_deployment_infrastructure
+#   threats: [T45]
+#   mitigations: [least_privilege_tool_scoping]
+deny contains reason("L4.mcp_server_over_privileged", ["T45"], msg) if {
+	on_mcp_server
+	lib.registered
+	not server_permissions_declared
+	msg := sprintf("MCP server %s behind tool %s declares no permissions in the registry", [mcp_server, input.action])
+}
+
+deny contains reason("L4.mcp_server_over_privileged", ["T45"], msg) if {
+	on_mcp_server
+	lib.registered
+	some permission in excess_permissions
+	msg := sprintf("MCP server %s holds permission %s, which agent %s's scopes lack", [mcp_server, permission, input.subject.id])
+}

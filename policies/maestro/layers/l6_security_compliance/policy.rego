@@ -138,9 +138,9 @@ allowed_in_window := (rate_per_minute * lib.window_seconds) / 60
 # custom:
 #   rule: L6.rate_limit_exceeded
 #   layer: l6_security_compliance
-#   threats: [T4]
+#   threats: [T4, T32, T39]
 #   mitigations: [per_agent_quota_budgets]
-deny contains reason("L6.rate_limit_exceeded", ["T4"], msg) if {
+deny contains reason("L6.rate_limit_exceeded", ["T4", "T32", "T39"], msg) if {
 	lib.requests_in_window >= allowed_in_window
 	msg := sprintf("agent %s made %d requests in %ds; its quota is %v per minute", [input.subject.id, lib.requests_in_window, lib.window_seconds, rate_per_minute])
 }
@@ -185,14 +185,14 @@ else := declared_cost
 # custom:
 #   rule: L6.budget_exhausted
 #   layer: l6_security_compliance
-#   threats: [T4]
+#   threats: [T4, T32, T39]
 #   mitigations: [per_agent_quota_budgets]
-deny contains reason("L6.budget_exhausted", ["T4"], msg) if {
+deny contains reason("L6.budget_exhausted", ["T4", "T32", "T39"], msg) if {
 	lib.budget_spent >= budget
 	msg := sprintf("agent %s has spent %v of its budget of %v", [input.subject.id, lib.budget_spent, budget])
 }
 
-deny contains reason("L6.budget_exhausted", ["T4"], msg) if {
+deny contains reason("L6.budget_exhausted", ["T4", "T32", "T39"], msg) if {
 	lib.budget_spent + request_cost > budget
 	lib.budget_spent < budget
 	msg := sprintf("agent %s has spent %v of its budget of %v; this request costs %v", [input.subject.id, lib.budget_spent, budget, request_cost])
