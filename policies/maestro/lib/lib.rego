@@ -218,18 +218,14 @@ origins contains input.source.id if is_movement
 # registry classification of every origin the registry knows as a store (the source and every
 # provenance entry, whatever type the caller gives them). A caller's label can only raise it.
 # A store without a classification ranks above every level.
-movement_ranks contains rank(input.data.classification) if is_movement
+movement_ranks := {r | some c in movement_levels; r := object.get(ranks, c, unknown_rank)}
 
-movement_ranks contains r if {
-	some p in origins
-	r := rank(stores[p].classification)
-}
+# The caller's label and the registry classification of every origin it knows as a store ("" for
+# a store without one, which no order names). Two bodies: each rule body costs rego-cpp more than
+# the lookups in it.
+movement_levels contains input.data.classification if is_movement
 
-movement_ranks contains unknown_rank if {
-	some p in origins
-	_ := stores[p]
-	not stores[p].classification
-}
+movement_levels contains object.get(stores[p], "classification", "") if some p in origins
 
 # The highest of movement_ranks, found by counting down from unknown_rank (without max():
 # rego-cpp's min and max compare numbers' texts). The set is referenced once: rego-cpp compiles
