@@ -325,21 +325,12 @@ restricted_reads contains sprintf("%v %v", [object.get(e, "action", object.get(e
 }
 
 # ... and those whose source or target is a store the registry classifies restricted (or not at
-# all), whatever label the caller gave the data.
+# all: "" is no level, so restricted_class holds), whatever label the caller gave the data.
 restricted_reads contains sprintf("%v %v", [object.get(e, "action", object.get(e, "kind", "request")), store]) if {
 	some e in lib.recent
 	some field in ["source", "target"]
 	store := e[field]
-	restricted_class(lib.stores[store].classification)
-	not e.decision == "deny"
-}
-
-restricted_reads contains sprintf("%v %v", [object.get(e, "action", object.get(e, "kind", "request")), store]) if {
-	some e in lib.recent
-	some field in ["source", "target"]
-	store := e[field]
-	_ := lib.stores[store]
-	not lib.stores[store].classification
+	restricted_class(object.get(lib.stores[store], "classification", ""))
 	not e.decision == "deny"
 }
 
