@@ -39,7 +39,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bodies import BODIES
 from maestro_gate.auth.keys import KeyEntry, key_hash, new_key, write_keys
-from maestro_gate.core.callers import ANY_SUBJECT, ROLES
+from maestro_gate.core.decision.callers import ANY_SUBJECT, ROLES
 from service_bench import free_port, serve, wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent

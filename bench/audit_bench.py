@@ -25,14 +25,14 @@ import rfc8785
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from maestro_gate.audit.checkpoints import issue
+from maestro_gate.audit.checkpoint_issuer import issue
+from maestro_gate.audit.checkpoint_keys import load_signer
 from maestro_gate.audit.export import export_entries, export_rows, verify, verify_store
 from maestro_gate.audit.postgres import PostgresAuditLog
-from maestro_gate.audit.signing import load_signer
 from maestro_gate.audit.sqlite import SqliteAuditLog, connect
 from maestro_gate.audit.store import TreeLog
-from maestro_gate.core import merkle
-from maestro_gate.core.chain import GENESIS, canonical
+from maestro_gate.core.ledger import merkle
+from maestro_gate.core.ledger.chain import GENESIS, canonical
 from tests.audit_support import body
 
 

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def as_authzen(body: dict[str, Any]) -> dict[str, Any]:
-    """The bench's agent action as an AuthZEN evaluation (core/authzen.py's mapping)."""
+    """The bench's agent action as an AuthZEN evaluation (core/decision/authzen.py's mapping)."""
     properties = {k: body[k] for k in ("arguments", "reversible", "side_effects") if k in body}
     subject, target = body["subject"], body["target"]
     evaluation: dict[str, Any] = {

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from maestro_gate.client import GateClient, wire  # noqa: E402
-from maestro_gate.core.requests import AgentAction  # noqa: E402
+from maestro_gate.core.decision.requests import AgentAction  # noqa: E402
 from service_bench import free_port, serve, wait_ready  # noqa: E402
 from tests.conftest import write_bundle  # noqa: E402
 

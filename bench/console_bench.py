@@ -33,7 +33,7 @@ from maestro_gate.audit.facets import LogFilter
 from maestro_gate.audit.postgres import PostgresAuditLog
 from maestro_gate.audit.sqlite import SqliteAuditLog
 from maestro_gate.audit.store import TreeLog
-from maestro_gate.core.records import decision_record
+from maestro_gate.core.ledger.records import decision_record
 
 WORKDIR = Path("/tmp/maestro-console-bench")
 PAGE = 50
@@ -185,9 +185,9 @@ def time_console(path: Path, total: int, repeat: int) -> None:
     from fastapi.testclient import TestClient
 
     from maestro_gate.api.app import create_app
-    from maestro_gate.auth.testing import write_keys_file
     from tests.conftest import ROOT, make_settings, write_bundle
     from tests.console_support import sign_in
+    from tests.credentials import write_keys_file
 
     keys = write_keys_file(WORKDIR / "keys.json", {"auditor": (["auditor"], [])})
     settings = make_settings(

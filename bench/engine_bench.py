@@ -42,14 +42,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bodies import BODIES
-from maestro_gate.core.ports import PolicyEngine
-from maestro_gate.core.requests import REQUEST_ADAPTER
+from maestro_gate.core.decision.ports import PolicyEngine
+from maestro_gate.core.decision.requests import REQUEST_ADAPTER
 from maestro_gate.engine import patches
 from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, Bundle, read_bundle
 from maestro_gate.engine.embedded import EmbeddedEngine, compile_bundle
 from maestro_gate.engine.inprocess import InProcessOpaEngine
+from maestro_gate.engine.native_eval import evaluate
 from maestro_gate.engine.opa import OpaEngine
-from maestro_gate.engine.vm import evaluate
 from maestro_gate.state.activity import entry
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[0] = str(ROOT)
 
 from maestro_gate.api.decide import parse_request  # noqa: E402
-from maestro_gate.core.ports import PolicyEngine, empty_state  # noqa: E402
+from maestro_gate.core.decision.ports import PolicyEngine, empty_state  # noqa: E402
 from maestro_gate.engine.bundle import read_bundle  # noqa: E402
 from maestro_gate.engine.embedded import EmbeddedEngine  # noqa: E402
 from maestro_gate.engine.opa import OpaEngine  # noqa: E402

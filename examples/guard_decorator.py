@@ -5,7 +5,7 @@ from __future__ import annotations
 from local_gate import gate
 
 from maestro_gate.client import ActionDenied, GateClient, acting_as, guard
-from maestro_gate.core.requests import Resource
+from maestro_gate.core.decision.requests import Resource
 
 with gate() as (url, key), GateClient(url, api_key=key) as client:
 

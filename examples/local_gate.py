@@ -17,8 +17,9 @@ from pathlib import Path
 import uvicorn
 
 from maestro_gate.api.app import create_app
-from maestro_gate.auth.testing import EVERYTHING, write_keys_file
+from maestro_gate.auth.keys import add_key
 from maestro_gate.config import Settings
+from maestro_gate.core.decision.callers import ROLES
 
 LAYERS = [
     "l1_foundation_models", "l2_data_operations", "l3_agent_frameworks",
@@ -58,7 +59,7 @@ def gate() -> Iterator[tuple[str, str]]:
         bundle.mkdir(parents=True)
         (bundle / "decision.rego").write_text(POLICY)
         (root / "bundle" / ".manifest").write_text('{"revision": "example", "roots": ["maestro"]}')
-        key = write_keys_file(root / "keys.json", {"example": EVERYTHING})["example"]
+        key = add_key(root / "keys.json", "example", ROLES)
         settings = Settings.model_validate(
             {
                 "bundle_dir": root / "bundle",

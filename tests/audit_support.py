@@ -12,11 +12,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from maestro_gate.audit.checkpoint_keys import CheckpointSigner, load_signer
 from maestro_gate.audit.postgres import PostgresAuditLog
-from maestro_gate.audit.signing import CheckpointSigner, load_signer
 from maestro_gate.audit.sqlite import SqliteAuditLog
 from maestro_gate.audit.store import TreeLog
-from maestro_gate.core.records import decision_record
+from maestro_gate.core.ledger.records import decision_record
 
 PG_DSN = os.environ.get("MAESTRO_GATE_TEST_PG_DSN")
 ORIGIN = "test.example/audit"

@@ -7,11 +7,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from maestro_gate.auth.testing import EVERYTHING, key_header, write_keys_file
 from maestro_gate.config import Settings
-from maestro_gate.core.callers import AGENT, APPROVER, AUDITOR, POLICY_ADMIN
+from maestro_gate.core.decision.callers import AGENT, APPROVER, AUDITOR, POLICY_ADMIN
 from maestro_gate.wiring import sqlite_path
 from tests.conftest import write_bundle
+from tests.credentials import EVERYTHING, key_header, write_keys_file
 
 ANALYST = "spiffe://corp.example/agent/analyst"
 CODER = "spiffe://corp.example/agent/coder"

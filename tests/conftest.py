@@ -11,13 +11,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from maestro_gate.api.app import create_app
-from maestro_gate.auth.testing import EVERYTHING, key_header, write_keys_file
 from maestro_gate.config import Settings
+from tests.credentials import EVERYTHING, key_header, write_keys_file
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"
 
-# A rule for test bundles: the decision contract (engine/contract.py) refuses a bundle whose
+# A rule for test bundles: the decision contract (engine/bundle_contract.py) refuses a bundle whose
 # result does not give every layer a verdict on its probe requests.
 EVERY_LAYER_ALLOWS = """every_layer_allows := {"l1_foundation_models": "allow",
   "l2_data_operations": "allow", "l3_agent_frameworks": "allow",

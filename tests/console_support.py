@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 from fastapi.testclient import TestClient
 
-from maestro_gate.auth.testing import write_keys_file
 from maestro_gate.config import Settings
 from tests.conftest import ROOT, make_settings
+from tests.credentials import write_keys_file
 
 AGENT_ID = "spiffe://corp.example/agent/analyst"
 PRINCIPALS: dict[str, tuple[list[str], list[str]]] = {

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from maestro_gate.core.chain import GENESIS, seal
+from maestro_gate.core.decision.ports import AuditReceipt, BundleInfo, EngineResult
 from maestro_gate.core.errors import AuditUnavailable
-from maestro_gate.core.ports import AuditReceipt, BundleInfo, EngineResult
+from maestro_gate.core.ledger.chain import GENESIS, seal
 
 BUNDLE = BundleInfo(revision="r1", digest="sha256:abc", activated_at="2026-01-01T00:00:00Z")
 ALLOW = {"decision": "allow", "reasons": [], "obligations": [], "layers": {}}

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 from maestro_gate.api.decide import parse_request
-from maestro_gate.core.callers import AGENT, ANY_SUBJECT, Caller
-from maestro_gate.core.controls import Controls, Stop
-from maestro_gate.core.ports import empty_state
-from maestro_gate.core.requests import KINDS
+from maestro_gate.core.decision.callers import AGENT, ANY_SUBJECT, Caller
+from maestro_gate.core.decision.controls import Controls, Stop
+from maestro_gate.core.decision.ports import empty_state
+from maestro_gate.core.decision.requests import KINDS
 
 Json = dict[str, Any]
 

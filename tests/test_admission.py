@@ -11,10 +11,16 @@ from fastapi.testclient import TestClient
 
 from maestro_gate.api.app import create_app
 from maestro_gate.api.decide import parse_request
-from maestro_gate.auth.testing import EVERYTHING, key_header, write_keys_file
-from maestro_gate.core.admission import Admission, WorkBudget, check_weight, weight, work_units
+from maestro_gate.core.decision.admission import (
+    Admission,
+    WorkBudget,
+    check_weight,
+    weight,
+    work_units,
+)
 from maestro_gate.core.errors import CallerOverloaded, RequestTooComplex
 from tests.conftest import action, live_client, make_settings, write_bundle
+from tests.credentials import EVERYTHING, key_header, write_keys_file
 
 # Slow for `slow.tool` on both engines (about a second on rego-cpp), instant otherwise.
 SLOW_FOR_ONE_TOOL = """package maestro.decision

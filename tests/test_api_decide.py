@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from maestro_gate.audit.sqlite import SqliteAuditLog
-from maestro_gate.core.verify import verify_log
+from maestro_gate.core.ledger.verify import verify_log
 from maestro_gate.wiring import sqlite_path
 from tests.conftest import (
     CONTRACT_PROBE,

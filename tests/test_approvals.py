@@ -9,8 +9,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from maestro_gate.api.app import create_app
-from maestro_gate.core.approvals import action_digest
-from maestro_gate.core.requests import REQUEST_ADAPTER
+from maestro_gate.core.decision.approvals import action_digest
+from maestro_gate.core.decision.requests import REQUEST_ADAPTER
 from maestro_gate.wiring import sqlite_path
 from tests.auth_support import ANALYST, act, events, gate_bundle, gate_settings
 

@@ -14,9 +14,9 @@ import pytest
 from maestro_gate.approvals.postgres import PostgresApprovalStore
 from maestro_gate.approvals.sql import SqlApprovalStore
 from maestro_gate.approvals.sqlite import SqliteApprovalStore
-from maestro_gate.core.approvals import Approval, Vote, now_ms
-from maestro_gate.core.callers import APPROVER, Caller
-from maestro_gate.core.controls import Controls, Stop
+from maestro_gate.core.decision.approvals import Approval, Vote, now_ms
+from maestro_gate.core.decision.callers import APPROVER, Caller
+from maestro_gate.core.decision.controls import Controls, Stop
 from maestro_gate.core.errors import AlreadyVoted, ApprovalClosed, NotFound, SelfApproval
 
 PG_DSN = os.environ.get("MAESTRO_GATE_TEST_PG_DSN")

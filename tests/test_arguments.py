@@ -1,4 +1,4 @@
-"""Tool arguments against the registry's input_schema (core/arguments.py, T41).
+"""Tool arguments against the registry's input_schema (core/decision/arguments.py, T41).
 
 The outcome reaching the policy is tested end to end by the scenario
 tests/scenarios/l3_mcp_tool_arguments_off_schema.json (through the engine and /v1/decide) and
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from maestro_gate.core.arguments import ToolSchemas
-from maestro_gate.core.registry import RegistryFacts
+from maestro_gate.core.decision.arguments import ToolSchemas
+from maestro_gate.core.decision.registry import RegistryFacts
 from maestro_gate.engine.bundle import read_bundle
 from tests.conftest import POLICIES
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from maestro_gate.core.requests import REQUEST_ADAPTER
+from maestro_gate.core.decision.requests import REQUEST_ADAPTER
 from tests.conftest import POLICIES, live_client, make_settings
 from tests.test_engine_semantics import Engines, bundle, engines  # noqa: F401 (fixtures)
 

@@ -11,17 +11,17 @@ import jsonschema
 import pytest
 from fastapi.testclient import TestClient
 
-import maestro_gate.core
+import maestro_gate.core.ledger
 from maestro_gate.api.app import create_app
-from maestro_gate.audit.signing import verify_note
-from maestro_gate.auth.testing import key_header, write_keys_file
-from maestro_gate.core import merkle
-from maestro_gate.core.callers import AGENT, ANY_SUBJECT, AUDITOR
-from maestro_gate.core.checkpoint import VerifierKey
-from maestro_gate.core.records import decision_record, event_record
+from maestro_gate.audit.checkpoint_keys import verify_note
+from maestro_gate.core.decision.callers import AGENT, ANY_SUBJECT, AUDITOR
+from maestro_gate.core.ledger import merkle
+from maestro_gate.core.ledger.checkpoint import VerifierKey
+from maestro_gate.core.ledger.records import decision_record, event_record
 from tests.conftest import action, make_settings
+from tests.credentials import key_header, write_keys_file
 
-SCHEMA_FILE = Path(maestro_gate.core.__file__).parent / "record.schema.json"
+SCHEMA_FILE = Path(maestro_gate.core.ledger.__file__).parent / "record.schema.json"
 
 
 @pytest.fixture

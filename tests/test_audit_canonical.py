@@ -10,7 +10,7 @@ import orjson
 import pytest
 import rfc8785
 
-from maestro_gate.core.chain import MAX_SAFE_INTEGER, canonical, is_canonical
+from maestro_gate.core.ledger.chain import MAX_SAFE_INTEGER, canonical, is_canonical
 
 ALPHABET = (
     [chr(c) for c in range(0x00, 0x80)]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from maestro_gate.audit.signing import load_signer, read_verifier_key, verify_note
-from maestro_gate.core.checkpoint import (
+from maestro_gate.audit.checkpoint_keys import load_signer, read_verifier_key, verify_note
+from maestro_gate.core.ledger.checkpoint import (
     Checkpoint,
     NoteError,
     parse_checkpoint,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from maestro_gate.audit.checkpoint_keys import load_signer
 from maestro_gate.audit.export import verify
-from maestro_gate.audit.signing import load_signer
 from maestro_gate.audit.sqlite import SqliteAuditLog
 from tests.audit_support import body
 from tests.conftest import action, write_bundle

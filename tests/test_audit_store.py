@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from maestro_gate.audit.checkpoints import issue
+from maestro_gate.audit.checkpoint_issuer import issue
 from maestro_gate.audit.export import verify
 from maestro_gate.audit.store import TreeLog
-from maestro_gate.core import merkle
-from maestro_gate.core.chain import GENESIS
+from maestro_gate.core.decision.ports import AuditReceipt
 from maestro_gate.core.errors import AuditUnavailable
-from maestro_gate.core.ports import AuditReceipt
+from maestro_gate.core.ledger import merkle
+from maestro_gate.core.ledger.chain import GENESIS
 from tests.audit_support import (
     BACKENDS,
     PG_DSN,

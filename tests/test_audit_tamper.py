@@ -10,18 +10,18 @@ from typing import Any
 
 import pytest
 
-from maestro_gate.audit.checkpoints import issue
+from maestro_gate.audit.checkpoint_issuer import issue
+from maestro_gate.audit.checkpoint_keys import CheckpointSigner, load_signer
 from maestro_gate.audit.export import (
     export_entries,
     export_rows,
     verify,
     verify_store,
 )
-from maestro_gate.audit.signing import CheckpointSigner, load_signer
 from maestro_gate.audit.store import TreeLog
 from maestro_gate.cli import main
-from maestro_gate.core.merkle import leaf_hash
-from maestro_gate.core.verify import ChainReport
+from maestro_gate.core.ledger.merkle import leaf_hash
+from maestro_gate.core.ledger.verify import ChainReport
 from tests.audit_support import BACKENDS, ORIGIN, Database, body, make_store, signer, started
 
 SIZE = 12

@@ -148,7 +148,7 @@ def test_the_gate_verifies_bearer_tokens_with_keys_from_the_url(tmp_path: Path) 
             with GateClient(url, token=token) as client:
                 assert client.decide(act()).decision == "allow"
             with GateClient(url, token=token + "x") as forged:
-                from maestro_gate.client.errors import Unauthorized
+                from maestro_gate.client.exceptions import Unauthorized
 
                 with pytest.raises(Unauthorized):
                     forged.decide(act())

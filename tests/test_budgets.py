@@ -19,11 +19,11 @@ from redis.asyncio import Redis
 
 from maestro_gate.api.app import create_app
 from maestro_gate.api.decide import parse_request
-from maestro_gate.core.budgets import request_cost
+from maestro_gate.core.decision.budgets import request_cost
+from maestro_gate.core.decision.point import DecisionPoint
+from maestro_gate.core.decision.ports import PolicyEngine, StateSource
+from maestro_gate.core.decision.registry import tool_costs
 from maestro_gate.core.errors import AuditUnavailable, EngineError
-from maestro_gate.core.point import DecisionPoint
-from maestro_gate.core.ports import PolicyEngine, StateSource
-from maestro_gate.core.registry import tool_costs
 from maestro_gate.engine.bundle import read_bundle
 from maestro_gate.engine.embedded import EmbeddedEngine
 from maestro_gate.state.memory import MemoryState

@@ -23,7 +23,7 @@ from maestro_gate.cli import main
 from maestro_gate.config import Settings
 from maestro_gate.core.errors import BundleError
 from maestro_gate.engine.bundle import read_bundle
-from maestro_gate.engine.signing import file_hash
+from maestro_gate.engine.bundle_signatures import file_hash
 from tests.conftest import POLICIES, action, write_bundle
 from tests.conftest import make_settings as conftest_settings
 

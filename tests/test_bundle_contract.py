@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from maestro_gate.api.app import create_app
-from maestro_gate.core.decisions import LAYERS
-from maestro_gate.core.requests import REQUEST_ADAPTER
+from maestro_gate.core.decision.decisions import LAYERS
+from maestro_gate.core.decision.requests import REQUEST_ADAPTER
 from maestro_gate.engine.bundle import read_bundle
-from maestro_gate.engine.contract import check_contract, contract_problems
+from maestro_gate.engine.bundle_contract import check_contract, contract_problems
 from maestro_gate.engine.probes import PROBE_REQUESTS, probe_documents
 from tests.conftest import EVERY_LAYER_ALLOWS, POLICIES, action, write_bundle
 from tests.conftest import make_settings as conftest_settings

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from maestro_gate.catalog_files import load_catalog, read_documents, schema_path
-from maestro_gate.core.catalog import DOCUMENTS, Catalog, CatalogError
+from maestro_gate.core.catalog.files import load_catalog, read_documents, schema_path
+from maestro_gate.core.catalog.model import DOCUMENTS, Catalog, CatalogError
 
 CATALOG_DIR = Path(__file__).resolve().parents[1] / "catalog"
 

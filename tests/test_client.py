@@ -20,8 +20,8 @@ import anyio
 import pytest
 
 from maestro_gate.client import AsyncGateClient, GateClient, Retry
-from maestro_gate.client import errors as client_errors
-from maestro_gate.core.requests import AgentAction
+from maestro_gate.client import exceptions as client_errors
+from maestro_gate.core.decision.requests import AgentAction
 from tests.auth_support import ANALYST, CODER, act
 from tests.client_support import (
     Answer,
@@ -327,7 +327,7 @@ def test_each_documented_error_raises_its_class(status: int, code: str) -> None:
 def test_the_client_imports_no_server_dependency() -> None:
     """Importing the client loads neither the web framework, the engine nor a database driver."""
     probe = (
-        "import sys, maestro_gate.client, maestro_gate.client.errors;"
+        "import sys, maestro_gate.client, maestro_gate.client.exceptions;"
         "print(' '.join(sorted(sys.modules)))"
     )
     loaded = set(

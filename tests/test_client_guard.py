@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from maestro_gate.client import AsyncGateClient, GateClient, Retry
-from maestro_gate.client import errors as client_errors
+from maestro_gate.client import exceptions as client_errors
 from maestro_gate.client.approval import HitlPolicy, resubmission
 from maestro_gate.client.context import GateContext, acting_as, current
 from maestro_gate.client.guard import (
@@ -28,8 +28,8 @@ from maestro_gate.client.guard import (
     guard,
     movement,
 )
-from maestro_gate.core.decisions import DecisionResponse, Obligation
-from maestro_gate.core.requests import Data, Endpoint, Resource
+from maestro_gate.core.decision.decisions import DecisionResponse, Obligation
+from maestro_gate.core.decision.requests import Data, Endpoint, Resource
 from tests.auth_support import ANALYST, CODER, records
 from tests.client_support import Gate, real_gate
 

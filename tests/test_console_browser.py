@@ -22,11 +22,11 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
-from maestro_gate.audit.signing import load_signer
+from maestro_gate.audit.checkpoint_keys import load_signer
 from maestro_gate.audit.sqlite import SqliteAuditLog
-from maestro_gate.catalog_files import load_catalog
 from maestro_gate.config import Settings
-from maestro_gate.coverage import coverage_report
+from maestro_gate.core.catalog.coverage import coverage_report
+from maestro_gate.core.catalog.files import load_catalog
 from tests.conftest import POLICIES, ROOT, action
 from tests.console_support import console_settings
 from tests.test_hot_reload import serving

@@ -8,15 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from maestro_gate.annotations import (
+from maestro_gate.core.catalog.annotations import (
     AnnotationError,
     annotation_problems,
     rego_tests,
     rule_annotations,
 )
-from maestro_gate.catalog_files import load_answers, load_catalog
-from maestro_gate.core.catalog import Answers, Catalog, CatalogError
-from maestro_gate.coverage import CoverageReport, coverage_report, main_coverage, render_text
+from maestro_gate.core.catalog.coverage import (
+    CoverageReport,
+    coverage_report,
+    main_coverage,
+    render_text,
+)
+from maestro_gate.core.catalog.files import load_answers, load_catalog
+from maestro_gate.core.catalog.model import Answers, Catalog, CatalogError
 
 CATALOG_DIR = Path(__file__).resolve().parents[1] / "catalog"
 

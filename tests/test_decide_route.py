@@ -22,7 +22,7 @@ from httpx import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from maestro_gate.api.app import create_app
-from maestro_gate.api.errors import CHALLENGE
+from maestro_gate.api.http_errors import CHALLENGE
 from maestro_gate.config import Settings
 from tests.auth_support import CODER, act, events, gate_settings
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from maestro_gate.core.decisions import LAYERS
+from maestro_gate.core.decision.decisions import LAYERS
 from maestro_gate.engine.bundle import read_bundle
 from maestro_gate.engine.embedded import EmbeddedEngine
 from maestro_gate.engine.inprocess import InProcessOpaEngine

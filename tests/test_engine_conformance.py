@@ -21,12 +21,12 @@ import pytest
 
 from maestro_gate.api.decide import parse_request
 from maestro_gate.approvals.sqlite import SqliteApprovalStore
-from maestro_gate.core.arguments import ToolSchemas
-from maestro_gate.core.budgets import Reservation
-from maestro_gate.core.decisions import DecisionResponse
-from maestro_gate.core.point import DecisionPoint
-from maestro_gate.core.ports import AuditReceipt, PolicyEngine, empty_state
-from maestro_gate.core.requests import AnyRequest
+from maestro_gate.core.decision.arguments import ToolSchemas
+from maestro_gate.core.decision.budgets import Reservation
+from maestro_gate.core.decision.decisions import DecisionResponse
+from maestro_gate.core.decision.point import DecisionPoint
+from maestro_gate.core.decision.ports import AuditReceipt, PolicyEngine, empty_state
+from maestro_gate.core.decision.requests import AnyRequest
 from maestro_gate.engine.bundle import Bundle, read_bundle
 from maestro_gate.engine.embedded import EmbeddedEngine
 from maestro_gate.engine.opa import OpaEngine

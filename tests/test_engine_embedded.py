@@ -14,7 +14,7 @@ import regopy
 from maestro_gate.core.errors import BundleError, EngineError, EngineTimeout
 from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, read_bundle, unsupported_builtins
 from maestro_gate.engine.embedded import EmbeddedEngine, compile_bundle
-from maestro_gate.engine.vm import evaluate
+from maestro_gate.engine.native_eval import evaluate
 from tests.conftest import write_bundle
 
 DOCUMENTS: list[Any] = [

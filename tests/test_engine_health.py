@@ -1,4 +1,4 @@
-"""Readiness tells a saturated or wedged engine from a loaded one (core/health.py)."""
+"""Readiness tells a saturated or wedged engine from a loaded one (core/decision/health.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from maestro_gate.api.app import create_app
-from maestro_gate.auth.testing import EVERYTHING, key_header, write_keys_file
-from maestro_gate.core.admission import Admission
+from maestro_gate.core.decision.admission import Admission
+from maestro_gate.core.decision.health import EngineHealth
 from maestro_gate.core.errors import EngineTimeout
-from maestro_gate.core.health import EngineHealth
 from tests.conftest import action, make_settings, write_bundle
+from tests.credentials import EVERYTHING, key_header, write_keys_file
 from tests.fakes import ScriptedEngine
 from tests.test_admission import SLOW_FOR_ONE_TOOL, Clock
 

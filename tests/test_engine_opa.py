@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from maestro_gate.api.app import create_app
 from maestro_gate.config import Settings
+from maestro_gate.core.decision.ports import BundleInfo
 from maestro_gate.core.errors import EngineError
-from maestro_gate.core.ports import BundleInfo
 from maestro_gate.engine.bundle import read_bundle
 from maestro_gate.wiring import Gate, build
 from tests.conftest import action, make_settings, write_bundle

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 import regopy
 
+from maestro_gate.core.decision.requests import REQUEST_ADAPTER
 from maestro_gate.core.errors import EngineError
-from maestro_gate.core.requests import REQUEST_ADAPTER
 from maestro_gate.engine import patches
 from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, read_bundle
 from maestro_gate.engine.embedded import compile_bundle
-from maestro_gate.engine.vm import evaluate
+from maestro_gate.engine.native_eval import evaluate
 from tests.conftest import write_bundle
 
 ROOT = Path(__file__).resolve().parents[1]

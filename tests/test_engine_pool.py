@@ -15,8 +15,8 @@ from maestro_gate.core.errors import EngineError, EngineTimeout
 from maestro_gate.engine import _rego
 from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, read_bundle
 from maestro_gate.engine.embedded import EmbeddedEngine, compile_bundle, sources_of
+from maestro_gate.engine.native_eval import evaluate
 from maestro_gate.engine.pool import WorkerPool
-from maestro_gate.engine.vm import evaluate
 from tests.conftest import write_bundle
 from tests.test_engine_patches import documents
 

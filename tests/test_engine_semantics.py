@@ -35,10 +35,10 @@ from hypothesis import given
 
 from maestro_gate.api.decide import parse_request
 from maestro_gate.authoring.tester import discover
-from maestro_gate.core.arguments import ToolSchemas
-from maestro_gate.core.callers import AGENT, Caller
+from maestro_gate.core.decision.arguments import ToolSchemas
+from maestro_gate.core.decision.callers import AGENT, Caller
+from maestro_gate.core.decision.point import DecisionPoint
 from maestro_gate.core.errors import EngineError
-from maestro_gate.core.point import DecisionPoint
 from maestro_gate.engine.bundle import Bundle, read_bundle
 from maestro_gate.engine.embedded import EmbeddedEngine
 from maestro_gate.engine.inprocess import InProcessOpaEngine, compile_opa

@@ -21,13 +21,13 @@ import structlog
 from prometheus_client import generate_latest
 
 from maestro_gate import logs
-from maestro_gate.core.chain import MAX_SAFE_INTEGER, leaf_hash
 from maestro_gate.core.clock import iso_microseconds, iso_z
-from maestro_gate.core.decisions import PolicyRef, gate_deny, gate_reason, policy_ref
+from maestro_gate.core.decision.decisions import PolicyRef, gate_deny, gate_reason, policy_ref
+from maestro_gate.core.decision.point import DecisionPoint
+from maestro_gate.core.decision.ports import BundleInfo, empty_state
+from maestro_gate.core.decision.requests import REQUEST_ADAPTER
 from maestro_gate.core.errors import InvalidRequest
-from maestro_gate.core.point import DecisionPoint
-from maestro_gate.core.ports import BundleInfo, empty_state
-from maestro_gate.core.requests import REQUEST_ADAPTER
+from maestro_gate.core.ledger.chain import MAX_SAFE_INTEGER, leaf_hash
 from maestro_gate.metrics import PrometheusMetrics
 from tests.fakes import MemoryAuditLog, RecordingMetrics, ScriptedEngine
 

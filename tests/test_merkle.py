@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from maestro_gate.core import merkle
+from maestro_gate.core.ledger import merkle
 
 VECTORS = Path(__file__).parent / "data" / "merkle"
 

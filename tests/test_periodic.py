@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from maestro_gate.core.periodic import Periodic
+from maestro_gate.periodic import Periodic
 
 pytestmark = pytest.mark.anyio
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from maestro_gate.core.decision.point import DecisionPoint
+from maestro_gate.core.decision.requests import REQUEST_ADAPTER
 from maestro_gate.core.errors import AuditUnavailable, EngineError, EngineTimeout, InvalidRequest
-from maestro_gate.core.point import DecisionPoint
-from maestro_gate.core.requests import REQUEST_ADAPTER
 from tests.fakes import MemoryAuditLog, RecordingMetrics, ScriptedEngine
 
 pytestmark = pytest.mark.anyio

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from maestro_gate.approvals.sqlite import SqliteApprovalStore
-from maestro_gate.core.callers import AGENT, Caller
-from maestro_gate.core.controls import Controls, Stop
-from maestro_gate.core.decisions import PolicyResult, check_policy_result, policy_ref
+from maestro_gate.core.decision.callers import AGENT, Caller
+from maestro_gate.core.decision.controls import Controls, Stop
+from maestro_gate.core.decision.decisions import PolicyResult, check_policy_result, policy_ref
+from maestro_gate.core.decision.point import Asked, DecisionPoint, Gathered
+from maestro_gate.core.decision.ports import AuditReceipt
+from maestro_gate.core.decision.requests import REQUEST_ADAPTER, AnyRequest
 from maestro_gate.core.errors import AuditUnavailable
-from maestro_gate.core.point import Asked, DecisionPoint, Gathered
-from maestro_gate.core.ports import AuditReceipt
-from maestro_gate.core.requests import REQUEST_ADAPTER, AnyRequest
 from tests.fakes import BUNDLE, MemoryAuditLog, RecordingMetrics, ScriptedEngine
 
 pytestmark = pytest.mark.anyio

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from maestro_gate.auth.testing import EVERYTHING, key_header, write_keys_file
 from maestro_gate.cli import main
-from maestro_gate.core.callers import APPROVER
+from maestro_gate.core.decision.callers import APPROVER
 from tests.conftest import POLICIES, live_client, make_settings
+from tests.credentials import EVERYTHING, key_header, write_keys_file
 
 A = "spiffe://corp.example/agent/"
 REGISTRY = json.loads((POLICIES / "maestro/registry/data.json").read_text())

@@ -15,9 +15,9 @@ import pytest
 
 from maestro_gate.audit.backends import open_log
 from maestro_gate.cli import main
-from maestro_gate.core import merkle
-from maestro_gate.core.chain import seal
-from maestro_gate.core.records import decision_record
+from maestro_gate.core.ledger import merkle
+from maestro_gate.core.ledger.chain import seal
+from maestro_gate.core.ledger.records import decision_record
 from tests.conftest import POLICIES, live_client, make_settings
 from tests.test_posture import TRAFFIC, A, test_registry
 

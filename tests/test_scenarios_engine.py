@@ -3,7 +3,7 @@
 Each `tests/scenarios/<name>.json` holds a `/v1/decide` body and the decision and rule ids it
 must produce; the input is the request as the service dumps it, with the gate state a fresh
 gate gives it: no history, and the arguments checked against the tool's registry input_schema
-(core/arguments.py) as the DecisionPoint checks them.
+(core/decision/arguments.py) as the DecisionPoint checks them.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import regopy
 
-from maestro_gate.core.arguments import ToolSchemas
-from maestro_gate.core.decisions import LAYERS, check_policy_result
-from maestro_gate.core.requests import REQUEST_ADAPTER
+from maestro_gate.core.decision.arguments import ToolSchemas
+from maestro_gate.core.decision.decisions import LAYERS, check_policy_result
+from maestro_gate.core.decision.requests import REQUEST_ADAPTER
 from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, read_bundle
 
 ROOT = Path(__file__).resolve().parents[1]

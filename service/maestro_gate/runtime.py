@@ -15,19 +15,19 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
-from maestro_gate.approvals.controls import OperatorControls
+from maestro_gate.approvals.operator_controls import OperatorControls
 from maestro_gate.approvals.sql import SqlApprovalStore
 from maestro_gate.approvals.sync import ControlsSync
-from maestro_gate.audit.checkpoints import Checkpointer
+from maestro_gate.audit.checkpoint_issuer import Checkpointer
 from maestro_gate.audit.store import TreeLog
 from maestro_gate.auth.authenticator import Authenticator
 from maestro_gate.config import Settings
-from maestro_gate.core.controls import Controls
-from maestro_gate.core.deciding import DecisionService
+from maestro_gate.core.decision.controls import Controls
+from maestro_gate.core.decision.deciding import DecisionService
+from maestro_gate.core.decision.health import EngineHealth
+from maestro_gate.core.decision.ports import BundleInfo, ServingEngine
+from maestro_gate.core.decision.recorder import AuditRecorder
 from maestro_gate.core.errors import AuditUnavailable, BundleError, EngineError
-from maestro_gate.core.health import EngineHealth
-from maestro_gate.core.ports import BundleInfo, ServingEngine
-from maestro_gate.core.recorder import AuditRecorder
 from maestro_gate.engine.local import BundleSource
 from maestro_gate.engine.watch import BundleWatcher, fingerprint
 from maestro_gate.metrics import PrometheusMetrics

@@ -13,25 +13,25 @@ from typing import Any
 import prometheus_client
 from redis.asyncio import Redis
 
-from maestro_gate.approvals.controls import OperatorControls
+from maestro_gate.approvals.operator_controls import OperatorControls
 from maestro_gate.approvals.postgres import PostgresApprovalStore
 from maestro_gate.approvals.sql import SqlApprovalStore
 from maestro_gate.approvals.sqlite import SqliteApprovalStore
 from maestro_gate.approvals.sync import ControlsSync
 from maestro_gate.audit.backends import open_log
-from maestro_gate.audit.checkpoints import Checkpointer
+from maestro_gate.audit.checkpoint_issuer import Checkpointer
 from maestro_gate.audit.store import TreeLog
 from maestro_gate.auth.authenticator import build_authenticator
 from maestro_gate.authoring.check import refuse_unchecked
 from maestro_gate.config import Settings
-from maestro_gate.core.admission import Admission, WorkBudget
-from maestro_gate.core.controls import Controls
-from maestro_gate.core.deciding import DecisionService
-from maestro_gate.core.health import EngineHealth
-from maestro_gate.core.point import DecisionPoint
-from maestro_gate.core.ports import ServingEngine, StateSource
-from maestro_gate.core.recorder import AuditRecorder
-from maestro_gate.core.registry import RegistryFacts
+from maestro_gate.core.decision.admission import Admission, WorkBudget
+from maestro_gate.core.decision.controls import Controls
+from maestro_gate.core.decision.deciding import DecisionService
+from maestro_gate.core.decision.health import EngineHealth
+from maestro_gate.core.decision.point import DecisionPoint
+from maestro_gate.core.decision.ports import ServingEngine, StateSource
+from maestro_gate.core.decision.recorder import AuditRecorder
+from maestro_gate.core.decision.registry import RegistryFacts
 from maestro_gate.engine.bundle import Bundle
 from maestro_gate.engine.embedded import EmbeddedEngine
 from maestro_gate.engine.inprocess import InProcessOpaEngine

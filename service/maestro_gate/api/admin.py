@@ -2,9 +2,9 @@
 
 A reload activates the configured bundle only when it reads, verifies (when a public key is
 set), passes `policy check`, compiles and keeps the decision contract on its probe requests
-(engine/contract.py), and, with signing on, is newer than the newest signed revision the store
-accepted (engine/revision.py); otherwise the active bundle stays, the failure is counted and
-shown in `/v1/status`, and the answer is 422 `{code: "bundle_error", message, errors}`.
+(engine/bundle_contract.py), and, with signing on, is newer than the newest signed revision
+the store accepted (engine/revision.py); otherwise the active bundle stays, the failure is
+counted and shown in `/v1/status`, and the answer is 422 `{code: "bundle_error", message, errors}`.
 `allow_downgrade=true` lets an admin activate an older signed bundle; the downgrade is audited
 (`bundle_downgrade_allowed`) first. A store that cannot be read or written answers 503
 `audit_unavailable`. With engine=opa a reload asks OPA for its active revision; an OPA that
@@ -19,7 +19,7 @@ from fastapi import APIRouter, Query, Request
 
 from maestro_gate.api.security import caller_of
 from maestro_gate.api.services import services_of
-from maestro_gate.core.ports import BundleInfo
+from maestro_gate.core.decision.ports import BundleInfo
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 

@@ -3,7 +3,7 @@
 Every change is written to the audit trail first (`mode_changed`, `emergency_stop_added`,
 `emergency_stop_lifted`), then persisted in the approvals database (so it survives a restart
 and reaches other replicas), then applied to the decision point at once
-(`approvals/controls.py`).
+(`approvals/operator_controls.py`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from maestro_gate.api.security import caller_of
 from maestro_gate.api.services import services_of
-from maestro_gate.approvals.controls import stop_view
-from maestro_gate.core.catalog import LayerId
-from maestro_gate.core.controls import Controls, Stop, StopKind
-from maestro_gate.core.decisions import Mode
+from maestro_gate.approvals.operator_controls import stop_view
+from maestro_gate.core.catalog.model import LayerId
+from maestro_gate.core.decision.controls import Controls, Stop, StopKind
+from maestro_gate.core.decision.decisions import Mode
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 

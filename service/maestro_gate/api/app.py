@@ -18,13 +18,13 @@ from maestro_gate.api import (
     authzen,
     contract,
     decide,
-    errors,
+    http_errors,
     operations,
     posture,
     security,
 )
 from maestro_gate.config import Settings
-from maestro_gate.core.callers import AUDITOR, POLICY_ADMIN
+from maestro_gate.core.decision.callers import AUDITOR, POLICY_ADMIN
 from maestro_gate.wiring import Gate, build
 
 
@@ -49,7 +49,7 @@ def create_app(settings: Settings, gate: Gate | None = None) -> FastAPI:
         summary="Policy decision point for multi-agent AI systems (MAESTRO layers).",
         lifespan=lifespan,
     )
-    errors.install(app)
+    http_errors.install(app)
     decide.add_route(app)  # first, on the app itself: its endpoint checks its caller
     authzen.add_routes(app)  # AuthZEN 1.0 beside /v1, decided by the same service
     # Authentication and roles are applied here, per router, so no router module can forget them.
@@ -62,7 +62,7 @@ def create_app(settings: Settings, gate: Gate | None = None) -> FastAPI:
     app.include_router(approvals.router, dependencies=[Depends(security.authenticated)])
     app.include_router(audit.router, dependencies=[Depends(security.require(AUDITOR))])
     app.include_router(posture.router, dependencies=[Depends(security.require(AUDITOR))])
-    console.install(app, settings)  # /console: its own sessions and role checks (console/guard.py)
+    console.install(app, settings)  # /console: its own sessions and role checks (console/access.py)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -19,8 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from maestro_gate.api.security import caller_of, require
 from maestro_gate.api.services import services_of
-from maestro_gate.core.approvals import Approval, ApprovalStore, Status, Vote, now_ms, public_view
-from maestro_gate.core.callers import APPROVER, AUDITOR, Caller
+from maestro_gate.core.decision.approvals import (
+    Approval,
+    ApprovalStore,
+    Status,
+    Vote,
+    now_ms,
+    public_view,
+)
+from maestro_gate.core.decision.callers import APPROVER, AUDITOR, Caller
 from maestro_gate.core.errors import AuditUnavailable, Forbidden, NotFound
 from maestro_gate.runtime import Services
 

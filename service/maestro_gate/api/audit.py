@@ -22,10 +22,10 @@ from pydantic import BaseModel, Field
 
 from maestro_gate.api.services import services_of
 from maestro_gate.audit.store import TreeLog
-from maestro_gate.core.chain import MAX_SAFE_INTEGER
+from maestro_gate.core.decision.ports import AuditEntry, StoredCheckpoint
 from maestro_gate.core.errors import NotFound, NotReady
-from maestro_gate.core.ports import AuditEntry, StoredCheckpoint
-from maestro_gate.core.records import export_line
+from maestro_gate.core.ledger.chain import MAX_SAFE_INTEGER
+from maestro_gate.core.ledger.records import export_line
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 PAGE_MAX = 1000

@@ -1,15 +1,14 @@
 """OpenID AuthZEN 1.0 beside `/v1`: `POST /access/v1/evaluation`, `POST /access/v1/evaluations`
 and `GET /.well-known/authzen-configuration`.
 
-Each evaluation is mapped to one of the gate's three request kinds (core/authzen.py), validated
-as strictly as a `POST /v1/decide` body, and decided by the same decision service, so it is
-audited, bound to its caller's subjects and retried like any decision. The same credentials
-and role (`agent`) as `/v1/decide`. A request that is not an AuthZEN request is 400
-`invalid_request` (the body is OPA's error shape, as every error of the gate); in a batch, an
-evaluation that cannot be decided is `{"decision": false, "context": {"error": {status, code,
-message}}}` and the others are still decided. `X-Request-ID` is echoed on every answer and is
-the evaluation's `request_id` (`<id>/<n>` for the n-th of a batch), so a retried call gets the
-decisions already recorded.
+Each evaluation is mapped to one of the gate's three request kinds (core/decision/authzen.py),
+validated as strictly as a `POST /v1/decide` body, and decided by the same decision service, so it
+is audited, bound to its caller's subjects and retried like any decision. The same credentials and
+role (`agent`) as `/v1/decide`. A request that is not an AuthZEN request is 400 `invalid_request`
+(the body is OPA's error shape, as every error of the gate); in a batch, an evaluation that cannot
+be decided is `{"decision": false, "context": {"error": {status, code, message}}}` and the others
+are still decided. `X-Request-ID` is echoed on every answer and is the evaluation's `request_id`
+(`<id>/<n>` for the n-th of a batch), so a retried call gets the decisions already recorded.
 """
 
 from __future__ import annotations
@@ -21,15 +20,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 
-from maestro_gate.api import errors
+from maestro_gate.api import http_errors
 from maestro_gate.api.body import parse_json, read_body
 from maestro_gate.api.decide import parse_request
 from maestro_gate.api.direct import DirectRoute
 from maestro_gate.api.security import SECURITY, caller_holding, checks_roles
 from maestro_gate.api.services import services_of
-from maestro_gate.core import authzen
-from maestro_gate.core.admission import weight, work_units
-from maestro_gate.core.callers import AGENT, Caller
+from maestro_gate.core.decision import authzen
+from maestro_gate.core.decision.admission import weight, work_units
+from maestro_gate.core.decision.callers import AGENT, Caller
 from maestro_gate.core.errors import GateError
 from maestro_gate.runtime import Services
 
@@ -115,7 +114,7 @@ async def evaluation(request: Request) -> Response:
         body = _valid(authzen.Evaluation, await _read(services, caller, request))
         decided = await _decide(services, caller, body, request_id, received)
     except GateError as exc:
-        return _echo(errors.gate_error_response(exc), request_id)
+        return _echo(http_errors.gate_error_response(exc), request_id)
     return _answer(decided.model_dump(exclude_none=True), request_id)
 
 
@@ -128,7 +127,7 @@ async def evaluations(request: Request) -> Response:
         services = services_of(request)
         batch = _valid(authzen.Evaluations, await _read(services, caller, request))
     except GateError as exc:
-        return _echo(errors.gate_error_response(exc), request_id)
+        return _echo(http_errors.gate_error_response(exc), request_id)
     if not batch.evaluations:  # no `evaluations`: one Access Evaluation, answered as one
         return await _single(services, caller, batch.items()[0], request_id)
     semantic = batch.options.evaluations_semantic if batch.options else "execute_all"
@@ -152,7 +151,7 @@ async def _single(
             services, caller, authzen.complete(item), request_id, time.perf_counter()
         )
     except GateError as exc:
-        return _echo(errors.gate_error_response(exc), request_id)
+        return _echo(http_errors.gate_error_response(exc), request_id)
     return _answer(decided.model_dump(exclude_none=True), request_id)
 
 
@@ -175,7 +174,7 @@ async def _decide_item(
             services, caller, authzen.complete(item), request_id, time.perf_counter()
         )
     except GateError as exc:
-        return authzen.refused(errors.status_of(exc), exc.code, exc.message)
+        return authzen.refused(http_errors.status_of(exc), exc.code, exc.message)
 
 
 async def _decide(
@@ -188,7 +187,7 @@ async def _decide(
     """Map, validate, charge the caller's work budget, and decide through the decision service."""
     try:
         mapped = parse_request(authzen.to_request(evaluation, request_id))
-    except errors.UnprocessableRequest as exc:
+    except http_errors.UnprocessableRequest as exc:
         raise authzen.AuthzenInvalid(
             f"the evaluation does not map to a gate request: {exc.message}", errors=exc.errors
         ) from None
@@ -223,7 +222,7 @@ def _valid(model: type[Model], body: Any) -> Model:
     except ValidationError as exc:
         raise authzen.AuthzenInvalid(
             "the request is not an AuthZEN 1.0 request",
-            errors=errors.validation_details(list(exc.errors(include_input=False))),
+            errors=http_errors.validation_details(list(exc.errors(include_input=False))),
         ) from None
 
 

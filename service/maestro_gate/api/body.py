@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from maestro_gate.api.errors import DuplicateKey, UnsupportedMediaType
+from maestro_gate.api.http_errors import DuplicateKey, UnsupportedMediaType
 from maestro_gate.core.errors import InvalidRequest, RequestTooDeep, RequestTooLarge
 
 # A `\uD800`-`\uDFFF` escape: the only way a lone surrogate gets into a str from strict UTF-8.

@@ -17,11 +17,11 @@ from typing import Any
 from fastapi import routing
 from fastapi.dependencies.models import Dependant
 
-from maestro_gate.api import errors as http
+from maestro_gate.api import http_errors as http
 from maestro_gate.api import security
 from maestro_gate.core import errors
-from maestro_gate.core.authzen import AuthzenInvalid
-from maestro_gate.core.retries import RequestIdReused
+from maestro_gate.core.decision.authzen import AuthzenInvalid
+from maestro_gate.core.decision.retries import RequestIdReused
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 

@@ -1,7 +1,7 @@
 """`POST /v1/decide`: validate the body, decide, answer with the audited decision.
 
 The route reads the body itself (bounded, strictly parsed, charged to the caller's work budget)
-and hands the request to the decision service every front door shares (`core/deciding.py`).
+and hands the request to the decision service every front door shares (`core/decision/deciding.py`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from pydantic import ValidationError
 
 from maestro_gate.api.body import parse_json, read_body
 from maestro_gate.api.direct import DirectRoute
-from maestro_gate.api.errors import UnprocessableRequest, validation_details
+from maestro_gate.api.http_errors import UnprocessableRequest, validation_details
 from maestro_gate.api.security import SECURITY, caller_holding, checks_roles
 from maestro_gate.api.services import services_of
-from maestro_gate.core.admission import weight, work_units
-from maestro_gate.core.callers import AGENT, Caller
-from maestro_gate.core.decisions import DecisionResponse
-from maestro_gate.core.requests import KINDS, REQUEST_ADAPTER, AnyRequest
+from maestro_gate.core.decision.admission import weight, work_units
+from maestro_gate.core.decision.callers import AGENT, Caller
+from maestro_gate.core.decision.decisions import DecisionResponse
+from maestro_gate.core.decision.requests import KINDS, REQUEST_ADAPTER, AnyRequest
 from maestro_gate.runtime import Services
 
 _REQUEST_SCHEMA = REQUEST_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")

@@ -27,7 +27,7 @@ async def ready(request: Request) -> JSONResponse:
     audit/store.py), so a store that recovers turns the gate ready again without any traffic.
     `engine_free` is false while evaluations past their deadline hold every engine worker, or
     while a probe evaluation (at most one a second) does not answer within the deadline
-    (core/health.py).
+    (core/decision/health.py).
     """
     ok, body = await services_of(request).readiness.ready()
     return JSONResponse(body, status_code=200 if ok else 503)

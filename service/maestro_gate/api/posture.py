@@ -18,7 +18,7 @@ from maestro_gate.config import Settings
 from maestro_gate.core.errors import NotReady
 from maestro_gate.posture import reports, sources
 from maestro_gate.posture.probe import Prober
-from maestro_gate.posture.registry import Registry
+from maestro_gate.posture.registry_view import Registry
 from maestro_gate.posture.sources import PostureSources
 from maestro_gate.posture.window import Window, bounds
 

@@ -7,8 +7,8 @@ The decision routes, the hot path, check the same in their endpoint instead (`ca
 declared with `@checks_roles`): FastAPI's dependency solving costs about as much event-loop
 time as the rest of the request.
 A refused caller is counted in `maestro_refused_callers{code}`; an agent asking for a subject it
-is not bound to is refused by the decision service (`core/deciding.py`), which also writes an
-`impersonation_attempt` event to the audit trail.
+is not bound to is refused by the decision service (`core/decision/deciding.py`), which also
+writes an `impersonation_attempt` event to the audit trail.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.requests import HTTPConnection
 
 from maestro_gate.api.services import services_of
-from maestro_gate.core.callers import Caller
+from maestro_gate.core.decision.callers import Caller
 from maestro_gate.core.errors import Forbidden, Unauthenticated
 from maestro_gate.runtime import Services
 

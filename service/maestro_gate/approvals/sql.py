@@ -19,10 +19,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from maestro_gate.core.approvals import Approval, Status, Vote, check_vote, now_ms, tally
-from maestro_gate.core.callers import Caller
-from maestro_gate.core.controls import Controls, Stop, StopKind
-from maestro_gate.core.decisions import Mode
+from maestro_gate.core.decision.approvals import Approval, Status, Vote, check_vote, now_ms, tally
+from maestro_gate.core.decision.callers import Caller
+from maestro_gate.core.decision.controls import Controls, Stop, StopKind
+from maestro_gate.core.decision.decisions import Mode
 from maestro_gate.core.errors import AuditUnavailable, NotFound
 
 SCHEMA = (

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import structlog
 
 from maestro_gate.approvals.sql import SqlApprovalStore
-from maestro_gate.core.controls import Controls
-from maestro_gate.core.periodic import Periodic
+from maestro_gate.core.decision.controls import Controls
+from maestro_gate.periodic import Periodic
 
 
 class ControlsSync:

@@ -16,14 +16,21 @@ from typing import IO, Any
 
 import orjson
 
+from maestro_gate.audit.checkpoint_keys import verify_note
 from maestro_gate.audit.postgres import PostgresAuditLog
-from maestro_gate.audit.signing import verify_note
 from maestro_gate.audit.sqlite import SqliteAuditLog
 from maestro_gate.audit.store import TreeLog
-from maestro_gate.core.checkpoint import Checkpoint, NoteError, VerifierKey
-from maestro_gate.core.ports import AuditEntry
-from maestro_gate.core.records import OPA_FIELDS, export_line
-from maestro_gate.core.verify import ChainReport, Row, Segment, check_segment, join, verify_log
+from maestro_gate.core.decision.ports import AuditEntry
+from maestro_gate.core.ledger.checkpoint import Checkpoint, NoteError, VerifierKey
+from maestro_gate.core.ledger.records import OPA_FIELDS, export_line
+from maestro_gate.core.ledger.verify import (
+    ChainReport,
+    Row,
+    Segment,
+    check_segment,
+    join,
+    verify_log,
+)
 
 
 def export_entries(entries: Iterable[AuditEntry], out: IO[bytes]) -> int:

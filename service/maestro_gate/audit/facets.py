@@ -3,7 +3,7 @@
 A record's facets (`audit_facets`) are its time, type, request kind, subject, decision and
 trace id; its tags (`audit_tags`) are `rule:<id>`, `layer:<id>` and `threat:<id>`, one row
 each, for the reasons it carries and the layers that did not allow, and `request:<key>` for a
-decision whose request carried a `request_id` (its retry key, `core/retries.py`: a retried
+decision whose request carried a `request_id` (its retry key, `core/decision/retries.py`: a retried
 decide finds the decision it already got). Both tables are written in
 the transaction that writes the record, and indexed so that a page of the newest matches is a
 backward walk of one index (`SearchQuery`): keyset paging on `idx`, never an OFFSET.
@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from maestro_gate.core.retries import key_of_record
+from maestro_gate.core.decision.retries import key_of_record
 
 FacetRow = tuple[int, str | None, str | None, str | None, str | None, str | None, str | None]
 """(idx, timestamp, type, kind, subject, decision, trace_id)."""
@@ -90,7 +90,9 @@ def facets_of(
     )
     tags = tags_of(result) if isinstance(result, dict) else set()
     retry = key_of_record(body)
-    if retry is not None:  # a retried decide finds the decision it already got (core/retries.py)
+    if (
+        retry is not None
+    ):  # a retried decide finds the decision it already got (core/decision/retries.py)
         tags.add(f"request:{retry}")
     return row, [(tag, index) for tag in sorted(tags)]
 

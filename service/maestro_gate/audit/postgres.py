@@ -25,9 +25,9 @@ from psycopg_pool import ConnectionPool
 
 from maestro_gate.audit import facets
 from maestro_gate.audit.store import PROBE_TTL_S, Outcome, TreeLog, seal_batch, tail_of
-from maestro_gate.core import merkle
+from maestro_gate.core.decision.ports import AcceptedRevision, AuditEntry, StoredCheckpoint
 from maestro_gate.core.errors import AuditUnavailable
-from maestro_gate.core.ports import AcceptedRevision, AuditEntry, StoredCheckpoint
+from maestro_gate.core.ledger import merkle
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit_records (

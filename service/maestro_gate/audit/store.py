@@ -27,11 +27,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from maestro_gate.audit.facets import FacetRow, LogFilter, facets_of
-from maestro_gate.core import merkle
-from maestro_gate.core.chain import GENESIS, seal
+from maestro_gate.core.decision.ports import (
+    AcceptedRevision,
+    AuditEntry,
+    AuditReceipt,
+    StoredCheckpoint,
+)
 from maestro_gate.core.errors import AuditUnavailable
-from maestro_gate.core.ports import AcceptedRevision, AuditEntry, AuditReceipt, StoredCheckpoint
-from maestro_gate.core.verify import Row
+from maestro_gate.core.ledger import merkle
+from maestro_gate.core.ledger.chain import GENESIS, seal
+from maestro_gate.core.ledger.verify import Row
 
 _Pending = tuple[dict[str, Any], asyncio.Future[AuditReceipt], asyncio.AbstractEventLoop]
 _STOP = object()

@@ -19,7 +19,7 @@ from maestro_gate.auth.keys import KEY_PREFIX, KeyEntry, KeyRing, dev_key, key_h
 from maestro_gate.auth.tokens import JwtVerifier
 from maestro_gate.auth.watched import Watched
 from maestro_gate.config import Settings
-from maestro_gate.core.callers import ANONYMOUS, ANY_SUBJECT, ROLES, Caller
+from maestro_gate.core.decision.callers import ANONYMOUS, ANY_SUBJECT, ROLES, Caller
 from maestro_gate.core.errors import Unauthenticated
 
 DEV_PRINCIPAL = "dev"

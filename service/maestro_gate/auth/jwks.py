@@ -19,7 +19,7 @@ import jwt
 import structlog
 
 from maestro_gate.auth.tokens import JwtVerifier
-from maestro_gate.core.callers import Caller
+from maestro_gate.core.decision.callers import Caller
 from maestro_gate.core.errors import Unauthenticated
 
 

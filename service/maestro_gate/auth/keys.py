@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from maestro_gate.core.callers import ANY_SUBJECT, ROLES, Caller
+from maestro_gate.core.decision.callers import ANY_SUBJECT, ROLES, Caller
 
 KEY_PREFIX = "mgk_"
 

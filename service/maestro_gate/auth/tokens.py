@@ -15,7 +15,7 @@ from typing import Any
 
 import jwt
 
-from maestro_gate.core.callers import ROLES, Caller
+from maestro_gate.core.decision.callers import ROLES, Caller
 from maestro_gate.core.errors import Unauthenticated
 
 ALGORITHMS = {"EdDSA": "OKP", "ES256": "EC", "RS256": "RSA"}

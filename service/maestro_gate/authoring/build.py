@@ -18,7 +18,7 @@ from pathlib import Path
 
 from maestro_gate.core.errors import BundleError
 from maestro_gate.engine.bundle import bundle_files, read_bundle
-from maestro_gate.engine.signing import SIGNATURES_FILE, sign
+from maestro_gate.engine.bundle_signatures import SIGNATURES_FILE, sign
 
 
 @dataclass(frozen=True)

@@ -28,15 +28,15 @@ from pathlib import Path
 
 import regopy
 
-from maestro_gate.annotations import (
+from maestro_gate.authoring.engines import CheckEngine, divergence_problems, opa_problems
+from maestro_gate.core.catalog.annotations import (
     AnnotationError,
     annotation_problems,
     rule_annotations,
     scan_line,
 )
-from maestro_gate.authoring.engines import CheckEngine, divergence_problems, opa_problems
-from maestro_gate.catalog_files import load_catalog
-from maestro_gate.core.catalog import Catalog, CatalogError
+from maestro_gate.core.catalog.files import load_catalog
+from maestro_gate.core.catalog.model import Catalog, CatalogError
 from maestro_gate.core.errors import BundleError
 from maestro_gate.engine.bundle import Bundle, read_bundle, unsupported_builtins
 from maestro_gate.engine.embedded import compile_bundle

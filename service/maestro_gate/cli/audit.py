@@ -24,7 +24,7 @@ def _audit_log(args: argparse.Namespace, settings: Settings) -> Any:
 
 
 def _audit_signer(settings: Settings) -> Any:
-    from maestro_gate.audit.signing import load_signer
+    from maestro_gate.audit.checkpoint_keys import load_signer
 
     signer, created = load_signer(
         settings.checkpoint_key_file,
@@ -54,8 +54,8 @@ def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from maestro_gate.audit.checkpoint_keys import read_verifier_key
     from maestro_gate.audit.export import export_rows, verify, verify_store
-    from maestro_gate.audit.signing import read_verifier_key
 
     key = None
     if args.public_key:
@@ -87,7 +87,7 @@ def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _audit_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
-    from maestro_gate.audit.checkpoints import issue
+    from maestro_gate.audit.checkpoint_issuer import issue
 
     log = _audit_log(args, settings)
     try:

@@ -69,7 +69,7 @@ def _policy_test(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def catalog_coverage(args: argparse.Namespace, settings: Settings) -> int:
-    from maestro_gate.coverage import main_coverage
+    from maestro_gate.core.catalog.coverage import main_coverage
 
     policies = Path(args.policies) if args.policies else settings.bundle_dir
     catalog = Path(args.catalog) if args.catalog else settings.catalog_dir or Path("catalog")

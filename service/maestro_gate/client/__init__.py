@@ -10,7 +10,7 @@ never on the server (import-linter checks it); the adapters (`client.mcp`, `clie
 from maestro_gate.client.approval import HitlPolicy
 from maestro_gate.client.async_client import AsyncGateClient
 from maestro_gate.client.context import GateContext, acting_as, current
-from maestro_gate.client.errors import (
+from maestro_gate.client.exceptions import (
     ActionDenied,
     ApprovalRefused,
     ApprovalTimeout,

@@ -1,7 +1,7 @@
 """Waiting for a human approval, and the re-submission it covers: the very same request.
 
-An approval is bound by the gate to the action's digest (core/approvals.py): the subject, its
-session, the arguments, the target, the chain. The guard re-submits the request it was given the
+An approval is bound by the gate to the action's digest (core/decision/approvals.py): the subject,
+its session, the arguments, the target, the chain. The guard re-submits the request it was given the
 approval for, changing only `approval_id` and `request_id` (a new one: the old one names the
 `require_hitl` answer), so an approval can never cover another call.
 """
@@ -16,10 +16,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 from maestro_gate.client.async_client import AsyncGateClient
-from maestro_gate.client.errors import ActionDenied, ApprovalRefused, ApprovalTimeout
+from maestro_gate.client.exceptions import ActionDenied, ApprovalRefused, ApprovalTimeout
 from maestro_gate.client.sync_client import GateClient
-from maestro_gate.core.decisions import DecisionResponse
-from maestro_gate.core.requests import AnyRequest
+from maestro_gate.core.decision.decisions import DecisionResponse
+from maestro_gate.core.decision.requests import AnyRequest
 
 OnHitl = Literal["wait", "pending"]
 

@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from maestro_gate.core.requests import Context, DelegationHop, Subject
+from maestro_gate.core.decision.requests import Context, DelegationHop, Subject
 
 
 @dataclass(frozen=True, slots=True)

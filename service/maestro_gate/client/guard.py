@@ -36,7 +36,7 @@ from maestro_gate.client.guarded import (
     TargetOf,
     current_decision,
 )
-from maestro_gate.core.requests import (
+from maestro_gate.core.decision.requests import (
     AgentAction,
     AnyRequest,
     Data,

@@ -28,10 +28,10 @@ from maestro_gate.client.approval import (
     wait_and_resubmit_async,
 )
 from maestro_gate.client.async_client import AsyncGateClient
-from maestro_gate.client.errors import ActionDenied, ObligationsUnhandled
+from maestro_gate.client.exceptions import ActionDenied, ObligationsUnhandled
 from maestro_gate.client.sync_client import GateClient
-from maestro_gate.core.decisions import DecisionResponse, Obligation
-from maestro_gate.core.requests import (
+from maestro_gate.core.decision.decisions import DecisionResponse, Obligation
+from maestro_gate.core.decision.requests import (
     AnyRequest,
     Resource,
 )

@@ -24,7 +24,7 @@ from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from maestro_gate.client.approval import HitlPolicy
 from maestro_gate.client.async_client import AsyncGateClient
 from maestro_gate.client.context import GateContext
-from maestro_gate.client.errors import ActionDenied
+from maestro_gate.client.exceptions import ActionDenied
 from maestro_gate.client.guard import (
     ApprovalPending,
     Client,

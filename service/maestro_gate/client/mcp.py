@@ -34,10 +34,10 @@ from mcp_types import CallToolResult, ListToolsResult, TextContent, Tool
 from maestro_gate.client.approval import HitlPolicy
 from maestro_gate.client.async_client import AsyncGateClient
 from maestro_gate.client.context import GateContext
-from maestro_gate.client.errors import ActionDenied
+from maestro_gate.client.exceptions import ActionDenied
 from maestro_gate.client.guard import ApprovalPending, ObligationHandler, TargetOf, guard
-from maestro_gate.core.chain import canonical, sha256_hex
-from maestro_gate.core.requests import ToolDescriptor
+from maestro_gate.core.decision.requests import ToolDescriptor
+from maestro_gate.core.ledger.chain import canonical, sha256_hex
 
 NO_DIGEST = "sha256:none"
 """Sent for a tool the server does not list: a registered digest never matches it."""

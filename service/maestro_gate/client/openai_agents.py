@@ -30,7 +30,7 @@ from agents import (
 
 from maestro_gate.client.approval import HitlPolicy
 from maestro_gate.client.context import GateContext
-from maestro_gate.client.errors import ActionDenied
+from maestro_gate.client.exceptions import ActionDenied
 from maestro_gate.client.guard import (
     ApprovalPending,
     Client,
@@ -40,7 +40,7 @@ from maestro_gate.client.guard import (
     guard,
 )
 from maestro_gate.client.sync_client import GateClient
-from maestro_gate.core.decisions import DecisionResponse
+from maestro_gate.core.decision.decisions import DecisionResponse
 
 
 def gate_guardrail(

@@ -11,10 +11,10 @@ from typing import Any, Self, TypeVar
 import httpx
 
 from maestro_gate.client import wire
-from maestro_gate.client.errors import GateClientError, GateTimeout
+from maestro_gate.client.exceptions import GateClientError, GateTimeout
 from maestro_gate.client.wire import Retry, Token
-from maestro_gate.core.decisions import DecisionResponse
-from maestro_gate.core.requests import AnyRequest
+from maestro_gate.core.decision.decisions import DecisionResponse
+from maestro_gate.core.decision.requests import AnyRequest
 
 T = TypeVar("T")
 
@@ -23,7 +23,7 @@ class GateClient:
     """A client of one gate: `decide` a request, read an approval; fails closed.
 
     `decide` returns only a decision the gate sent; an unreachable gate, a timeout, a 5xx, a
-    malformed answer or an unknown decision value raise (client/errors.py). `verify` is httpx's:
+    malformed answer or an unknown decision value raise (client/exceptions.py). `verify` is httpx's:
     an `ssl.SSLContext` (a private CA, a client certificate for mTLS) or False for none.
     `timeout_s` bounds each call, retries included, and can be set per call. Use it as a context
     manager, or `close()` it: it holds a connection pool.

@@ -2,7 +2,8 @@
 
 Reading an answer fails closed: only a 200 whose body is a `DecisionResponse` (the service's own
 model, validated as strictly as the server built it) is a decision. Anything else raises a
-`GateClientError` (see client/errors.py); nothing here can produce an allow the gate did not send.
+`GateClientError` (see client/exceptions.py);
+nothing here can produce an allow the gate did not send.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from maestro_gate.client.errors import (
+from maestro_gate.client.exceptions import (
     ERROR_CODES,
     CallerOverloaded,
     GateClientError,
@@ -28,8 +29,8 @@ from maestro_gate.client.errors import (
     MalformedAnswer,
     ServiceUnavailable,
 )
-from maestro_gate.core.decisions import DecisionResponse
-from maestro_gate.core.requests import REQUEST_ADAPTER, AnyRequest
+from maestro_gate.core.decision.decisions import DecisionResponse
+from maestro_gate.core.decision.requests import REQUEST_ADAPTER, AnyRequest
 
 DECIDE = "/v1/decide"
 APPROVAL_STATUSES = frozenset({"pending", "granted", "rejected", "expired", "used", "mismatch"})

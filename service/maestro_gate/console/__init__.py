@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 
 from maestro_gate.config import Settings
 from maestro_gate.console import actions, mapper, pages, render, stack
-from maestro_gate.console.guard import CsrfRefused, NotAllowed, SignInRequired
+from maestro_gate.console.access import CsrfRefused, NotAllowed, SignInRequired
 from maestro_gate.console.sessions import SessionStore
 from maestro_gate.console.state import ConsoleConfig
 

@@ -15,13 +15,13 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from maestro_gate.api.approvals import cast_vote
-from maestro_gate.api.errors import STATUS
+from maestro_gate.api.http_errors import STATUS
 from maestro_gate.console import render
-from maestro_gate.console.guard import Reviewer, check_change, reviewer
+from maestro_gate.console.access import Reviewer, check_change, reviewer
 from maestro_gate.console.state import catalog_of, services
-from maestro_gate.core.approvals import now_ms, public_view
-from maestro_gate.core.catalog import LayerId
-from maestro_gate.core.controls import Controls, Stop
+from maestro_gate.core.catalog.model import LayerId
+from maestro_gate.core.decision.approvals import now_ms, public_view
+from maestro_gate.core.decision.controls import Controls, Stop
 from maestro_gate.core.errors import GateError
 
 router = APIRouter(prefix="/console", include_in_schema=False)

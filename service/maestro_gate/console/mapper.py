@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from maestro_gate.api import posture as posture_api
 from maestro_gate.console import render
-from maestro_gate.console.guard import reviewer
+from maestro_gate.console.access import reviewer
 from maestro_gate.core.errors import GateError
 from maestro_gate.posture import tables
 from maestro_gate.posture.sources import render_svg

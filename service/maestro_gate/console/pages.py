@@ -14,7 +14,7 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from maestro_gate.console import render
-from maestro_gate.console.guard import (
+from maestro_gate.console.access import (
     CONSOLE_ROLES,
     Reviewer,
     check_change,
@@ -25,9 +25,9 @@ from maestro_gate.console.guard import (
 from maestro_gate.console.sessions import COOKIE, IDLE_S, LOGIN_COOKIE
 from maestro_gate.console.state import catalog_of, services
 from maestro_gate.console.views import FilterError, decision_view, log_row, parse_filter
-from maestro_gate.core.approvals import now_ms, public_view
-from maestro_gate.core.chain import MAX_SAFE_INTEGER
+from maestro_gate.core.decision.approvals import now_ms, public_view
 from maestro_gate.core.errors import Unauthenticated
+from maestro_gate.core.ledger.chain import MAX_SAFE_INTEGER
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 PAGE_SIZE = 50

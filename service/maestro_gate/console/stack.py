@@ -1,9 +1,9 @@
 """The MAESTRO stack page: per layer, its threats, the rules and tests, the gaps, and traffic.
 
-The coverage is `catalog coverage`'s own report (`maestro_gate.coverage`) over the policy
-directory, so the figures are the CLI's; the denials and escalations per layer are counted in
-the audit log's facets over the chosen window. Shadow layers and emergency stops in force are
-read from the controls. The Threat Mapper's posture views have their place at the bottom.
+The coverage is `catalog coverage`'s own report (`maestro_gate.core.catalog.coverage`) over the
+policy directory, so the figures are the CLI's; the denials and escalations per layer are counted in
+the audit log's facets over the chosen window. Shadow layers and emergency stops in force are read
+from the controls. The Threat Mapper's posture views have their place at the bottom.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from maestro_gate.console import render
-from maestro_gate.console.guard import reviewer
+from maestro_gate.console.access import reviewer
 from maestro_gate.console.state import catalog_of, config_of, services
-from maestro_gate.coverage import CoverageReport, coverage_report
+from maestro_gate.core.catalog.coverage import CoverageReport, coverage_report
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 WINDOWS = {

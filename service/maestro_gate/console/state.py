@@ -8,8 +8,8 @@ from pathlib import Path
 from starlette.requests import Request
 
 from maestro_gate.api.services import services_of
-from maestro_gate.catalog_files import load_catalog
-from maestro_gate.core.catalog import Catalog, CatalogError
+from maestro_gate.core.catalog.files import load_catalog
+from maestro_gate.core.catalog.model import Catalog, CatalogError
 from maestro_gate.runtime import Services
 
 __all__ = ["ConsoleConfig", "catalog_of", "config_of", "services_of"]

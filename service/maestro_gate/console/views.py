@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 
 from maestro_gate.audit.facets import LogFilter
-from maestro_gate.core.catalog import Catalog
-from maestro_gate.core.ports import AuditEntry
+from maestro_gate.core.catalog.model import Catalog
+from maestro_gate.core.decision.ports import AuditEntry
 
 FILTERS = (
     "since",

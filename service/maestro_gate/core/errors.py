@@ -55,7 +55,7 @@ class RequestTooDeep(InvalidRequest):
 
 
 class RequestTooComplex(InvalidRequest):
-    """The request would cost more to evaluate than the gate admits (core/admission.py)."""
+    """The request would cost more to evaluate than the gate admits (core/decision/admission.py)."""
 
     code = "request_too_complex"
 
@@ -109,7 +109,7 @@ class ApprovalClosed(Conflict):
 
 
 class CallerOverloaded(GateError):
-    """The caller holds all the engine work it may (core/admission.py); it may retry later."""
+    """The caller holds all the engine work it may (decision/admission.py); it may retry later."""
 
     code = "caller_overloaded"
 

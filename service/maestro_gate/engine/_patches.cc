@@ -3,7 +3,7 @@
  *
  * engine/patches.py loads this module with RTLD_GLOBAL before anything loads rego-cpp, so the
  * dynamic linker binds every call of the symbols below, from rego-cpp and from libstdc++ itself,
- * to these definitions (fix 5 is bound by engine/vm.py instead). Measured with
+ * to these definitions (fix 5 is bound by engine/native_eval.py instead). Measured with
  * bench/engine_bench.py, they take a decision on the MAESTRO bundle from about 0.84 ms to about
  * 0.23 ms, and with the service's 20-entry session history from 1.15 ms to 0.29 ms.
  * MAESTRO_GATE_ENGINE_PATCHES=off leaves them unloaded.
@@ -26,7 +26,7 @@
  * 4. rego::Resolver::to_term (rego-cpp). Building input through the C API deep-copies every value
  *    at every object level it is nested in; while the gate builds its own input, fresh values are
  *    wrapped as they are.
- * 5. regoSetInput (rego-cpp's C API, replaced for the gate's calls by engine/vm.py): copies the
+ * 5. regoSetInput (rego-cpp's C API, replaced for the gate's calls by engine/native_eval.py): copies the
  *    finished input once more before Interpreter::set_input; here the input goes in as it is.
  * 6. rego::BundleDef::verify (rego-cpp). Each query re-verifies the whole compiled bundle before
  *    running it (VirtualMachine::bundle). Here a bundle is verified by rego-cpp's own verify on
@@ -535,7 +535,7 @@ NodeRef to_term(const void *value)
     return rego_to_term(value);
 }
 
-/* regoSetInput(interpreter, input) for the gate's own input (engine/vm.py binds this in its
+/* regoSetInput(interpreter, input) for the gate's own input (engine/native_eval.py binds this in its
  * place): rego-cpp's deep-copies the finished input and hands the copy to Interpreter::set_input,
  * whose to_term copies it again. The input's stack is freed right after (engine/_rego.c's
  * run_plan), so here its top value goes to Interpreter::set_input as it is, marked as input being

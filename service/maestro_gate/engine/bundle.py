@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from maestro_gate.core.decision.ports import BundleInfo
 from maestro_gate.core.errors import BundleError
-from maestro_gate.core.ports import BundleInfo
-from maestro_gate.engine.signing import SIGNATURES_FILE, verify
+from maestro_gate.engine.bundle_signatures import SIGNATURES_FILE, verify
 
 REGISTRY_PATH = ("maestro", "registry")
 DECISION_ENTRYPOINT = "maestro/decision/result"

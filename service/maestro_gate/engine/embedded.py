@@ -18,12 +18,12 @@ from typing import Any
 import regopy
 import structlog
 
+from maestro_gate.core.decision.ports import BundleInfo, EngineResult
 from maestro_gate.core.errors import BundleError, EngineTimeout, NotReady
-from maestro_gate.core.ports import BundleInfo, EngineResult
 from maestro_gate.engine import _rego, patches
 from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, Bundle, activation_info, check_builtins
+from maestro_gate.engine.native_eval import first_line
 from maestro_gate.engine.pool import WorkerPool
-from maestro_gate.engine.vm import first_line
 
 
 @dataclass(frozen=True)

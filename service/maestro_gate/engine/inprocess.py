@@ -22,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from maestro_gate.core.decision.ports import BundleInfo, EngineResult
 from maestro_gate.core.errors import BundleError, EngineError, EngineTimeout, NotReady
-from maestro_gate.core.ports import BundleInfo, EngineResult
 from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, Bundle, activation_info
 
 INSTALL_HINT = (

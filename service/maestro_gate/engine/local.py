@@ -17,12 +17,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from maestro_gate.core.decision.ports import (
+    AcceptedRevision,
+    BundleInfo,
+    EngineResult,
+    EngineStatus,
+)
+from maestro_gate.core.decision.registry import RegistryFacts
 from maestro_gate.core.errors import BundleError
-from maestro_gate.core.ports import AcceptedRevision, BundleInfo, EngineResult, EngineStatus
-from maestro_gate.core.registry import RegistryFacts
 from maestro_gate.engine import patches, revision
 from maestro_gate.engine.bundle import Bundle, read_bundle
-from maestro_gate.engine.contract import check_contract
+from maestro_gate.engine.bundle_contract import check_contract
 from maestro_gate.engine.embedded import EmbeddedEngine
 from maestro_gate.engine.inprocess import InProcessOpaEngine
 

@@ -43,8 +43,8 @@ import aiohttp
 from opa_client import AsyncOpaClient
 from opa_client.errors import PolicyNotFoundError
 
+from maestro_gate.core.decision.ports import BundleInfo, EngineResult, EngineStatus
 from maestro_gate.core.errors import BundleError, EngineError, EngineTimeout, NotReady
-from maestro_gate.core.ports import BundleInfo, EngineResult, EngineStatus
 
 DECISION_PACKAGE = "maestro.decision"
 DECISION_RULE = "result"

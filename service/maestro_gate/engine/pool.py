@@ -17,7 +17,7 @@ from typing import Any
 
 from maestro_gate.core.errors import EngineError, EngineTimeout
 from maestro_gate.engine import _rego
-from maestro_gate.engine.vm import failure, result_of
+from maestro_gate.engine.native_eval import failure, result_of
 
 # Job ids unique across every WorkerPool: pools for different loops may share native threads.
 _JOB_IDS = itertools.count()

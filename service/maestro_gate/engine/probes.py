@@ -1,4 +1,4 @@
-"""The probe requests a bundle is evaluated on before it is activated (engine/contract.py).
+"""The probe requests a bundle is evaluated on before it is activated (engine/bundle_contract.py).
 
 One request of each kind from an agent no registry knows, and the same three again from the
 bundle's own first registered agent (by id), calling its first tool, delegating to its first
@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from maestro_gate.core.ports import empty_state
-from maestro_gate.core.requests import REQUEST_ADAPTER
+from maestro_gate.core.decision.ports import empty_state
+from maestro_gate.core.decision.requests import REQUEST_ADAPTER
 
 UNREGISTERED = "spiffe://contract.probe/agent/unregistered"
 PROBE_REQUESTS: dict[str, dict[str, Any]] = {

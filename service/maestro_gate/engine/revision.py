@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from maestro_gate.core.decision.ports import AcceptedRevision
 from maestro_gate.core.errors import BundleError
-from maestro_gate.core.ports import AcceptedRevision
 from maestro_gate.engine.bundle import Bundle, digest_of
 
 _REVISION = re.compile(r"^(0|[1-9][0-9]{0,17})(\.(0|[1-9][0-9]{0,17})){0,3}$")

@@ -17,8 +17,8 @@ from typing import Any
 import structlog
 
 from maestro_gate.core.errors import GateError
-from maestro_gate.core.periodic import Periodic
 from maestro_gate.engine.bundle import bundle_files
+from maestro_gate.periodic import Periodic
 
 
 def fingerprint(*paths: Path | None) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from maestro_gate.posture import probe
-from maestro_gate.posture.registry import Registry
+from maestro_gate.posture.registry_view import Registry
 
 SCHEMA = "maestro-gate/posture/blast-radius/v1"
 ORDER = {"allow": 3, "require_hitl": 2, "deny": 1, "not_evaluated": 0}

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
-from maestro_gate.posture.registry import Registry
+from maestro_gate.posture.registry_view import Registry
 from maestro_gate.posture.window import Window
 
 SCHEMA = "maestro-gate/posture/classification/v1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from maestro_gate.posture.registry import Registry
+from maestro_gate.posture.registry_view import Registry
 from maestro_gate.posture.window import Window, stamp
 
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from maestro_gate.core.catalog import Catalog
-from maestro_gate.coverage import CoverageReport
-from maestro_gate.posture.registry import Registry
+from maestro_gate.core.catalog.coverage import CoverageReport
+from maestro_gate.core.catalog.model import Catalog
+from maestro_gate.posture.registry_view import Registry
 from maestro_gate.posture.window import Window
 
 SCHEMA = "maestro-gate/posture/orchestrator/v1"

@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from maestro_gate.posture import probe
-from maestro_gate.posture.registry import RISKY, Registry
+from maestro_gate.posture.registry_view import RISKY, Registry
 from maestro_gate.posture.window import Window
 
 SCHEMA = "maestro-gate/posture/permissions/v1"

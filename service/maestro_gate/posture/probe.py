@@ -16,10 +16,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from maestro_gate.core.decision.ports import PolicyEngine, empty_state
+from maestro_gate.core.decision.requests import REQUEST_ADAPTER
 from maestro_gate.core.errors import GateError
-from maestro_gate.core.ports import PolicyEngine, empty_state
-from maestro_gate.core.requests import REQUEST_ADAPTER
-from maestro_gate.posture.registry import Registry
+from maestro_gate.posture.registry_view import Registry
 
 Hop = dict[str, Any]
 TRACE = "posture-probe"

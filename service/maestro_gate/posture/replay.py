@@ -18,10 +18,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from maestro_gate.core.chain import canonical, sha256_hex
+from maestro_gate.core.decision.ports import PolicyEngine, empty_state
 from maestro_gate.core.errors import GateError
-from maestro_gate.core.ports import PolicyEngine, empty_state
-from maestro_gate.core.records import replayable_state
+from maestro_gate.core.ledger.chain import canonical, sha256_hex
+from maestro_gate.core.ledger.records import replayable_state
 
 SCHEMA = "maestro-gate/posture/replay/v1"
 CHUNK = 512

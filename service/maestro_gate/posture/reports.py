@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from maestro_gate.core.catalog import Catalog
+from maestro_gate.core.catalog.coverage import CoverageReport
+from maestro_gate.core.catalog.model import Catalog
 from maestro_gate.core.errors import NotFound
-from maestro_gate.coverage import CoverageReport
 from maestro_gate.posture import (
     blast,
     classification,
@@ -18,7 +18,7 @@ from maestro_gate.posture import (
     traffic,
 )
 from maestro_gate.posture.envelope import envelope
-from maestro_gate.posture.registry import Registry
+from maestro_gate.posture.registry_view import Registry
 from maestro_gate.posture.window import Window
 
 

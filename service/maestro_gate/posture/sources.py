@@ -14,17 +14,17 @@ from typing import Any
 
 import orjson
 
-from maestro_gate.annotations import AnnotationError
 from maestro_gate.audit.store import TreeLog
-from maestro_gate.catalog_files import load_catalog
-from maestro_gate.core.catalog import Catalog, CatalogError
+from maestro_gate.core.catalog.annotations import AnnotationError
+from maestro_gate.core.catalog.coverage import CoverageReport, coverage_report
+from maestro_gate.core.catalog.files import load_catalog
+from maestro_gate.core.catalog.model import Catalog, CatalogError
+from maestro_gate.core.decision.ports import PolicyEngine
 from maestro_gate.core.errors import NotReady
-from maestro_gate.core.ports import PolicyEngine
-from maestro_gate.coverage import CoverageReport, coverage_report
 from maestro_gate.engine.bundle import Bundle, read_bundle
 from maestro_gate.engine.embedded import EmbeddedEngine
 from maestro_gate.engine.inprocess import InProcessOpaEngine
-from maestro_gate.posture.registry import Registry
+from maestro_gate.posture.registry_view import Registry
 from maestro_gate.posture.window import Window, collect, first_at_or_after, stamp
 
 LocalEngine = EmbeddedEngine | InProcessOpaEngine

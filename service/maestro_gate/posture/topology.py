@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from maestro_gate.posture import probe
-from maestro_gate.posture.registry import Registry
+from maestro_gate.posture.registry_view import Registry
 from maestro_gate.posture.window import Window
 
 SCHEMA = "maestro-gate/posture/topology/v1"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from maestro_gate.coverage import CoverageReport
+from maestro_gate.core.catalog.coverage import CoverageReport
 from maestro_gate.posture.window import Window
 
 SCHEMA = "maestro-gate/posture/coverage/v1"

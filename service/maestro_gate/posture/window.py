@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from maestro_gate.core.ports import AuditEntry
+from maestro_gate.core.decision.ports import AuditEntry
 
 DEFAULT_DAYS = 7.0
 

@@ -1,18 +1,18 @@
 """What one decided request adds to the state: its session and its history entry.
 
-What a request costs is core/budgets.py's `request_cost` (the declared cost, or the registry's
-for a costed tool when higher); the state sources reserve it at the snapshot and spend it only
-when the request is allowed. A history entry carries `kind`, `action` (the tool, the data
-operation, or `delegate`), `classification` and `destination_type` when the request has them
-(a missing key, never null: a null classification would rank as the most sensitive), and the
-decision. Entries are listed oldest first.
+What a request costs is core/decision/budgets.py's `request_cost` (the declared cost, or the
+registry's for a costed tool when higher); the state sources reserve it at the snapshot and spend it
+only when the request is allowed. A history entry carries `kind`, `action` (the tool, the data
+operation, or `delegate`), `classification` and `destination_type` when the request has them (a
+missing key, never null: a null classification would rank as the most sensitive), and the decision.
+Entries are listed oldest first.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from maestro_gate.core.requests import AgentAction, AnyRequest, DataMovement
+from maestro_gate.core.decision.requests import AgentAction, AnyRequest, DataMovement
 
 NO_SESSION = "-"
 

@@ -12,8 +12,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
-from maestro_gate.core.budgets import Reservation
-from maestro_gate.core.requests import AnyRequest
+from maestro_gate.core.decision.budgets import Reservation
+from maestro_gate.core.decision.requests import AnyRequest
 from maestro_gate.state.activity import chain_agents, entry, session_of, window_index
 
 MAX_SESSIONS = 100_000

@@ -22,8 +22,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from maestro_gate.core.budgets import Reservation
-from maestro_gate.core.requests import AnyRequest
+from maestro_gate.core.decision.budgets import Reservation
+from maestro_gate.core.decision.requests import AnyRequest
 from maestro_gate.state.activity import chain_agents, entry, session_of, window_index
 
 # KEYS: budget, hold; ARGV: cost, ttl. Returns the spend before the reservation.

@@ -225,7 +225,7 @@ obligations := set()
 # --- argument schemas (T41) ---------------------------------------------------------------
 
 # A tool whose registry entry holds an `input_schema` has its arguments validated by the gate
-# in Python (core/arguments.py, the jsonschema library: rego-cpp lacks json.match_schema), which
+# in Python (core/decision/arguments.py, the jsonschema library: rego-cpp lacks json.match_schema), which
 # puts the outcome in `input.state.arguments`. An MCP tool (one on a registry `server`) must
 # have a schema on record. Without an outcome for this very tool (a gate that could not check,
 # or a caller-supplied state for another tool) the call is denied.

@@ -154,7 +154,7 @@ budget := limit if {
 # What this request costs: the caller's declared `context.attributes.cost` (a number >= 0), or
 # the registry's `tools[action].cost` for a costed tool when that is higher: a caller may declare
 # more than the registry says, never less, and leaving the cost out takes the registry's.
-# The service reserves the same amount (core/budgets.py) before it asks, and spends it when
+# The service reserves the same amount (core/decision/budgets.py) before it asks, and spends it when
 # the request is allowed. Compared with `>`: rego-cpp's max compares number texts.
 default declared_cost := 0
 

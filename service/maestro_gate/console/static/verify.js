@@ -1,6 +1,6 @@
 // The audit log's checks, computed in the browser with WebCrypto: RFC 6962 leaf and node
 // hashes, RFC 9162 inclusion and consistency proof verification, C2SP signed-note checkpoints
-// with Ed25519 signatures. The same rules as maestro_gate.core.merkle and core.checkpoint;
+// with Ed25519 signatures. The same rules as maestro_gate.core.ledger.merkle and core.checkpoint;
 // nothing here trusts a hash or a verdict the server sent.
 
 const encoder = new TextEncoder();

@@ -1,0 +1,1 @@
+"""Deciding: a request in, a policy decision out, recorded before it is answered."""
