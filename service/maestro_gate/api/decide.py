@@ -32,7 +32,7 @@ def add_route(app: FastAPI) -> None:
     """Serve `POST /v1/decide` on `app`: a DirectRoute of the app itself (api/direct.py).
 
     A route of the app is reached without going through an included router, which costs
-    event-loop time on every request.
+    event-loop time on every request, and the first route is matched first.
     """
     app.router.add_api_route(
         "/v1/decide",
@@ -52,6 +52,9 @@ def add_route(app: FastAPI) -> None:
             "security": SECURITY,
         },
     )
+    # First among the routes (before FastAPI's /openapi.json and /docs), which the router tries
+    # in order for every request; the paths are disjoint, so only the order of trying changes.
+    app.router.routes.insert(0, app.router.routes.pop())
 
 
 @checks_roles(AGENT)
