@@ -48,7 +48,8 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 # The native code (engine/_rego.c, _pool.c, _patches.cc) built with AddressSanitizer and
-# UndefinedBehaviorSanitizer in a venv of its own, running the engine, pool and patch tests.
+# UndefinedBehaviorSanitizer in a venv of its own, running the engine, pool, patch and
+# conformance tests (the bundle on both engines); `.ci/run` calls it after `make test`.
 # Deselected: the two tests that check the fixes against rego-cpp's own allocator, which ASan
 # replaces, and the one that needs a first decision inside a tight deadline (ASan is ~3x slower). Leak detection is off: CPython's own allocations at exit are not the extension's.
 SANITIZE_VENV := .venv-sanitize
@@ -59,10 +60,11 @@ sanitize:
 	CFLAGS="$(SANITIZE_FLAGS)" LDFLAGS="-fsanitize=address,undefined" \
 	  $(SANITIZE_VENV)/bin/pip install --quiet --force-reinstall --no-deps .
 	$(SANITIZE_VENV)/bin/pip install --quiet '.[dev]'
+	$(SANITIZE_VENV)/bin/pip install --quiet --ignore-requires-python --no-deps --require-hashes -r requirements/opa-engine.txt
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so):$$(gcc -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(SANITIZE_VENV)/bin/pytest -q -p no:cacheprovider tests/test_engine_pool.py \
-	  tests/test_engine_patches.py tests/test_engine_embedded.py \
+	  tests/test_engine_patches.py tests/test_engine_embedded.py tests/test_engine_conformance.py \
 	  --deselect tests/test_engine_pool.py::test_loading_the_patches_leaves_rego_cpp_its_own_allocator \
 	  --deselect tests/test_engine_patches.py::test_the_fixes_are_loaded_and_in_effect \
 	  --deselect tests/test_engine_pool.py::test_a_tight_deadline_is_met_from_the_first_decision

@@ -88,6 +88,7 @@ class OpaStandIn:
         self._handlers: set[asyncio.Task[None]] = set()
         self._closing = asyncio.Event()
         self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
 
     @property
     def url(self) -> str:
@@ -115,6 +116,10 @@ class OpaStandIn:
             )
             self._thread.start()
             ready.wait()
+            if self._failure is not None:
+                self._thread.join()
+                self._loop = self._thread = None
+                raise RuntimeError("the OPA stand-in could not load its bundle") from self._failure
         self._call(self._listen())
 
     def stop(self) -> None:
@@ -143,8 +148,14 @@ class OpaStandIn:
     def _run(self, ready: threading.Event) -> None:
         self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._activate(self._bundle))
-        ready.set()
+        try:
+            self._loop.run_until_complete(self._activate(self._bundle))
+        except BaseException as exc:  # starting must fail, not wait forever
+            self._failure = exc
+            self._loop.close()
+            return
+        finally:
+            ready.set()
         self._loop.run_forever()
 
     async def _activate(self, bundle: Bundle) -> None:

@@ -32,7 +32,7 @@ default slow := false
 
 slow if {
   input.action == "slow"
-  count([1 | some i in numbers.range(1, 1000000)]) > 0
+  count([1 | some i in numbers.range(1, 400000)]) > 0
 }
 
 result := input.action if not slow
@@ -63,7 +63,7 @@ def echo_root(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def slow_root(tmp_path: Path) -> Path:
-    """A bundle that takes a while for action "slow" and answers the action at once otherwise."""
+    """A bundle slow for action "slow" (~0.6 s, ~5 s under ASan) and at once otherwise."""
     return write_bundle(tmp_path / "slow", {"maestro/decision/slow.rego": SLOW})
 
 
