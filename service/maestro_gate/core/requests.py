@@ -99,10 +99,29 @@ class DelegationHop(Strict):
 
 
 class PlanStep(Strict):
-    """A step of the agent's declared plan, checked against the goal's scopes (L3)."""
+    """A step of the agent's declared plan, checked against the goal's scopes and run in order (L3).
+
+    `action` names the step as the gate records it: the tool of an `agent_action`, the
+    operation of a `data_movement`, `delegate` for a delegation.
+    """
 
     action: Name
     scope: Name | None = None
+    validation: bool = Field(
+        False, description="A validation step: the plan may not go past it before it ran (L3)."
+    )
+
+
+class Channel(Strict):
+    """The channel a request's message travels over to its peer, as the runtime declares it (L3).
+
+    The gate cannot see the wire: the flags are the runtime's word and can only refuse. Left out,
+    a flag is false, and a channel that is not both authenticated and encrypted is refused.
+    """
+
+    id: Name
+    authenticated: bool = False
+    encrypted: bool = False
 
 
 class Context(Strict):
@@ -112,6 +131,14 @@ class Context(Strict):
     goal: Text | None = None
     goal_scopes: list[Name] = Field(default_factory=list, max_length=256)
     plan: list[PlanStep] = Field(default_factory=list, max_length=256)
+    state_version: Annotated[int, Field(ge=0, le=2**53 - 1), INTEGRAL] | None = Field(
+        None,
+        description="The version of the task's shared workflow state the request acted on; "
+        "refused when the session's history records a newer one for the task (L3).",
+    )
+    channel: Channel | None = Field(
+        None, description="The channel to the peer agent (delegatee, receiver) or tool server."
+    )
     trace_id: Name | None = None
     reflection_depth: Annotated[int, Field(ge=0, le=10_000), INTEGRAL] = 0
     delegation_chain: list[DelegationHop] = Field(default_factory=list, max_length=64)
