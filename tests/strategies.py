@@ -40,6 +40,13 @@ OPERATIONS = ("read", "write", "copy", "export", "memory_write")
 DECISIONS = ("allow", "deny", "require_hitl")
 APPROVAL_STATUSES = ("granted", "pending", "denied", "expired", "used", "unknown")
 CLASSES = ("directed", "open_ended", "collection", "reporting", "analysis", "ghost-class")
+OUTSIDE_CHAINS = ("ghost-chain",)
+OUTSIDE_CALLS = (
+    ("solana-mainnet", "look-alike-program", "approve"),
+    ("ghost-chain", "0x0", "transfer"),
+)
+OUTSIDE_PINS = (("text-embedding-ada-002", "2025-09-30"),)
+NON_TRANSACTING = ("read", "write", "irreversible", "code_exec")
 
 
 @dataclass(frozen=True, repr=False)
@@ -57,6 +64,11 @@ class Pools:
     servers: tuple[tuple[str, str], ...]
     argument_values: tuple[Any, ...]
     agent_classes: tuple[str, ...]
+    chains: tuple[str, ...]
+    chain_calls: tuple[tuple[str, str, str], ...]
+    amounts: tuple[int, ...]
+    confirmations: tuple[int, ...]
+    pins: tuple[tuple[str, str], ...]
     registry: Json = field(compare=False)
 
     def __repr__(self) -> str:
@@ -77,6 +89,36 @@ class Pools:
             (spec["server"], spec.get("description_digest", ""))
             for spec in tools.values()
             if "server" in spec
+        }
+        chains = registry.get("chains", {})
+        calls = {
+            (chain, contract, method)
+            for chain, spec in chains.items()
+            for contract, methods in spec.get("contracts", {}).items()
+            for method in methods
+        }
+        limits = {
+            limit
+            for spec in chains.values()
+            for limit in (spec.get("dual_control_above"),)
+            if isinstance(limit, int)
+        }
+        limits |= {
+            cap
+            for a in agents.values()
+            for cap in a.get("transaction_caps", {}).values()
+            if isinstance(cap, int)
+        }
+        depths = {
+            n
+            for spec in chains.values()
+            for n in (spec.get("confirmations"),)
+            if isinstance(n, int)
+        }
+        pins = {
+            (store["embedding_model"], store.get("index_version", ""))
+            for store in registry.get("stores", {}).values()
+            if "embedding_model" in store
         }
         values: set[Any] = set()
         for agent in agents.values():
@@ -116,6 +158,11 @@ class Pools:
             servers=(*sorted(servers), ("mcp://evil.example", "sha256:ffff")),
             argument_values=tuple(sorted(values, key=repr)),
             agent_classes=(*sorted({a.get("class", "") for a in agents.values()}), "ghost-class"),
+            chains=(*sorted(chains), *OUTSIDE_CHAINS),
+            chain_calls=(*sorted(calls), *OUTSIDE_CALLS),
+            amounts=tuple(sorted({0, 1, 10**6} | limits | {n + 1 for n in limits})),
+            confirmations=tuple(sorted({0, 1, 1000} | depths | {n - 1 for n in depths if n > 0})),
+            pins=(*sorted(pins), *OUTSIDE_PINS),
             registry=registry,
         )
 
@@ -123,6 +170,11 @@ class Pools:
 def maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     """The value or None (a field left out: None is dropped before the body is sent)."""
     return st.none() | strategy
+
+
+def rarely(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """The value about one time in four, else None: for declarations that mostly refuse."""
+    return st.integers(0, 3).flatmap(lambda n: strategy if n == 3 else st.none())
 
 
 # Leave out what the embedded engine is known to take differently (each pinned by a strict xfail
@@ -254,6 +306,47 @@ def _executions(pools: Pools) -> st.SearchStrategy[Json]:
     )
 
 
+@st.composite
+def _transactions(draw: st.DrawFn, pools: Pools) -> Json:
+    chain, contract, method = draw(_pick(pools.chain_calls))
+    transaction = {
+        "chain": chain,
+        "contract": contract,
+        "method": method,
+        "value": draw(_pick(pools.amounts)),
+    }
+    if draw(st.booleans()):
+        transaction["to_chain"] = draw(_pick(pools.chains))
+    return transaction
+
+
+transactions = functools.cache(_transactions)
+"""An on-chain transaction: a call the registry grants or one it does not, any value."""
+
+
+@functools.cache
+def _triggers(pools: Pools) -> st.SearchStrategy[Json]:
+    return st.fixed_dictionaries(
+        {"chain": _pick(pools.chains), "confirmations": _pick(pools.confirmations)}
+    )
+
+
+@st.composite
+def _retrievals(draw: st.DrawFn, pools: Pools) -> Json:
+    model, version = draw(_pick(pools.pins))
+    other_model, other_version = draw(_pick(pools.pins))
+    return _compact(
+        {
+            "embedding_model": model if draw(st.booleans()) else other_model,
+            "index_version": draw(_pick((version, other_version, None))),
+        }
+    )
+
+
+retrievals = functools.cache(_retrievals)
+"""A retrieval declaration: a store's pinned embedding model and index version, or others."""
+
+
 CODE = st.fixed_dictionaries(
     {"generated": st.booleans(), "reviewed": st.booleans()},
     optional={"review_id": st.just("r-1")},
@@ -286,6 +379,9 @@ def _agent_actions(draw: st.DrawFn, pools: Pools) -> Json:
         "execution": draw(maybe(_executions(pools))),
         "code": draw(maybe(CODE)),
         "tool": _compact(tool) if draw(st.booleans()) else None,
+        "transaction": draw(rarely(transactions(pools))),
+        "trigger": draw(rarely(_triggers(pools))),
+        "retrieval": draw(rarely(retrievals(pools))),
         "context": draw(contexts(pools)),
     }
     return _compact(body)
@@ -343,6 +439,13 @@ def _granted_actions(draw: st.DrawFn, pools: Pools) -> Json:
         }
     if draw(st.booleans()):
         body["code"] = {"generated": True, "reviewed": draw(st.booleans()), "review_id": "r-1"}
+    if described.get("risk_class") not in NON_TRANSACTING and draw(st.integers(0, 3)) > 0:
+        body["transaction"] = draw(transactions(pools))
+        if draw(st.booleans()):
+            body["trigger"] = draw(_triggers(pools))
+    if draw(st.integers(0, 7)) == 0:
+        body["target"] = {"type": "store", "id": draw(_pick(pools.stores))}
+        body["retrieval"] = draw(retrievals(pools))
     return body
 
 
@@ -397,6 +500,7 @@ def _data_movements(draw: st.DrawFn, pools: Pools) -> Json:
         "source": endpoint(),
         "destination": endpoint(),
         "operation": draw(_pick(OPERATIONS)),
+        "retrieval": draw(rarely(retrievals(pools))),
         "context": draw(contexts(pools)),
     }
 

@@ -271,6 +271,36 @@ def test_delegation_and_data_movement_map_to_their_kinds(gate: Gate) -> None:
     assert second["input"]["destination"] == {"type": "external", "id": "partner-api"}
 
 
+def test_on_chain_and_retrieval_declarations_reach_the_request(gate: Gate) -> None:
+    """`transaction`, `trigger` and `retrieval` in `action.properties` are the request's own."""
+    subject = {"type": "agent", "id": ANALYST}
+    transaction = {"chain": "solana-mainnet", "contract": "c", "method": "m", "value": 5}
+    trigger = {"chain": "solana-mainnet", "confirmations": 40}
+    retrieval = {"embedding_model": "text-embedding-3-large", "index_version": "2026-11-28"}
+    transact = {
+        "subject": subject,
+        "action": {
+            "name": "chain_transact",
+            "properties": {"transaction": transaction, "trigger": trigger},
+        },
+        "resource": {"type": "chain", "id": "solana-mainnet"},
+    }
+    read = {
+        "subject": subject,
+        "action": {
+            "name": "read",
+            "properties": {"data": {"classification": "internal"}, "retrieval": retrieval},
+        },
+        "resource": {"type": "store", "id": "policy-vectors"},
+    }
+    answer = gate.post("/access/v1/evaluations", {"evaluations": [transact, read]})
+    assert answer.status_code == 200, answer.text
+    first, second = gate.decisions()
+    assert first["input"]["transaction"] == transaction
+    assert first["input"]["trigger"] == trigger
+    assert second["input"]["retrieval"] == retrieval
+
+
 def test_a_retry_with_the_same_request_id_is_answered_from_the_log(gate: Gate) -> None:
     """The same X-Request-ID and body twice: one decision, recorded once; numbered in a batch."""
     single = [

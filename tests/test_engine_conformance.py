@@ -33,6 +33,7 @@ from maestro_gate.engine.opa import OpaEngine
 from maestro_gate.metrics import PrometheusMetrics
 from tests.conftest import POLICIES
 from tests.opa_standin import OpaStandIn
+from tests.scenario_history import session_state
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 COLLECTOR = "spiffe://corp.example/agent/collector-web"
@@ -91,7 +92,8 @@ BUILT_IN: dict[str, dict[str, Any]] = {
 
 
 def scenarios() -> dict[str, dict[str, Any]]:
-    """Scenario fixtures by name: each file holds one `{request, expect, state?}` or a list."""
+    """Scenario fixtures by name: each file holds one `{request, expect, state?, history?}` or a
+    list; a `history` becomes the session state the gate records (tests/scenario_history.py)."""
     found = dict(BUILT_IN)
     for path in sorted(SCENARIOS.glob("*.json")):
         loaded = json.loads(path.read_text())
@@ -158,7 +160,7 @@ class Engines:
 
     def decide(self, scenario: dict[str, Any]) -> tuple[DecisionResponse, DecisionResponse]:
         """Decide the scenario's request with both engines, in the scenario's state."""
-        self.state.current = scenario.get("state", {})
+        self.state.current = scenario.get("state", session_state(scenario))
         parsed = parse_request(scenario["request"])
         return (
             self.runner.run(self.embedded.decide(parsed)),

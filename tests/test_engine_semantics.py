@@ -45,6 +45,7 @@ from maestro_gate.engine.inprocess import InProcessOpaEngine, compile_opa
 from maestro_gate.state.memory import MemoryState
 from tests.conftest import POLICIES, ROOT
 from tests.fakes import MemoryAuditLog, RecordingMetrics, ScriptedEngine
+from tests.scenario_history import recorded
 from tests.strategies import Pools, corpus_settings, documents
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -174,8 +175,9 @@ def _json(value: Any) -> str:
 SCHEMAS = ToolSchemas(read_bundle(POLICIES).data)
 
 
-def service_document(body: dict[str, Any]) -> dict[str, Any]:
-    """The engine input a DecisionPoint builds for `body`: fresh in-memory state, a bound caller."""
+def service_document(body: dict[str, Any], state: MemoryState | None = None) -> dict[str, Any]:
+    """The engine input a DecisionPoint builds for `body`: in-memory state (fresh unless given),
+    a bound caller."""
     request = parse_request(body)
     recorder = ScriptedEngine()
     point = DecisionPoint(
@@ -183,7 +185,7 @@ def service_document(body: dict[str, Any]) -> dict[str, Any]:
         MemoryAuditLog(),
         RecordingMetrics(),
         timeout_s=5,
-        state=MemoryState(),
+        state=MemoryState() if state is None else state,
         argument_check=SCHEMAS.check,
     )
     caller = Caller("agent-key", frozenset({AGENT}), frozenset({request.subject.id}))
@@ -199,12 +201,14 @@ def test_scenario_decides_the_same_on_both_engines(
     """Each fixture, with the service's state and with an empty one, decides the same on both.
 
     The empty state keeps the gate's argument check (L3.tool_argument_schema_mismatch denies a
-    schema-checked tool without it): it is what the gate derives from the request itself.
+    schema-checked tool without it): it is what the gate derives from the request itself; and
+    a fixture's session history, which is part of the scenario.
     """
     scenario = json.loads(path.read_text())
-    document = service_document(scenario["request"])
+    document = service_document(scenario["request"], recorded(scenario))
     if state == "empty":
-        document["state"] = {k: v for k, v in document["state"].items() if k == "arguments"}
+        keep = {"arguments", "session"} if scenario.get("history") else {"arguments"}
+        document["state"] = {k: v for k, v in document["state"].items() if k in keep}
     message = engines.difference(document)
     if message:
         pytest.fail(f"{path.name}: {message}", pytrace=False)

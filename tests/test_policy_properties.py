@@ -187,8 +187,15 @@ def test_chain_monotonicity(judge: Judge) -> None:
     prop()
 
 
-SECTIONS = ("agents", "tools", "stores", "destinations", "servers")
-OPTIONAL_TOP = ("thresholds", "autonomy_classes", "default_tenant", "destinations", "servers")
+SECTIONS = ("agents", "tools", "stores", "destinations", "servers", "chains")
+OPTIONAL_TOP = (
+    "thresholds",
+    "autonomy_classes",
+    "default_tenant",
+    "destinations",
+    "servers",
+    "chains",
+)
 
 
 def removals() -> list[str]:

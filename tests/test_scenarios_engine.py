@@ -1,9 +1,10 @@
 """The seed incidents as end-to-end requests, decided by the shipped bundle through regopy's VM.
 
-Each `tests/scenarios/<name>.json` holds a `/v1/decide` body and the decision and rule ids it
-must produce; the input is the request as the service dumps it, with the gate state a fresh
-gate gives it: no history, and the arguments checked against the tool's registry input_schema
-(core/decision/arguments.py) as the DecisionPoint checks them.
+Each `tests/scenarios/<name>.json` holds a `/v1/decide` body and the decision and rule ids it must
+produce; the input is the request as the service dumps it, with the gate state a fresh gate gives
+it: the arguments checked against the tool's registry input_schema (core/decision/arguments.py) as
+the DecisionPoint checks them, and no history unless the fixture lists its session's earlier
+requests under `history` (tests/scenario_history.py), each of which must be allowed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from maestro_gate.core.decision.arguments import ToolSchemas
 from maestro_gate.core.decision.decisions import LAYERS, check_policy_result
 from maestro_gate.core.decision.requests import REQUEST_ADAPTER
 from maestro_gate.engine.bundle import DECISION_ENTRYPOINT, read_bundle
+from tests.scenario_history import session_state
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted((ROOT / "tests" / "scenarios").glob("*.json"))
@@ -74,10 +76,16 @@ def test_scenarios_exist_for_both_seeds_and_all_verdicts() -> None:
 def test_scenario_decision_and_rules(path: Path, decider: Decider) -> None:
     """A scenario's request is valid and the bundle decides it with the expected rules."""
     scenario = load(path)
-    assert set(scenario) == {"description", "seed", "request", "expect"}
+    assert set(scenario) - {"history"} == {"description", "seed", "request", "expect"}
+    for i, body in enumerate(scenario.get("history", [])):
+        earlier = {**scenario, "history": scenario["history"][:i], "request": body}
+        document = REQUEST_ADAPTER.validate_python(body).model_dump(mode="json", exclude_none=True)
+        state = decider.fresh_state(document) | session_state(earlier)
+        assert decider.decide(document | {"state": state})["decision"] == "allow", body
     request = REQUEST_ADAPTER.validate_python(scenario["request"])
     document = request.model_dump(mode="json", exclude_none=True)
-    result = decider.decide(document | {"state": decider.fresh_state(document)})
+    state = decider.fresh_state(document) | session_state(scenario)
+    result = decider.decide(document | {"state": state})
     checked = check_policy_result(result)
     assert checked.decision == result["decision"], checked.reasons
     assert set(result["layers"]) == set(LAYERS)

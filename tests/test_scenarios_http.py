@@ -32,8 +32,15 @@ def test_there_are_scenarios_for_every_decision() -> None:
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_scenario_gets_its_decision_over_http(gate: TestClient, path: Path) -> None:
-    """The request gets the expected decision, citing every expected rule, and is audited."""
+    """The request gets the expected decision, citing every expected rule, and is audited.
+
+    The session's earlier requests (`history`) go first, and each is allowed.
+    """
     scenario: dict[str, Any] = json.loads(path.read_text())
+    for body in scenario.get("history", []):
+        earlier = gate.post("/v1/decide", json=body)
+        assert earlier.status_code == 200, earlier.text
+        assert earlier.json()["decision"] == "allow", earlier.json()["reasons"]
     response = gate.post("/v1/decide", json=scenario["request"])
     assert response.status_code == 200, response.text
     body = response.json()

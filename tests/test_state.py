@@ -59,7 +59,10 @@ def test_state_carries_the_approval_only_when_an_approval_id_is_given(tmp_path: 
 
 
 def test_memory_state_counts_requests_budget_and_session_history(tmp_path: Path) -> None:
-    """Rates count every decision, budgets sum allowed costs, history lists the session."""
+    """Rates count every decision, budgets sum allowed costs, history lists the session.
+
+    An entry names its task and state version when the request does, and where a movement went.
+    """
     settings, headers = gate_settings(tmp_path)
     with TestClient(create_app(settings)) as client:
         _decide(client, headers["runtime"], act(context={"attributes": {"cost": 2.5}}))
@@ -72,6 +75,7 @@ def test_memory_state_counts_requests_budget_and_session_history(tmp_path: Path)
             "source": {"type": "store", "id": "hr-db"},
             "destination": {"type": "agent", "id": "spiffe://corp.example/agent/reporter"},
             "operation": "read",
+            "context": {"task_id": "t-9", "state_version": 3},
         }
         _decide(client, headers["runtime"], move)
         other_session = act(subject=ANALYST)
@@ -85,9 +89,12 @@ def test_memory_state_counts_requests_budget_and_session_history(tmp_path: Path)
         {
             "agent": ANALYST,
             "kind": "data_movement",
+            "task_id": "t-9",
+            "state_version": 3,
             "action": "read",
             "source": "hr-db",
             "classification": "restricted",
+            "destination": "spiffe://corp.example/agent/reporter",
             "destination_type": "agent",
             "decision": "allow",
         },

@@ -21,6 +21,12 @@ stores := data.maestro.registry.stores
 
 destinations := data.maestro.registry.destinations
 
+# The chains agents may transact on (chain id -> confirmations, contracts, bridge_to,
+# dual_control_above); a registry without the section grants no chain.
+default chains := {}
+
+chains := data.maestro.registry.chains
+
 default thresholds := {}
 
 thresholds := data.maestro.registry.thresholds
@@ -143,6 +149,34 @@ default reads_no_secrets := false
 
 reads_no_secrets if tools[input.action].reads_secrets == false
 
+# Whether the action's tool transacts on a chain: every tool but one the registry gives a
+# non-transacting risk class (read, write, irreversible, code_exec). An unknown tool, or an
+# entry without a risk class, does, so its call must carry a transaction the registry grants:
+# the gate learns what transacts from the registry, not from the caller's `transaction`.
+default transacting := false
+
+transacting if {
+	is_action
+	not non_transacting
+}
+
+default non_transacting := false
+
+non_transacting if {
+	risk := tools[input.action].risk_class
+	some known in ["read", "write", "irreversible", "code_exec"]
+	risk == known
+}
+
+# Whether a transacting call crosses to another chain (a bridge): an external destination.
+default crossing := false
+
+crossing if {
+	transacting
+	to := input.transaction.to_chain
+	not to == input.transaction.chain
+}
+
 default irreversible := false
 
 irreversible if {
@@ -197,7 +231,7 @@ outbound_to := input.destination.id if {
 } else := input.action if {
 	is_action
 	tools[input.action].external == true
-}
+} else := input.transaction.to_chain if crossing
 
 default outbound_external := false
 

@@ -34,6 +34,8 @@ mcp_gateway := "spiffe://corp.example/agent/mcp-gateway"
 
 partner := "spiffe://corp.example/agent/partner-summarizer"
 
+treasury := "spiffe://corp.example/agent/treasury"
+
 stranger := "spiffe://corp.example/agent/analyst-security-2"
 
 # Whether a set of reasons contains one with the given rule id.

@@ -4,8 +4,10 @@ What a request costs is core/decision/budgets.py's `request_cost` (the declared 
 registry's for a costed tool when higher); the state sources reserve it at the snapshot and spend it
 only when the request is allowed. A history entry carries `kind`, `action` (the tool, the data
 operation, or `delegate`), `classification` and `destination_type` when the request has them (a
-missing key, never null: a null classification would rank as the most sensitive), and the decision.
-Entries are listed oldest first.
+missing key, never null: a null classification would rank as the most sensitive), the `task_id` and
+`state_version` of its context when it names them (the policy's workflow rules: which steps of a
+task's plan ran, and the newest state version the task was acted on), and the decision. Entries are
+listed oldest first.
 """
 
 from __future__ import annotations
@@ -38,10 +40,15 @@ def entry(request: AnyRequest, decision: str) -> dict[str, Any]:
     """The `state.session.recent` entry for a decided request, naming its agent.
 
     Beside the caller's label it keeps what it read from (a movement's source, an action's
-    target), so the policies can rank the entry by the registry's classification of that store:
-    a label alone would let a reader launder restricted data out of the session's taint.
+    target), so the policies can rank the entry by the registry's classification of that store
+    (a label alone would let a reader launder restricted data out of the session's taint), and
+    where a movement went (its destination: what the session itself wrote into a store).
     """
     item: dict[str, Any] = {"agent": request.subject.id, "kind": request.kind}
+    if request.context.task_id is not None:
+        item["task_id"] = request.context.task_id
+    if request.context.state_version is not None:
+        item["state_version"] = request.context.state_version
     if isinstance(request, AgentAction):
         item["action"] = request.action
         if request.target is not None:
@@ -53,6 +60,7 @@ def entry(request: AnyRequest, decision: str) -> dict[str, Any]:
         item["action"] = request.operation
         item["source"] = request.source.id
         item["classification"] = request.data.classification
+        item["destination"] = request.destination.id
         item["destination_type"] = request.destination.type
     else:
         item["action"] = "delegate"

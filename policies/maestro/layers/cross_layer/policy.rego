@@ -356,6 +356,6 @@ deny contains reason("CL.restricted_session_to_external", ["T28", "T3"], msg) if
 	msg := sprintf("%s sends data to external %s after its session read restricted data: %v", [input.subject.id, lib.outbound_to, sort([r | some r in restricted_reads])])
 }
 
-hitl := set()
+# hitl: CL.chain_autonomy_exceeded (pivot.rego).
 
 obligations := set()

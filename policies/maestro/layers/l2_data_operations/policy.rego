@@ -156,6 +156,62 @@ listed_writer if {
 	w == "*"
 }
 
+# --- retrieval pins ---------------------------------------------------------------------
+
+# A declared retrieval (`input.retrieval`) queried the store a data movement reads from (its
+# source) or an action targets. That store pins the embedding model and index version its
+# index was built with (`embedding_model`, `index_version`); retrieval that feeds a decision
+# must use both. A store without a pin, or one the registry lacks, pins nothing: every
+# declared retrieval from it is refused.
+retrieval_store := input.source.id if lib.is_movement
+
+else := input.target.id if lib.is_action
+
+# Why the declared retrieval drifted from its store's pins, when it did (the first that holds).
+retrieval_drift := msg if {
+	not lib.stores[retrieval_store].embedding_model
+	msg := sprintf("retrieval from %s cannot feed a decision: the registry pins no embedding model for it", [retrieval_store])
+} else := msg if {
+	pinned := lib.stores[retrieval_store].embedding_model
+	not input.retrieval.embedding_model == pinned
+	msg := sprintf("retrieval from %s used embedding model %s; the store pins %s", [retrieval_store, input.retrieval.embedding_model, pinned])
+} else := msg if {
+	not lib.stores[retrieval_store].index_version
+	msg := sprintf("retrieval from %s cannot feed a decision: the registry pins no index version for it", [retrieval_store])
+} else := msg if {
+	pinned := lib.stores[retrieval_store].index_version
+	declared := retrieval_index_version
+	not declared == pinned
+	msg := sprintf("retrieval from %s queried index version %s; the store pins %s (a stale or other index)", [retrieval_store, declared, pinned])
+}
+
+default retrieval_index_version := "(none declared)"
+
+retrieval_index_version := input.retrieval.index_version
+
+# METADATA
+# title: Retrieval from an index other than its store's pinned one
+# description: >-
+#   A retrieval declares an embedding model or index version other than the ones the store it
+#   queried pins, or queries a store that pins none: results embedded with another model, or
+#   from a stale index, would feed the decision outdated or mismatched guidance.
+# custom:
+#   rule: L2.retrieval_embedding_drift
+#   layer: l2_data_operations
+#   threats: [T49]
+#   mitigations: [model_registry, memory_content_validation]
+deny contains reason("L2.retrieval_embedding_drift", ["T49"], msg) if {
+	_ := input.retrieval.embedding_model
+	_ := retrieval_store
+	msg := retrieval_drift
+}
+
+deny contains reason("L2.retrieval_embedding_drift", ["T49"], msg) if {
+	_ := input.retrieval.embedding_model
+	not retrieval_store
+	msg := sprintf("agent %s declares a retrieval without naming the store it queried (no target)", [input.subject.id])
+}
+
 # METADATA
 # title: Unregistered store
 # description: A data movement names a store the registry does not know, so its classification and tenant are unknown.

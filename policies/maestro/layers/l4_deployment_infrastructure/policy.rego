@@ -326,6 +326,44 @@ deny contains reason("L4.location_mismatch", ["T13", "T9"], msg) if {
 	msg := sprintf("agent %s is registered to run on %s compute but reports %s", [input.subject.id, registered, declared])
 }
 
+# --- on-chain events -------------------------------------------------------------------
+
+# The confirmations the registry requires on the chain of the event an action responds to
+# (`input.trigger`); undefined for a chain the registry lacks or gives no `confirmations`, and
+# then acting on its events is denied. The count is the runtime's: the gate has no chain node.
+confirmations_needed := n if {
+	n := lib.chains[input.trigger.chain].confirmations
+	is_number(n)
+}
+
+default finality_known := false
+
+finality_known if _ := confirmations_needed
+
+# METADATA
+# title: Acting on an on-chain event before the chain's confirmations
+# description: >-
+#   The action responds to an on-chain event with fewer confirmations than the registry sets
+#   for that chain, or to an event on a chain for which it sets none: a reorganisation could
+#   reverse what the agent treats as final.
+# custom:
+#   rule: L4.chain_event_unconfirmed
+#   layer: l4_deployment_infrastructure
+#   threats: [T33]
+deny contains reason("L4.chain_event_unconfirmed", ["T33"], msg) if {
+	lib.is_action
+	seen := input.trigger.confirmations
+	seen < confirmations_needed
+	msg := sprintf("agent %s acts on an event on %s with %v confirmations; the registry requires %v", [input.subject.id, input.trigger.chain, seen, confirmations_needed])
+}
+
+deny contains reason("L4.chain_event_unconfirmed", ["T33"], msg) if {
+	lib.is_action
+	chain := input.trigger.chain
+	not finality_known
+	msg := sprintf("agent %s acts on an event on %s, for which the registry sets no confirmation depth", [input.subject.id, chain])
+}
+
 # METADATA
 # title: Run the tool in a sandbox
 # custom:

@@ -86,6 +86,121 @@ hitl contains object.union(reason("L6.irreversible_dual_control", ["T10", "T15"]
 	msg := sprintf("%s by agent %s cannot be undone and needs two approvers", [input.action, input.subject.id])
 }
 
+# --- on-chain transactions ---------------------------------------------------------------
+
+# A transacting tool (lib.transacting: any tool the registry does not give a non-transacting
+# risk class) is called with a `transaction` whose chain, contract and method the registry's
+# `chains` section grants; its value is capped per agent and chain (`transaction_caps`, absent:
+# nothing above 0) and needs two humans above the chain's `dual_control_above` (absent: always).
+# The gate cannot see the signed transaction: the wallet signer must sign only what was decided
+# (an approval binds the declared transaction, GATE.approval_mismatch otherwise).
+default transaction_declared := false
+
+transaction_declared if _ := input.transaction.chain
+
+default chain_registered := false
+
+chain_registered if _ := lib.chains[input.transaction.chain]
+
+default contract_registered := false
+
+contract_registered if _ := lib.chains[input.transaction.chain].contracts[input.transaction.contract]
+
+default method_granted := false
+
+method_granted if {
+	some method in lib.chains[input.transaction.chain].contracts[input.transaction.contract]
+	method == input.transaction.method
+}
+
+# Why the declared transaction is not granted, when it is not (the first reason that holds).
+transaction_refusal := msg if {
+	not transaction_declared
+	msg := sprintf("agent %s calls %s, which the registry does not mark as non-transacting, without declaring its transaction", [input.subject.id, input.action])
+} else := msg if {
+	not chain_registered
+	msg := sprintf("agent %s transacts on chain %s, which the registry's chains do not grant", [input.subject.id, input.transaction.chain])
+} else := msg if {
+	not contract_registered
+	msg := sprintf("agent %s calls contract %s on %s, which the registry does not list for that chain", [input.subject.id, input.transaction.contract, input.transaction.chain])
+} else := msg if {
+	not method_granted
+	msg := sprintf("agent %s calls method %s of contract %s on %s, which the registry does not grant", [input.subject.id, input.transaction.method, input.transaction.contract, input.transaction.chain])
+}
+
+# METADATA
+# title: Transaction outside the registry's chains, contracts and methods
+# description: >-
+#   A tool that transacts on chain (any tool the registry does not give a non-transacting risk
+#   class) is called without a transaction, or with a chain, contract or method the registry's
+#   `chains` section does not grant: a flawed or look-alike contract could act with the agent's
+#   authority.
+# custom:
+#   rule: L6.transaction_not_allowlisted
+#   layer: l6_security_compliance
+#   threats: [T36, T2]
+#   mitigations: [least_privilege_tool_scoping, policy_bound_autonomy]
+deny contains reason("L6.transaction_not_allowlisted", ["T36", "T2"], msg) if {
+	lib.transacting
+	msg := transaction_refusal
+}
+
+# The agent's cap on the transaction's chain; 0 (nothing above 0) when the registry sets none.
+default value_cap := 0
+
+value_cap := cap if {
+	cap := lib.agent.transaction_caps[input.transaction.chain]
+	is_number(cap)
+}
+
+# METADATA
+# title: Transaction value above the agent's cap
+# description: The transaction moves more than the agent's `transaction_caps` allow on that chain (no cap on record allows nothing above 0).
+# custom:
+#   rule: L6.transaction_value_exceeds_cap
+#   layer: l6_security_compliance
+#   threats: [T36, T32]
+#   mitigations: [per_agent_quota_budgets]
+deny contains reason("L6.transaction_value_exceeds_cap", ["T36", "T32"], msg) if {
+	lib.transacting
+	value := input.transaction.value
+	value > value_cap
+	msg := sprintf("agent %s transfers %v on %s; its cap there is %v", [input.subject.id, value, input.transaction.chain, value_cap])
+}
+
+# The chain's dual-control threshold; undefined when the registry sets none (then every
+# transaction on the chain needs two approvers).
+dual_control_above := limit if {
+	limit := lib.chains[input.transaction.chain].dual_control_above
+	is_number(limit)
+}
+
+default dual_control_set := false
+
+dual_control_set if _ := dual_control_above
+
+# METADATA
+# title: Transaction above the dual-control threshold
+# description: A transaction whose value is above its chain's `dual_control_above` (every transaction, when the registry sets none) waits for two approvers.
+# custom:
+#   rule: L6.transaction_dual_control
+#   layer: l6_security_compliance
+#   threats: [T36, T10]
+#   mitigations: [human_dual_control]
+hitl contains object.union(reason("L6.transaction_dual_control", ["T36", "T10"], msg), {"approvers": 2}) if {
+	lib.transacting
+	value := input.transaction.value
+	value > dual_control_above
+	msg := sprintf("agent %s transfers %v on %s, above the chain's dual-control threshold %v: two approvers", [input.subject.id, value, input.transaction.chain, dual_control_above])
+}
+
+hitl contains object.union(reason("L6.transaction_dual_control", ["T36", "T10"], msg), {"approvers": 2}) if {
+	lib.transacting
+	transaction_declared
+	not dual_control_set
+	msg := sprintf("agent %s transacts on %s, for which the registry sets no dual-control threshold: two approvers", [input.subject.id, input.transaction.chain])
+}
+
 # Every agent the request would set in motion: the subject and, for a delegation, the delegatee.
 actors contains input.subject.id
 

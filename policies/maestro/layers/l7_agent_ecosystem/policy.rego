@@ -205,6 +205,35 @@ deny contains reason("L7.tool_description_mismatch", ["T16", "T47", "T17"], msg)
 	msg := sprintf("tool %s is served by %s, not by its registered server %s", [input.action, presented, server])
 }
 
+# A bridge call crossing to another chain follows a route the registry grants: the source
+# chain's `bridge_to` lists the destination (absent: no crossing), itself a registered chain.
+# The crossing is also an external destination (lib.outbound_to), so the cross-layer leak
+# rules judge it as they judge any send outside.
+default bridge_granted := false
+
+bridge_granted if {
+	to := input.transaction.to_chain
+	some listed in lib.chains[input.transaction.chain].bridge_to
+	listed == to
+	_ = lib.chains[to]
+}
+
+# METADATA
+# title: Cross-chain bridge crossing not granted
+# description: >-
+#   A transaction crosses from its chain to another (`to_chain`) along a route the registry
+#   does not grant (the chain's `bridge_to`), or to a chain the registry does not know.
+# custom:
+#   rule: L7.bridge_crossing_not_granted
+#   layer: l7_agent_ecosystem
+#   threats: [T37]
+#   mitigations: [output_egress_dlp]
+deny contains reason("L7.bridge_crossing_not_granted", ["T37"], msg) if {
+	lib.crossing
+	not bridge_granted
+	msg := sprintf("agent %s bridges from %s to %s, a crossing the registry does not grant", [input.subject.id, input.transaction.chain, input.transaction.to_chain])
+}
+
 # METADATA
 # title: Routing graph change needs a human
 # description: A change to the agent routing graph (who talks to whom) waits for human approval.

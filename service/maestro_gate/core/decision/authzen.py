@@ -17,7 +17,8 @@ The mapping (README, "AuthZEN 1.0"):
   - any other name: an **agent_action** calling the tool `action.name`, with the target
     `resource` (its `properties` may carry `classification` and `tenant`) and, from
     `action.properties`, `arguments`, `reversible`, `side_effects`, `model`, `execution`,
-    `code` and `tool`.
+    `code`, `tool`, `transaction`, `trigger` and `retrieval`; a data movement takes
+    `action.properties.retrieval` too.
 - `context` fields the gate knows (`task_id`, `goal`, `goal_scopes`, `plan`, `trace_id`,
   `reflection_depth`, `delegation_chain`, `timestamp`) are its context; every other key goes
   into `context.attributes`, and `context.approval_id` re-submits with an approval.
@@ -61,6 +62,9 @@ ACTION_FIELDS = (
     "execution",
     "code",
     "tool",
+    "transaction",
+    "trigger",
+    "retrieval",
 )
 SUBJECT_FIELDS = ("session_id", "run_id", "on_behalf_of")
 Semantic = Literal["execute_all", "deny_on_first_deny", "permit_on_first_permit"]
@@ -286,13 +290,16 @@ def _data_movement(evaluation: Evaluation, agent: str) -> dict[str, Any]:
         source, destination = resource, given.get("destination", subject)
     else:
         source, destination = given.get("source", subject), resource
-    return {
+    mapped = {
         "kind": "data_movement",
         "operation": operation,
         "data": given["data"],
         "source": source,
         "destination": destination,
     }
+    if "retrieval" in given:
+        mapped["retrieval"] = given["retrieval"]
+    return mapped
 
 
 def _delegation(evaluation: Evaluation) -> dict[str, Any]:

@@ -99,10 +99,29 @@ class DelegationHop(Strict):
 
 
 class PlanStep(Strict):
-    """A step of the agent's declared plan, checked against the goal's scopes (L3)."""
+    """A step of the agent's declared plan, checked against the goal's scopes and run in order (L3).
+
+    `action` names the step as the gate records it: the tool of an `agent_action`, the
+    operation of a `data_movement`, `delegate` for a delegation.
+    """
 
     action: Name
     scope: Name | None = None
+    validation: bool = Field(
+        False, description="A validation step: the plan may not go past it before it ran (L3)."
+    )
+
+
+class Channel(Strict):
+    """The channel a request's message travels over to its peer, as the runtime declares it (L3).
+
+    The gate cannot see the wire: the flags are the runtime's word and can only refuse. Left out,
+    a flag is false, and a channel that is not both authenticated and encrypted is refused.
+    """
+
+    id: Name
+    authenticated: bool = False
+    encrypted: bool = False
 
 
 class Context(Strict):
@@ -112,6 +131,14 @@ class Context(Strict):
     goal: Text | None = None
     goal_scopes: list[Name] = Field(default_factory=list, max_length=256)
     plan: list[PlanStep] = Field(default_factory=list, max_length=256)
+    state_version: Annotated[int, Field(ge=0, le=2**53 - 1), INTEGRAL] | None = Field(
+        None,
+        description="The version of the task's shared workflow state the request acted on; "
+        "refused when the session's history records a newer one for the task (L3).",
+    )
+    channel: Channel | None = Field(
+        None, description="The channel to the peer agent (delegatee, receiver) or tool server."
+    )
     trace_id: Name | None = None
     reflection_depth: Annotated[int, Field(ge=0, le=10_000), INTEGRAL] = 0
     delegation_chain: list[DelegationHop] = Field(default_factory=list, max_length=64)
@@ -165,6 +192,38 @@ class ToolDescriptor(Strict):
     digest: Name
 
 
+Amount = Annotated[int, Field(ge=0, le=10**15), INTEGRAL]
+"""An on-chain amount: an integer in the unit the registry's caps for that chain use."""
+
+
+class ChainEvent(Strict):
+    """The on-chain event an action responds to, as the runtime observed it (L4, T33)."""
+
+    chain: Name
+    confirmations: Annotated[int, Field(ge=0, le=1_000_000), INTEGRAL] = Field(
+        description="Blocks on top of the event's block when the runtime acted on it."
+    )
+
+
+class Transaction(Strict):
+    """The on-chain transaction a transacting tool is asked to make (L6, L7)."""
+
+    chain: Name
+    contract: Name = Field(description="The contract (program, address) called.")
+    method: Name
+    value: Amount = 0
+    to_chain: Name | None = Field(
+        None, description="Where a bridge call lands, when it crosses to another chain."
+    )
+
+
+class Retrieval(Strict):
+    """The index a retrieval queried: the store's embedding model and index version (L2, T49)."""
+
+    embedding_model: Name
+    index_version: Name | None = None
+
+
 class RequestBase(Strict):
     """Fields every kind shares."""
 
@@ -189,6 +248,17 @@ class AgentAction(RequestBase):
     execution: Execution | None = None
     code: CodeArtifact | None = None
     tool: ToolDescriptor | None = None
+    transaction: Transaction | None = Field(
+        None,
+        description="Required for a tool the registry does not give a non-transacting risk "
+        "class (L6.transaction_not_allowlisted); not read for other tools.",
+    )
+    trigger: ChainEvent | None = Field(
+        None, description="The on-chain event this action responds to, checked for finality."
+    )
+    retrieval: Retrieval | None = Field(
+        None, description="The index queried in the `target` store, checked against its pins."
+    )
 
 
 class Data(Strict):
@@ -218,6 +288,9 @@ class DataMovement(RequestBase):
     source: Endpoint
     destination: Endpoint
     operation: Literal["read", "write", "copy", "export", "memory_write"]
+    retrieval: Retrieval | None = Field(
+        None, description="The index queried in the `source` store, checked against its pins."
+    )
 
 
 class Task(Strict):
