@@ -244,9 +244,19 @@ ATTRIBUTES = st.fixed_dictionaries(
 @functools.cache
 def _plans(pools: Pools) -> st.SearchStrategy[list[Json]]:
     step = st.fixed_dictionaries(
-        {"action": _pick(pools.tools)}, optional={"scope": _pick(pools.scopes)}
+        {"action": _pick((*pools.tools, *OPERATIONS, "delegate"))},
+        optional={"scope": _pick(pools.scopes), "validation": st.booleans()},
     )
-    return st.lists(step, max_size=3)
+    # Mostly no plan: a plan the history does not bear out is refused (L3), which would hide
+    # the other rules from the properties.
+    return st.just([]) | st.just([]) | st.lists(step, min_size=1, max_size=3)
+
+
+CHANNELS = st.fixed_dictionaries(
+    {"id": st.sampled_from(("a2a-mtls", "a2a-http"))},
+    optional={"authenticated": st.booleans(), "encrypted": st.booleans()},
+)
+TASKS = ("t-1", "weekly-report", "triage-1")
 
 
 @st.composite
@@ -257,7 +267,7 @@ def _contexts(draw: st.DrawFn, pools: Pools) -> Json:
             hop["delegator"] = previous["delegatee"]
     return _compact(
         {
-            "task_id": draw(maybe(_pick(("t-1", "weekly-report", "triage-1")))),
+            "task_id": draw(maybe(_pick(TASKS))),
             "goal": draw(maybe(text(max_size=20))),
             "goal_scopes": draw(_scope_lists(pools)),
             "plan": draw(_plans(pools)),
@@ -265,12 +275,15 @@ def _contexts(draw: st.DrawFn, pools: Pools) -> Json:
             "reflection_depth": draw(st.integers(0, 8)),
             "delegation_chain": chain,
             "attributes": draw(ATTRIBUTES),
+            "state_version": draw(maybe(st.integers(0, 5))),
+            "channel": draw(st.none() | st.none() | CHANNELS),
         }
     )
 
 
 contexts = functools.cache(_contexts)
-"""A request context: task, goal scopes and plan, trace, reflection depth, delegation chain."""
+"""A request context: task, goal scopes and plan, trace, reflection depth, delegation chain,
+state version and channel."""
 
 
 @st.composite
@@ -546,6 +559,10 @@ def history_entries(pools: Pools) -> st.SearchStrategy[Json]:
             "destination_type": _pick(ENDPOINT_TYPES),
             "source": _pick(pools.stores),
             "target": _pick(pools.stores),
+            "destination": _pick(pools.stores),
+            "agent": _pick(pools.agents),
+            "task_id": _pick(TASKS),
+            "state_version": st.integers(0, 5),
         },
     )
 
