@@ -26,7 +26,7 @@ from maestro_gate.audit.checkpoint_keys import load_signer
 from maestro_gate.audit.sqlite import SqliteAuditLog
 from maestro_gate.config import Settings
 from maestro_gate.core.catalog.coverage import coverage_report
-from maestro_gate.core.catalog.files import load_catalog
+from maestro_gate.core.catalog.files import load_answers, load_catalog
 from tests.conftest import POLICIES, ROOT, action
 from tests.console_support import console_settings
 from tests.test_hot_reload import serving
@@ -406,7 +406,11 @@ def test_the_policy_admin_stops_an_agent_from_the_console(page: Page, gate: Gate
 def test_the_stack_figures_are_catalog_coverage(browser: Browser, tmp_path: Path) -> None:
     """On the real bundle, the stack page's totals and per-layer threat counts are those of
     `catalog coverage`; the Threat Mapper page draws the topology, a blast radius and grants."""
-    report = coverage_report(POLICIES, load_catalog(ROOT / "catalog"))
+    report = coverage_report(
+        POLICIES, load_catalog(ROOT / "catalog"), load_answers(ROOT / "catalog")
+    )
+    answered = {s.id: s.state for s in report.threat_states if s.state != "enforced"}
+    assert set(answered.values()) == {"credited", "out_of_reach"}
     for gate in start_gate(tmp_path, POLICIES):
         context = browser.new_context(base_url=gate.base, viewport={"width": 1360, "height": 900})
         page = context.new_page()
@@ -418,6 +422,10 @@ def test_the_stack_figures_are_catalog_coverage(browser: Browser, tmp_path: Path
         for layer in report.layers:
             covered = page.inner_text(f"[data-layer='{layer.id}'] .covered")
             assert covered == f"{sum(t.covered for t in layer.threats)}/{len(layer.threats)}"
+        for threat, state in answered.items():  # answered, not shown as a gap
+            row = page.locator(f"tr#{threat}").first.inner_text()
+            assert ("credited:" if state == "credited" else "out of reach:") in row, row
+            assert "coverage gap" not in row
         shot(page, "stack")
         page.goto("/console/posture?days=7&agent=orchestrator")
         assert page.locator("#topology svg").count() == 1

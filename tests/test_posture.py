@@ -402,6 +402,8 @@ def test_coverage_with_traffic_tells_fired_from_never_fired_from_uncovered(
     assert layers["L7"]["T9"]["status"] == "covered_never_fired"
     assert layers["L7"]["T9"]["rules"]
     assert (layers["L1"]["T5"]["status"], layers["L1"]["T5"]["rules"]) == ("no_rule", [])
+    states = {t["id"]: t["state"] for layer in layers.values() for t in layer.values()}
+    assert (states["T2"], states["T23"], states["T20"]) == ("enforced", "credited", "out_of_reach")
     argv = ["catalog", "coverage", "--traffic", "--policies", str(POLICIES)]
     argv += ["--dsn", f"sqlite:///{tmp / 'audit.db'}"]
     assert main(argv) == 0

@@ -50,7 +50,7 @@ async def stack(request: Request) -> Response:
             windows=list(WINDOWS),
             problem="No MAESTRO catalog or policy directory is configured.",
         )
-    report = await asyncio.to_thread(coverage_report, config.policy_dir, catalog)
+    report = await asyncio.to_thread(coverage_report, config.policy_dir, catalog, config.answers())
     span = WINDOWS[window]
     since = "" if span is None else (datetime.now(UTC) - span).isoformat()
     counts = await services(request).audit.layer_tally([x.id for x in catalog.layers], since)
@@ -78,6 +78,7 @@ def _layer(
 ) -> dict[str, Any]:
     rules = [r for r in report.rules if r.layer == layer.id]
     covered = sum(1 for t in layer.threats if t.covered)
+    answered = {s.id: s for s in report.threat_states if s.state in ("credited", "out_of_reach")}
     return {
         "id": layer.id,
         "code": layer.code,
@@ -85,7 +86,8 @@ def _layer(
         "threats": layer.threats,
         "rules": rules,
         "tests": sorted({t for r in rules for t in r.tests}),
-        "uncovered": layer.uncovered_threats,
+        "answered": answered,
+        "uncovered": [t for t in layer.uncovered_threats if t not in answered],
         "covered": covered,
         "denials": counts.get("deny", 0),
         "escalations": counts.get("require_hitl", 0),

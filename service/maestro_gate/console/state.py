@@ -8,8 +8,8 @@ from pathlib import Path
 from starlette.requests import Request
 
 from maestro_gate.api.services import services_of
-from maestro_gate.core.catalog.files import load_catalog
-from maestro_gate.core.catalog.model import Catalog, CatalogError
+from maestro_gate.core.catalog.files import load_answers, load_catalog
+from maestro_gate.core.catalog.model import Answers, Catalog, CatalogError
 from maestro_gate.runtime import Services
 
 __all__ = ["ConsoleConfig", "catalog_of", "config_of", "services_of"]
@@ -22,17 +22,29 @@ class ConsoleConfig:
     catalog_dir: Path | None
     policy_dir: Path | None
     _catalog: Catalog | None = field(default=None, repr=False)
+    _answers: Answers = field(default_factory=Answers, repr=False)
     _loaded: bool = field(default=False, repr=False)
 
     def catalog(self) -> Catalog | None:
         """The MAESTRO catalog, read once; None when the directory is missing or invalid."""
-        if not self._loaded:
-            try:
-                self._catalog = load_catalog(self.catalog_dir) if self.catalog_dir else None
-            except (OSError, CatalogError, ValueError):
-                self._catalog = None
-            self._loaded = True
+        self._load()
         return self._catalog
+
+    def answers(self) -> Answers:
+        """The catalog's credited and out-of-reach items (`catalog/answers.json`), read once."""
+        self._load()
+        return self._answers
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        try:
+            if self.catalog_dir:
+                self._catalog = load_catalog(self.catalog_dir)
+                self._answers = load_answers(self.catalog_dir)
+        except (OSError, CatalogError, ValueError):
+            self._catalog, self._answers = None, Answers()
+        self._loaded = True
 
 
 def config_of(request: Request) -> ConsoleConfig:

@@ -17,7 +17,7 @@ import orjson
 from maestro_gate.audit.store import TreeLog
 from maestro_gate.core.catalog.annotations import AnnotationError
 from maestro_gate.core.catalog.coverage import CoverageReport, coverage_report
-from maestro_gate.core.catalog.files import load_catalog
+from maestro_gate.core.catalog.files import load_answers, load_catalog
 from maestro_gate.core.catalog.model import Catalog, CatalogError
 from maestro_gate.core.decision.ports import PolicyEngine
 from maestro_gate.core.errors import NotReady
@@ -117,7 +117,8 @@ def catalog_coverage(bundle_dir: Path, catalog_dir: Path | None) -> tuple[Catalo
     """The catalog and the bundle's coverage of it (`catalog coverage`); NotReady when the
     bundle is not a directory of annotated Rego or the catalog does not load."""
     try:
-        catalog = load_catalog(catalog_dir or Path("catalog"))
-        return catalog, coverage_report(bundle_dir, catalog)
+        directory = catalog_dir or Path("catalog")
+        catalog = load_catalog(directory)
+        return catalog, coverage_report(bundle_dir, catalog, load_answers(directory))
     except (CatalogError, AnnotationError) as exc:
         raise NotReady(f"catalog coverage cannot be read: {exc}") from exc

@@ -3,7 +3,9 @@
 For each layer and each catalog threat placed there, the decisions in the window denied or
 escalated by a reason of that layer citing that threat (each decision counted once). A threat
 with rules that fired is `fired`; covered by rules that never fired, `covered_never_fired`;
-with no rule at that layer, `no_rule`.
+with no rule at that layer, `no_rule`. Each threat also carries its `state` over the whole
+bundle (`catalog coverage`'s: enforced, credited, out_of_reach or open), so a `no_rule` row
+answered by a gate mechanism or out of a decision point's reach is told apart from a gap.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ def counts(window: Window) -> tuple[Counter[tuple[str, str]], Counter[tuple[str,
 def report(coverage: CoverageReport, window: Window) -> dict[str, Any]:
     """The coverage-with-traffic report (schema `SCHEMA`)."""
     denied, escalated = counts(window)
+    states = {item.id: item.state for item in coverage.threat_states}
     layers: list[dict[str, Any]] = []
     for layer in coverage.layers:
         threats: list[dict[str, Any]] = []
@@ -55,6 +58,7 @@ def report(coverage: CoverageReport, window: Window) -> dict[str, Any]:
                     "denials": denied[key],
                     "escalations": escalated[key],
                     "status": status,
+                    "state": states.get(item.id, "enforced" if item.covered else "open"),
                 }
             )
         layers.append(
