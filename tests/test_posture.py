@@ -458,3 +458,14 @@ def test_blast_radius_is_the_same_on_opa_s_own_engine(
     ]
     assert reached[0] == reached[1]
     assert ("store", "incident-db", "read", "allow") in reached[0]
+
+
+def test_blast_radius_counts_a_schema_checked_tool_as_reachable(served: Any) -> None:
+    """The MCP gateway's Jira tool has a registry input_schema: a candidate is taken as sending
+    arguments the schema check passes (as the gate's own check would find them), so the tool
+    is reached, not refused as L3.tool_argument_schema_mismatch for want of a check outcome."""
+    client, _, _ = served
+    report = client.get("/v1/posture/blast-radius", params={"agent": "mcp-gateway"}).json()
+    tools = {t["id"]: t for t in report["reach"]["tool"]}
+    assert tools["jira_create_issue"]["decision"] != "deny", tools["jira_create_issue"]
+    assert "L3.tool_argument_schema_mismatch" not in tools["jira_create_issue"].get("rules", [])

@@ -2,7 +2,8 @@
 
 The reports never re-implement a rule. A candidate is the most favourable well-formed request
 an agent could send (a trace and task id, its own run location, a sandbox, the tool's own hosts,
-no secrets declared as read, arguments that meet its grant's constraints), so what the policy
+no secrets declared as read, arguments that meet its grant's constraints and, as the gate's own
+check of a tool's registry `input_schema` would find them, its schema), so what the policy
 refuses it refuses for a reason of substance. Each candidate is evaluated with a quiet state
 (nothing observed, no pending approval, no emergency stop) after the request model validated it
 and filled in its defaults, exactly as for a body of `POST /v1/decide`. A `Prober` counts its
@@ -73,7 +74,10 @@ class Prober:
         self.evaluations += 1
         try:
             document = as_decided(request)
-            raw = await self.engine.evaluate({**document, "state": self.state()}, self.timeout_s)
+            state = self.state()
+            if document.get("kind") == "agent_action":  # arguments the schema check passes
+                state["arguments"] = {"tool": document["action"], "valid": True, "errors": []}
+            raw = await self.engine.evaluate({**document, "state": state}, self.timeout_s)
         except GateError as exc:  # the gate would deny this request: so does the report
             self.errors += 1
             if len(self.error_examples) < 10:
