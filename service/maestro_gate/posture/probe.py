@@ -1,7 +1,8 @@
 """Asking the enforced policy: candidate requests built from the registry, evaluated on an engine.
 
 The reports never re-implement a rule. A candidate is the most favourable well-formed request
-an agent could send (a trace and task id, its own run location, a sandbox, the tool's own hosts,
+an agent could send (a trace and task id, a session, its own run location, a sandbox, the
+tool's own hosts,
 no secrets declared as read, arguments that meet its grant's constraints and, as the gate's own
 check of a tool's registry `input_schema` would find them, its schema), so what the policy
 refuses it refuses for a reason of substance. Each candidate is evaluated with a quiet state
@@ -24,6 +25,8 @@ from maestro_gate.posture.registry_view import Registry
 
 Hop = dict[str, Any]
 TRACE = "posture-probe"
+# A session of its own: a store kept per session is used only inside one (L3.cross_session_read).
+SESSION = "posture-probe"
 PROBE_TTL_S = 3600
 
 
@@ -160,7 +163,7 @@ def tool_call(registry: Registry, agent: str, tool: str, chain: list[Hop]) -> di
         execution["location"] = entry["location"]
     request: dict[str, Any] = {
         "kind": "agent_action",
-        "subject": {"id": agent},
+        "subject": {"id": agent, "session_id": SESSION},
         "action": tool,
         "arguments": arguments(grant, spec, hosts),
         "execution": execution,
@@ -209,7 +212,7 @@ def movement(
         data["tenant"] = tenant
     return {
         "kind": "data_movement",
-        "subject": {"id": agent},
+        "subject": {"id": agent, "session_id": SESSION},
         "data": data,
         "source": {"type": source[0], "id": source[1]},
         "destination": {"type": destination[0], "id": destination[1]},
@@ -222,7 +225,7 @@ def delegation(agent: str, delegatee: str, scopes: list[str], chain: list[Hop]) 
     """`agent` handing `delegatee` a task with `scopes`."""
     return {
         "kind": "delegation",
-        "subject": {"id": agent},
+        "subject": {"id": agent, "session_id": SESSION},
         "delegatee": delegatee,
         "task": {"goal": "posture probe", "scopes": sorted(scopes)},
         "ttl_seconds": PROBE_TTL_S,
