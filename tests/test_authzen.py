@@ -301,6 +301,23 @@ def test_on_chain_and_retrieval_declarations_reach_the_request(gate: Gate) -> No
     assert second["input"]["retrieval"] == retrieval
 
 
+def test_workflow_context_fields_reach_the_request_context(gate: Gate) -> None:
+    """`state_version` and `channel` in the AuthZEN context are the request's, not attributes."""
+    channel = {"id": "a2a-mtls", "authenticated": True, "encrypted": True}
+    evaluation = {
+        "subject": {"type": "agent", "id": ANALYST},
+        "action": {"name": "web.search"},
+        "resource": {"type": "tool", "id": "web.search"},
+        "context": {"state_version": 3, "channel": channel, "note": "kept"},
+    }
+    answer = gate.post("/access/v1/evaluation", evaluation)
+    assert answer.status_code == 200, answer.text
+    (record,) = gate.decisions()
+    context = record["input"]["context"]
+    assert (context["state_version"], context["channel"]) == (3, channel)
+    assert context["attributes"] == {"note": "kept"}
+
+
 def test_a_retry_with_the_same_request_id_is_answered_from_the_log(gate: Gate) -> None:
     """The same X-Request-ID and body twice: one decision, recorded once; numbered in a batch."""
     single = [

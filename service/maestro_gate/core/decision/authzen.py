@@ -19,9 +19,10 @@ The mapping (README, "AuthZEN 1.0"):
     `action.properties`, `arguments`, `reversible`, `side_effects`, `model`, `execution`,
     `code`, `tool`, `transaction`, `trigger` and `retrieval`; a data movement takes
     `action.properties.retrieval` too.
-- `context` fields the gate knows (`task_id`, `goal`, `goal_scopes`, `plan`, `trace_id`,
-  `reflection_depth`, `delegation_chain`, `timestamp`) are its context; every other key goes
-  into `context.attributes`, and `context.approval_id` re-submits with an approval.
+- `context` fields the gate knows (`task_id`, `goal`, `goal_scopes`, `plan`, `state_version`,
+  `channel`, `trace_id`, `reflection_depth`, `delegation_chain`, `timestamp`) are its context;
+  every other key goes into `context.attributes`, and `context.approval_id` re-submits with an
+  approval.
 - The gate's answer: `decision` is true only for allow; `context` carries `decision_id`, the
   gate's own `gate_decision` (allow, deny or require_hitl), `reasons`, `layers`,
   `obligations`, `require_hitl` with its `approval` when a human must decide, `audit`
@@ -49,6 +50,8 @@ CONTEXT_FIELDS = (
     "goal",
     "goal_scopes",
     "plan",
+    "state_version",
+    "channel",
     "trace_id",
     "reflection_depth",
     "delegation_chain",
