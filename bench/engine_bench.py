@@ -91,7 +91,6 @@ def main() -> None:
         p50 = samples[len(samples) // 2]
         p99 = samples[int(len(samples) * 0.99)]
         print(f"{kind:<24} {decision:<13} {p50:8.1f} {p99:8.1f} {statistics.fmean(samples):8.1f}")
-    print("target: p50 <= 100 µs per decision")
     if args.layers:
         document = {**engine_document(BODIES["agent_action"]), "state": SERVICE_STATE}
         layer_costs(bundle, document, max(args.n // 5, 200))

@@ -155,15 +155,13 @@ def main() -> None:
         server.wait(timeout=30)
     cores = os.cpu_count()
     print(f"service bench: 1 process, keep-alive loopback, SQLite synchronous=FULL, {cores} cores")
-    print(f"  /v1/decide max throughput : {decide:8.0f} decisions/s   (target >= 2,500)")
+    print(f"  /v1/decide max throughput : {decide:8.0f} decisions/s")
     print(f"  /health (no-op) throughput: {noop:8.0f} requests/s")
-    print(
-        f"  ratio decide / no-op      : {decide / noop if noop else 0:8.2f}        (target >= 0.5)"
-    )
+    print(f"  ratio decide / no-op      : {decide / noop if noop else 0:8.2f}")
     for workers, got in fixed.items():
         print(
             f"  at {args.rate}/s fixed rate ({workers} hey workers): p50 {got['p50_ms']:.2f} ms,"
-            f" p99 {got['p99_ms']:.2f} ms (target p99 <= 10), achieved"
+            f" p99 {got['p99_ms']:.2f} ms, achieved"
             f" {got['rate']:.0f}/s, non-200 {got['non_200']:.0f}"
         )
     print(f"  audit records written     : {records}")
