@@ -694,7 +694,7 @@ static PyMethodDef pool_methods[] = {
      "prepare(generation): compile it for every thread, here (GIL released), and hand each "
      "thread its copy to install at its next job; ValueError if it does not compile."},
     {"warmed", (PyCFunction)pool_warmed, METH_VARARGS,
-     "warmed(generation): how many threads hold it compiled."},
+     "warmed(generation): how many threads hold it compiled (for tests: the gate never asks)."},
     {"take", (PyCFunction)pool_take, METH_NOARGS,
      "take(): the finished jobs as (id, output, stage, error): the regoOutput address (the "
      "caller frees it) and None, or 0 and the stage that failed ('refused', 'input', 'query', "
