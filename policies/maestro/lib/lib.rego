@@ -162,11 +162,10 @@ transacting if {
 
 default non_transacting := false
 
-non_transacting if {
-	risk := tools[input.action].risk_class
-	some known in ["read", "write", "irreversible", "code_exec"]
-	risk == known
-}
+# (A lookup in a set, not a scan of an array literal: no built-in call, one lookup.)
+non_transacting if non_transacting_risks[tools[input.action].risk_class]
+
+non_transacting_risks := {"read", "write", "irreversible", "code_exec"}
 
 # Whether a transacting call crosses to another chain (a bridge): an external destination.
 default crossing := false

@@ -351,15 +351,15 @@ finality_known if _ := confirmations_needed
 #   layer: l4_deployment_infrastructure
 #   threats: [T33]
 deny contains reason("L4.chain_event_unconfirmed", ["T33"], msg) if {
-	lib.is_action
 	seen := input.trigger.confirmations
+	lib.is_action
 	seen < confirmations_needed
 	msg := sprintf("agent %s acts on an event on %s with %v confirmations; the registry requires %v", [input.subject.id, input.trigger.chain, seen, confirmations_needed])
 }
 
 deny contains reason("L4.chain_event_unconfirmed", ["T33"], msg) if {
-	lib.is_action
 	chain := input.trigger.chain
+	lib.is_action
 	not finality_known
 	msg := sprintf("agent %s acts on an event on %s, for which the registry sets no confirmation depth", [input.subject.id, chain])
 }
