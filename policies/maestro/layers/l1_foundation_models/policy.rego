@@ -61,6 +61,12 @@ default presented_digest := "no digest"
 
 presented_digest := input.model.digest
 
+# A store feeds model training unless its registry entry says `feeds_training: false`: an entry
+# that says nothing is judged as the riskier case, so leaving the field out never loosens.
+default store_not_training := false
+
+store_not_training if lib.stores[input.destination.id].feeds_training == false
+
 # METADATA
 # title: Untrusted data written to a store that feeds model training
 # description: >-
@@ -74,7 +80,7 @@ presented_digest := input.model.digest
 deny contains reason("L1.training_data_untrusted_provenance", ["T1", "T17"], msg) if {
 	lib.is_movement
 	input.destination.type == "store"
-	lib.stores[input.destination.id].feeds_training == true
+	not store_not_training
 	operation := input.operation
 	not operation == "read"
 	count(lib.untrusted_origins) > 0

@@ -81,3 +81,24 @@ test_model_not_approved_lists_approved_models if {
 	r.rule == "L1.model_not_approved"
 	r.message == sprintf("agent %s runs on model other-model, which is not approved for it (approved: {\"llama-3.1-70b-instruct\"})", [t.analyst_security])
 }
+
+# A store whose entry says nothing about training is judged as feeding it (registry monotonicity).
+test_training_data_untrusted_provenance_denies_a_store_silent_on_training if {
+	t.fires(l1.deny, "L1.training_data_untrusted_provenance") with input.kind as "data_movement"
+		with input.subject as {"id": t.analyst_security}
+		with input.operation as "write"
+		with input.data as {"classification": "internal", "provenance": ["external:ticket-portal"]}
+		with input.source as {"type": "agent", "id": t.analyst_security}
+		with input.destination as {"type": "store", "id": "notes"}
+		with data.maestro.registry.stores as {"notes": {"classification": "internal", "tenant": "corp"}}
+}
+
+test_training_data_untrusted_provenance_allows_a_store_that_does_not_feed_training if {
+	not t.fires(l1.deny, "L1.training_data_untrusted_provenance") with input.kind as "data_movement"
+		with input.subject as {"id": t.analyst_security}
+		with input.operation as "write"
+		with input.data as {"classification": "internal", "provenance": ["external:ticket-portal"]}
+		with input.source as {"type": "agent", "id": t.analyst_security}
+		with input.destination as {"type": "store", "id": "notes"}
+		with data.maestro.registry.stores as {"notes": {"classification": "internal", "tenant": "corp", "feeds_training": false}}
+}

@@ -234,6 +234,17 @@ deny contains reason("L7.bridge_crossing_not_granted", ["T37"], msg) if {
 	msg := sprintf("agent %s bridges from %s to %s, a crossing the registry does not grant", [input.subject.id, input.transaction.chain, input.transaction.to_chain])
 }
 
+# A tool changes the routing graph unless its registry entry says `modifies_routing: false`, and a
+# store holds the routing graph unless it says `routing_graph: false`: an entry that says nothing
+# is judged as the riskier case, so leaving the field out never loosens a decision.
+default tool_leaves_routing := false
+
+tool_leaves_routing if lib.tool.modifies_routing == false
+
+default store_not_routing := false
+
+store_not_routing if lib.stores[input.destination.id].routing_graph == false
+
 # METADATA
 # title: Routing graph change needs a human
 # description: A change to the agent routing graph (who talks to whom) waits for human approval.
@@ -243,14 +254,15 @@ deny contains reason("L7.bridge_crossing_not_granted", ["T37"], msg) if {
 #   threats: [T12, T13, T25]
 #   mitigations: [routing_graph_integrity, hitl_escalation]
 hitl contains reason("L7.routing_change_requires_approval", ["T12", "T13", "T25"], msg) if {
-	lib.tool.modifies_routing == true
+	not tool_leaves_routing
+	_ = lib.tools[input.action] # a registered tool (an unknown one is refused by L3 already)
 	msg := sprintf("agent %s changes the routing graph with %s", [input.subject.id, input.action])
 }
 
 hitl contains reason("L7.routing_change_requires_approval", ["T12", "T13", "T25"], msg) if {
 	lib.is_movement
 	input.destination.type == "store"
-	lib.stores[input.destination.id].routing_graph == true
+	not store_not_routing
 	operation := input.operation
 	not operation == "read"
 	msg := sprintf("agent %s writes into the routing graph store %s", [input.subject.id, input.destination.id])

@@ -150,3 +150,39 @@ test_tool_description_mismatch_reports_missing_digest if {
 	r.rule == "L7.tool_description_mismatch"
 	r.message == sprintf("tool jira_create_issue is described by no digest, not by its approved description digest %s", [jira_digest])
 }
+
+# A tool or store whose entry says nothing about routing is judged as touching the routing graph
+# (registry monotonicity: leaving the field out never loosens).
+test_routing_change_requires_approval_escalates_a_tool_silent_on_routing if {
+	t.fires(l7.hitl, "L7.routing_change_requires_approval") with input.kind as "agent_action"
+		with input.subject as {"id": t.orchestrator}
+		with input.action as "note_write"
+		with data.maestro.registry.tools as {"note_write": {"risk_class": "write"}}
+}
+
+test_routing_change_requires_approval_allows_a_tool_that_leaves_routing if {
+	not t.fires(l7.hitl, "L7.routing_change_requires_approval") with input.kind as "agent_action"
+		with input.subject as {"id": t.orchestrator}
+		with input.action as "note_write"
+		with data.maestro.registry.tools as {"note_write": {"risk_class": "write", "modifies_routing": false}}
+}
+
+test_routing_change_requires_approval_escalates_a_store_silent_on_routing if {
+	t.fires(l7.hitl, "L7.routing_change_requires_approval") with input.kind as "data_movement"
+		with input.subject as {"id": t.orchestrator}
+		with input.operation as "write"
+		with input.data as {"classification": "internal"}
+		with input.source as {"type": "agent", "id": t.orchestrator}
+		with input.destination as {"type": "store", "id": "notes"}
+		with data.maestro.registry.stores as {"notes": {"classification": "internal", "tenant": "corp"}}
+}
+
+test_routing_change_requires_approval_allows_a_store_that_is_not_the_graph if {
+	not t.fires(l7.hitl, "L7.routing_change_requires_approval") with input.kind as "data_movement"
+		with input.subject as {"id": t.orchestrator}
+		with input.operation as "write"
+		with input.data as {"classification": "internal"}
+		with input.source as {"type": "agent", "id": t.orchestrator}
+		with input.destination as {"type": "store", "id": "notes"}
+		with data.maestro.registry.stores as {"notes": {"classification": "internal", "tenant": "corp", "routing_graph": false}}
+}
