@@ -54,6 +54,12 @@ delegators_allowing contains id if {
 	r == risk
 }
 
+# The layer's escalations: a complete rule, so that a request without a chain (most of them)
+# pays one memoised test rather than a partial set's machinery.
+default hitl := set()
+
+hitl := chain_escalations if lib.chained
+
 # METADATA
 # title: Chain pushes an effect beyond a delegator's autonomy
 # description: >-
@@ -65,8 +71,7 @@ delegators_allowing contains id if {
 #   layer: cross_layer
 #   threats: [T14]
 #   mitigations: [policy_bound_autonomy, hitl_escalation]
-hitl contains reason("CL.chain_autonomy_exceeded", ["T14"], msg) if {
-	lib.chained
+chain_escalations contains reason("CL.chain_autonomy_exceeded", ["T14"], msg) if {
 	not lib.irreversible
 	risk := effect_risk
 	bounded := chain_delegators - delegators_allowing

@@ -38,12 +38,15 @@ request_task := input.context.task_id
 # another task's, do not count). The gate enforced the order of each, so they are the plan's
 # first steps. A history window shorter than the plan forgets the first steps: the count is then
 # short and the next request is refused (fail closed).
-steps_done := count([e |
-	some e in lib.recent
-	e.agent == input.subject.id
-	e.decision == "allow"
-	object.get(e, "task_id", "") == request_task
-]) if planned
+steps_done := n if {
+	planned
+	n := count([e |
+		some e in lib.recent
+		e.agent == input.subject.id
+		e.decision == "allow"
+		object.get(e, "task_id", "") == request_task
+	])
+}
 
 # The request is the plan's next step.
 default on_plan := false
@@ -190,37 +193,46 @@ deny contains reason("L3.channel_insecure", ["T30"], msg) if {
 # --- per-session stores (T31) --------------------------------------------------------------
 
 # A store the registry does not mark `session_shared: true` keeps each session's data apart.
-# The per-session store a request reads from or writes to, whatever type the caller gives it.
+# The per-session stores the request names, whatever type the caller gives them: a movement's
+# source and destination, an action's target. Three bodies that each start with one lookup, and
+# everything else behind `uses_session_store`: a rule referencing a set is evaluated before the
+# loop over it on rego-cpp, so the history is scanned only in a separately guarded rule.
+session_stores contains s if {
+	s := input.source.id
+	not lib.stores[s].session_shared == true
+	_ := lib.stores[s]
+}
+
+session_stores contains s if {
+	s := input.destination.id
+	not lib.stores[s].session_shared == true
+	_ := lib.stores[s]
+}
+
+session_stores contains s if {
+	s := input.target.id
+	not lib.stores[s].session_shared == true
+	_ := lib.stores[s]
+}
+
+default uses_session_store := false
+
+uses_session_store if {
+	some _ in session_stores
+}
+
+# The ones the request reads: a movement's source, the target of an action whose tool reads.
 session_store_reads contains s if {
 	lib.is_movement
 	s := input.source.id
-	_ := lib.stores[s]
-	not lib.stores[s].session_shared == true
+	session_stores[s]
 }
 
 session_store_reads contains s if {
 	lib.tool_risk == "read"
 	s := input.target.id
-	_ := lib.stores[s]
-	not lib.stores[s].session_shared == true
+	session_stores[s]
 }
-
-session_store_writes contains s if {
-	lib.is_movement
-	s := input.destination.id
-	_ := lib.stores[s]
-	not lib.stores[s].session_shared == true
-}
-
-session_store_writes contains s if {
-	lib.is_action
-	not lib.tool_risk == "read"
-	s := input.target.id
-	_ := lib.stores[s]
-	not lib.stores[s].session_shared == true
-}
-
-session_store_uses := session_store_reads | session_store_writes
 
 # The stores the session (the subject and its chain) wrote with allowed requests: a movement
 # that is no read, or an action whose tool the registry classifies as other than read.
@@ -241,6 +253,8 @@ session_written contains s if {
 	s := e.target
 }
 
+unwritten_reads := session_store_reads - session_written if uses_session_store
+
 # METADATA
 # title: Read across sessions
 # description: >-
@@ -253,13 +267,14 @@ session_written contains s if {
 #   threats: [T31]
 #   mitigations: [context_isolation]
 deny contains reason("L3.cross_session_read", ["T31"], msg) if {
-	some s in session_store_reads
-	not session_written[s]
+	uses_session_store
+	some s in unwritten_reads
 	msg := sprintf("agent %s reads per-session store %s, which its session has not written: the data there is another session's", [input.subject.id, s])
 }
 
 deny contains reason("L3.cross_session_read", ["T31"], msg) if {
+	uses_session_store
 	not input.subject.session_id
-	some s in session_store_uses
+	some s in session_stores
 	msg := sprintf("agent %s uses per-session store %s without a session id", [input.subject.id, s])
 }
