@@ -42,34 +42,18 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from maestro_gate.core.decision.decisions import DecisionResponse
+from maestro_gate.core.decision.requests import AgentAction, Context, RequestBase, Subject
 from maestro_gate.core.errors import InvalidRequest
 
 OPERATIONS = ("read", "write", "copy", "export", "memory_write")
-CONTEXT_FIELDS = (
-    "task_id",
-    "goal",
-    "goal_scopes",
-    "plan",
-    "state_version",
-    "channel",
-    "trace_id",
-    "reflection_depth",
-    "delegation_chain",
-    "timestamp",
+# The request models' own fields, so a field added to the gate's request reaches AuthZEN too.
+CONTEXT_FIELDS = tuple(name for name in Context.model_fields if name != "attributes")
+ACTION_FIELDS = tuple(
+    name
+    for name in AgentAction.model_fields
+    if name not in RequestBase.model_fields and name not in ("kind", "action", "target")
 )
-ACTION_FIELDS = (
-    "arguments",
-    "reversible",
-    "side_effects",
-    "model",
-    "execution",
-    "code",
-    "tool",
-    "transaction",
-    "trigger",
-    "retrieval",
-)
-SUBJECT_FIELDS = ("session_id", "run_id", "on_behalf_of")
+SUBJECT_FIELDS = tuple(name for name in Subject.model_fields if name != "id")
 Semantic = Literal["execute_all", "deny_on_first_deny", "permit_on_first_permit"]
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s]+$")
 
