@@ -88,7 +88,9 @@ def test_async_client_decides_against_the_real_gate(tmp_path: Path) -> None:
                     group.start_soon(one, tool)
             return results
 
-    with real_gate(tmp_path) as gate:
+    # Ten decisions at once on a freshly started gate: a deadline that the loaded CI machine
+    # cannot miss (at the default, all ten once failed closed as GATE.engine_timeout).
+    with real_gate(tmp_path, decision_timeout_ms=5000) as gate:
         decided = anyio.run(main, gate.url, gate.keys["runtime"])
     assert sorted(decided) == ["allow"] * 5 + ["deny"] * 5
 
